@@ -1,0 +1,99 @@
+"""Outbound actions: what the core asks adapters to do.
+
+An adapter declares which kinds it can perform (`Adapter.can`); the
+delivery layer falls back where it cannot (a direct message becomes a
+mention in the group, an acknowledgement becomes a reply).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from bot.events import ChatRef, UserRef
+from bot.text import RichText
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+
+class Choice(_Frozen):
+    """One tap-able answer. `payload` comes back in `ChoiceMade.payload` (≤ 64 bytes: Telegram's limit)."""
+
+    label: str
+    payload: str = Field(max_length=64)
+
+
+class SendMessage(_Frozen):
+    kind: Literal["send"] = "send"
+    chat: ChatRef
+    text: RichText
+    reply_to: str | None = None
+    choices: tuple[Choice, ...] = ()
+    # When set, the delivery layer reports the platform message id back to the
+    # core under this key, so the message can be edited later (a live tally).
+    track: str | None = None
+
+
+class EditMessage(_Frozen):
+    kind: Literal["edit"] = "edit"
+    chat: ChatRef
+    message_id: str
+    text: RichText
+    choices: tuple[Choice, ...] = ()
+
+
+class Acknowledge(_Frozen):
+    """A quiet confirmation of a command (a reaction where possible, else a short reply)."""
+
+    kind: Literal["ack"] = "ack"
+    chat: ChatRef
+    event_id: str
+    text: RichText
+
+
+class SendImage(_Frozen):
+    kind: Literal["image"] = "image"
+    chat: ChatRef
+    filename: str
+    data: bytes
+    caption: RichText | None = None
+
+
+class SendFile(_Frozen):
+    kind: Literal["file"] = "file"
+    chat: ChatRef
+    filename: str
+    data: bytes
+    mime_type: str = "application/octet-stream"
+    caption: RichText | None = None
+
+
+class DirectMessage(_Frozen):
+    """A private message to one member; `fallback_chat` gets a mention if the platform cannot DM them."""
+
+    kind: Literal["dm"] = "dm"
+    user: UserRef
+    text: RichText
+    fallback_chat: ChatRef | None = None
+
+
+Action = Annotated[
+    Union[SendMessage, EditMessage, Acknowledge, SendImage, SendFile, DirectMessage],
+    Field(discriminator="kind"),
+]
+ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
+
+
+def dump_action(action: Action) -> str:
+    return ACTION_ADAPTER.dump_json(action).decode()
+
+
+def load_action(data: str) -> Action:
+    return ACTION_ADAPTER.validate_json(data)
+
+
+def platform_of(action: Action) -> str:
+    return action.user.platform if isinstance(action, DirectMessage) else action.chat.platform

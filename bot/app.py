@@ -1,0 +1,134 @@
+"""Application wiring: the one place that knows every part (core, storage,
+scheduler, adapters) and puts them together. Kept thin on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from adapters.console import PLATFORM as CONSOLE, ConsoleAdapter, ConsoleRoom
+from bot.clock import Clock, OffsetClock, SystemClock
+from bot.config import AppConfig, DefaultsConfig
+from bot.core import Core
+from bot.durations import parse_duration
+from bot.runtime import Runtime
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def build_core(database_url: str, clock: Clock, defaults: DefaultsConfig,
+               prefixes: dict[str, str] | None = None, migrate: bool = True) -> Core:
+    db = Database(database_url)
+    if migrate:
+        db.upgrade()
+    return Core(db, clock, defaults.canonical(), prefixes)
+
+
+# commons-bot run ------------------------------------------------------------
+
+def configured_adapters(config: AppConfig) -> tuple[list, list[str]]:
+    """The adapters this configuration asks for, and problems to report."""
+    problems = []
+    if config.matrix is not None:
+        problems.append("[matrix] is configured, but the Matrix adapter is not part of this version yet.")
+    if config.telegram is not None:
+        problems.append("[telegram] is configured, but the Telegram adapter is not part of this version yet.")
+    if config.matrix is None and config.telegram is None:
+        problems.append("No chat platform is configured. Add a [matrix] section (homeserver, user_id, "
+                        "password) or a [telegram] section (token) to the configuration file — see "
+                        "config.example.toml — or try the bot locally with `commons-bot console`.")
+    return [], problems
+
+
+async def serve(config: AppConfig) -> int:
+    adapters, problems = configured_adapters(config)
+    if problems or not adapters:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 2
+    prefixes = {"matrix": config.matrix.command_prefix} if config.matrix else {}
+    core = build_core(config.database.url, SystemClock(), config.defaults, prefixes)
+    runtime = Runtime(core, adapters, parse_duration(config.scheduler.sweep_interval))
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await runtime.start()
+    log.info("Commons is running on %s", ", ".join(a.platform for a in adapters))
+    await stopping.wait()
+    log.info("shutting down")
+    await runtime.stop()
+    core.db.dispose()
+    return 0
+
+
+# commons-bot console --------------------------------------------------------
+
+class ConsoleSession:
+    """A console room on a local SQLite file, with a simulated clock that persists its shift."""
+
+    def __init__(self, database_url: str, write: Callable[[str], None], clock: Clock | None = None,
+                 defaults: DefaultsConfig | None = None, clock_file: Path | None = None,
+                 show_edits: bool = False, files_dir: Path | None = None) -> None:
+        self.clock_file = clock_file
+        self.clock = clock or self._load_clock()
+        self.core = build_core(database_url, self.clock, defaults or DefaultsConfig(), {CONSOLE: "!"})
+        self.adapter = ConsoleAdapter(write, files_dir=files_dir, show_edits=show_edits)
+        self.runtime = Runtime(self.core, [self.adapter], timedelta(seconds=1))
+        self.room = ConsoleRoom(self.adapter, self.runtime.handle, self.advance)
+
+    async def start(self) -> None:
+        await self.runtime.start()
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        self.core.db.dispose()
+
+    async def advance(self, step: timedelta) -> None:
+        self.clock.advance(step)
+        self._save_clock()
+        await self.runtime.scheduler.run_now()
+
+    def _load_clock(self) -> OffsetClock:
+        clock = OffsetClock()
+        if self.clock_file and self.clock_file.is_file():
+            clock.offset = timedelta(seconds=json.loads(self.clock_file.read_text())["offset_seconds"])
+        return clock
+
+    def _save_clock(self) -> None:
+        if self.clock_file and isinstance(self.clock, OffsetClock):
+            self.clock_file.write_text(json.dumps({"offset_seconds": self.clock.offset.total_seconds()}))
+
+
+async def console(database_path: Path, script: Path | None, member: str, echo: Callable[[str], None]) -> int:
+    session = ConsoleSession(f"sqlite:///{database_path}", echo, clock_file=database_path.with_suffix(".clock"),
+                             files_dir=database_path.parent / "commons-files")
+    session.room.member = member
+    await session.start()
+    try:
+        if script is not None:
+            for line in script.read_text(encoding="utf-8").splitlines():
+                if line.strip().startswith("#"):
+                    continue
+                echo(f"{session.room.member}> {line}")
+                if not await session.room.say(line):
+                    break
+        else:
+            echo(f"Commons console room — you are {member}. Type :help for the console, !help for the bot.")
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, f"{session.room.member}> ")
+                except EOFError:
+                    break
+                if not await session.room.say(line):
+                    break
+    finally:
+        await session.stop()
+    return 0

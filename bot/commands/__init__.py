@@ -1,0 +1,1 @@
+"""Commands: declared once (registry.py), used by every platform and by `help`."""

@@ -1,0 +1,69 @@
+"""What a command handler works with: the transaction, the time, who spoke
+where, and a list to put its replies in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.actions import Acknowledge, Action, Choice, SendMessage
+from bot.commands.registry import Registry
+from bot.events import ChatRef, UserRef
+from bot.governance.settings import GroupSettings
+from bot.groups import Directory
+from bot.text import RichText
+from storage.models import Group, Member
+
+
+@dataclass
+class Context:
+    session: Session
+    now: datetime
+    chat: ChatRef
+    sender: UserRef
+    sender_name: str
+    event_id: str
+    is_private: bool
+    prefix: str
+    registry: Registry
+    directory: Directory
+    group: Group | None = None
+    member_id: int | None = None
+    tapped: bool = False  # a button/poll/reaction rather than a typed command
+    actions: list[Action] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def group_id(self) -> int:
+        assert self.group is not None and self.group.id is not None
+        return self.group.id
+
+    @property
+    def settings(self) -> GroupSettings:
+        return self.directory.settings(self.session, self.group_id)
+
+    def member(self) -> Member:
+        member = self.session.get(Member, self.member_id)
+        assert member is not None
+        return member
+
+    def user_of(self, member: Member) -> UserRef:
+        return UserRef(platform=self.chat.platform, user_id=member.user_id)
+
+    def reply(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None) -> None:
+        self.actions.append(SendMessage(chat=self.chat, text=text, reply_to=self.event_id, choices=choices,
+                                        track=track))
+
+    def post(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None) -> None:
+        """A message to the whole group, not as a reply (announcements)."""
+        self.actions.append(SendMessage(chat=self.chat, text=text, choices=choices, track=track))
+
+    def ack(self, text: RichText) -> None:
+        self.actions.append(Acknowledge(chat=self.chat, event_id=self.event_id, text=text))
+
+    def usage_of(self, name: str) -> str:
+        command = self.registry.find(name)
+        return command.usage(self.prefix) if command else f"{self.prefix}{name}"

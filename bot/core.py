@@ -1,0 +1,220 @@
+"""The core: one inbound event in, a list of outbound actions out.
+
+Every event runs in one transaction. A platform event id is recorded in the
+same transaction as its effects, so a replay (Matrix re-sync, Telegram
+redelivery, restart) is ignored. A command that cannot run changes nothing:
+its transaction is rolled back and the member gets a reply saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot import outbox
+from bot.actions import Action, EditMessage, SendMessage
+from bot.clock import Clock
+from bot.commands.catalog import REGISTRY
+from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
+from bot.context import Context
+from bot.events import (ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft)
+from bot.governance import proposals as rules
+from bot.governance.proposals import RuleViolation
+from bot.groups import Directory
+from bot.render import proposal_card
+from bot.text import TextBuilder, code, escape
+from storage.db import Database
+from storage.models import Group, Member, ProcessedEvent, Proposal
+
+log = logging.getLogger(__name__)
+
+
+class Replayed(Exception):
+    """This platform event was applied before."""
+
+
+class Core:
+    def __init__(self, db: Database, clock: Clock, defaults: Mapping[str, str],
+                 prefixes: Mapping[str, str] | None = None, registry: Registry = REGISTRY) -> None:
+        self.db = db
+        self.clock = clock
+        self.registry = registry
+        self.directory = Directory(defaults)
+        # How commands are written on each platform, for usage lines and hints.
+        self.prefixes = {"telegram": "/", **(prefixes or {})}
+
+    def prefix_for(self, platform: str) -> str:
+        return self.prefixes.get(platform, "!")
+
+    # inbound ----------------------------------------------------------------
+
+    def handle(self, event: Inbound) -> list[Action]:
+        if isinstance(event, CommandMessage):
+            return self._command(event)
+        if isinstance(event, ChoiceMade):
+            return self._choice(event)
+        return self._membership(event)
+
+    def _command(self, event: CommandMessage) -> list[Action]:
+        invocation = self.registry.parse_invocation(event.text, require_prefix=not event.is_private,
+                                                    bot_username=event.bot_username)
+        if invocation is None:
+            return []  # ordinary chat, or a command for another bot
+        prefix = self.prefix_for(event.chat.platform)
+        if len(event.text) > MAX_COMMAND_LENGTH:
+            return self._refuse(event, f"That message is {len(event.text):,} characters long; a command "
+                                       f"can be at most {MAX_COMMAND_LENGTH:,}. Nothing was changed.")
+        if invocation.command is None:
+            hint = self.registry.suggest(invocation.name, prefix)
+            return self._refuse(event, f"I don't know the command “{invocation.name}”.{hint}")
+        return self._run(event, invocation, prefix, tapped=False)
+
+    def _choice(self, event: ChoiceMade) -> list[Action]:
+        invocation = self.registry.parse_invocation(event.payload, require_prefix=False)
+        if invocation is None or invocation.command is None or invocation.command.name != "vote":
+            log.warning("ignored a choice with an unknown payload %r", event.payload[:64])
+            return []
+        message = CommandMessage(chat=event.chat, sender=event.sender, sender_name=event.sender_name,
+                                 text=event.payload, event_id=event.event_id)
+        if event.retracted:
+            return self._retract(event, invocation)
+        return self._run(message, invocation, self.prefix_for(event.chat.platform), tapped=True)
+
+    def _run(self, event: CommandMessage, invocation: Invocation, prefix: str, tapped: bool) -> list[Action]:
+        command = invocation.command
+        if command.where == "group" and event.is_private:
+            return self._refuse(event, f"{prefix}{command.name} works in a group chat, where everyone can see it.")
+        now = self.clock.now()
+        ctx: Context | None = None
+        try:
+            arguments = command.parse(invocation.arguments)
+            with self.db.transaction() as session:
+                self._claim(session, event.chat.platform, event.event_id, now)
+                ctx = self._context(session, event, prefix, now, tapped)
+                command.handler(ctx, **arguments)
+        except Replayed:
+            return []
+        except CommandError as error:
+            return self._refuse(event, error.message, command)
+        except RuleViolation as error:
+            return self._refuse(event, str(error))
+        except Exception:
+            log.exception("command %r failed", event.text[:200])
+            self.directory.reset()
+            return self._refuse(event, "Something went wrong on my side; nothing was changed. Please try again.")
+        for callback in ctx.after_commit:
+            callback()
+        return ctx.actions
+
+    def _context(self, session: Session, event: CommandMessage, prefix: str, now: datetime,
+                 tapped: bool) -> Context:
+        ctx = Context(session=session, now=now, chat=event.chat, sender=event.sender,
+                      sender_name=event.sender_name, event_id=event.event_id, is_private=event.is_private,
+                      prefix=prefix, registry=self.registry, directory=self.directory, tapped=tapped)
+        if not event.is_private:
+            ctx.group = self.directory.group_for(session, event.chat, event.chat_title, now)
+            member = self.directory.member_for(session, ctx.group.id, event.sender, event.sender_name, now,
+                                               ctx.after_commit.append)
+            ctx.member_id = member if isinstance(member, int) else member.id
+        return ctx
+
+    def _retract(self, event: ChoiceMade, invocation: Invocation) -> list[Action]:
+        now = self.clock.now()
+        try:
+            arguments = invocation.command.parse(invocation.arguments)
+            with self.db.transaction() as session:
+                self._claim(session, event.chat.platform, event.event_id, now)
+                group = self.directory.find_group(session, event.chat)
+                member = group and self.directory.find_member(session, group.id, event.sender.user_id)
+                if member is None:
+                    return []
+                proposal = rules.find(session, group.id, arguments["number"])
+                choice, _ = rules.resolve_choice(proposal, f"{arguments['choice']} ")
+                rules.retract_ballot(session, proposal, member.id, choice, now)
+        except (Replayed, CommandError, RuleViolation):
+            return []
+        return []
+
+    def _claim(self, session: Session, platform: str, event_id: str, now: datetime) -> None:
+        """Record the event id; a second attempt with the same id is a replay."""
+        session.add(ProcessedEvent(platform=platform, event_id=event_id[:255], processed_at=now))
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Replayed from None
+
+    def _refuse(self, event: CommandMessage, message: str, command=None) -> list[Action]:
+        """Reply with what was wrong (and the right form); record the event so a replay stays quiet."""
+        try:
+            with self.db.transaction() as session:
+                self._claim(session, event.chat.platform, event.event_id, self.clock.now())
+        except Replayed:
+            return []
+        message = message[:1].upper() + message[1:]
+        if not message.endswith((".", "?", "!")):
+            message += "."
+        text = TextBuilder().line("⚠️ ", escape(message))
+        if command is not None:
+            prefix = self.prefix_for(event.chat.platform)
+            text.line("Usage: ", code(command.usage(prefix)))
+            text.line("Example: ", code(prefix + command.example))
+        return [SendMessage(chat=event.chat, text=text.build(), reply_to=event.event_id)]
+
+    def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Action]:
+        now = self.clock.now()
+        try:
+            with self.db.transaction() as session:
+                if not isinstance(event, MemberCount):
+                    self._claim(session, event.chat.platform, event.event_id, now)
+                group = self.directory.group_for(session, event.chat, None, now)
+                if isinstance(event, MemberCount):
+                    group.reported_member_count = event.count
+                elif isinstance(event, MemberJoined):
+                    self.directory.member_for(session, group.id, event.user, event.display_name, now,
+                                              lambda _: None)
+                else:
+                    member = self.directory.find_member(session, group.id, event.user.user_id)
+                    if member is not None:
+                        member.active = False
+                    self.directory.forget_member(group.id, event.user.user_id)
+        except Replayed:
+            pass
+        return []
+
+    # bot messages and announcements -----------------------------------------
+
+    def remember_message(self, chat, key: str, message_id: str) -> None:
+        """The delivery layer reports the platform id of a tracked message (for later edits)."""
+        with self.db.transaction() as session:
+            group_id = self.directory.group_id_for(session, chat)
+            if group_id is not None:
+                self.directory.remember_message(session, group_id, key, message_id)
+
+    def refresh_card_later(self, session: Session, group: Group, proposal: Proposal) -> None:
+        """Queue an edit of a closed proposal's message: final tally, buttons removed."""
+        message_id = self.directory.message_id(session, group.id, f"proposal:{proposal.number}")
+        if message_id is None:
+            return
+        author = session.get(Member, proposal.author_id)
+        settings = self.directory.settings(session, group.id)
+        text = proposal_card(proposal, author.display_name, rules.counts(session, proposal), self.clock.now(),
+                             settings.timezone, self.prefix_for(group.platform))
+        outbox.record(session, key=f"proposal:{proposal.id}:final-card", group_id=group.id, now=self.clock.now(),
+                      action=EditMessage(chat=self.directory.chat_of(group), message_id=message_id, text=text))
+
+    def pending_announcements(self, limit: int = 100) -> list[tuple[int, Action]]:
+        with self.db.transaction() as session:
+            return outbox.pending(session, limit)
+
+    def announcement_sent(self, announcement_id: int) -> None:
+        with self.db.transaction() as session:
+            outbox.mark_sent(session, announcement_id, self.clock.now())
+
+    def announcement_failed(self, announcement_id: int) -> None:
+        with self.db.transaction() as session:
+            outbox.mark_failed(session, announcement_id)
+

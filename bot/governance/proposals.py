@@ -1,0 +1,207 @@
+"""Proposals and ballots: opening, voting, withdrawing and closing, and the
+decision log. Decisions themselves are made by `voting.decide`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from bot.commands.args import Quorum
+from bot.governance import voting
+from storage.models import Ballot, Decision, Group, Member, Proposal
+
+OPEN, CLOSED, WITHDRAWN = "open", "closed", "withdrawn"
+MAX_OPEN_PER_GROUP = 200
+
+
+class RuleViolation(Exception):
+    """The action breaks a governance rule; the message says which, and nothing changes."""
+
+
+@dataclass(frozen=True)
+class BallotChange:
+    previous: str | None
+    current: str
+
+
+def options_of(proposal: Proposal) -> list[str] | None:
+    return proposal.options.split("\n") if proposal.options else None
+
+
+def find(session: Session, group_id: int, number: int) -> Proposal:
+    proposal = session.scalars(
+        select(Proposal).where(Proposal.group_id == group_id, Proposal.number == number)
+    ).first()
+    if proposal is None:
+        raise RuleViolation(f"There is no proposal #{number} in this group.")
+    return proposal
+
+
+def open_proposal(session: Session, *, group_id: int, author_id: int, title: str, details: str | None,
+                  rule: str, quorum: Quorum, options: list[str] | None, now: datetime,
+                  duration: timedelta) -> Proposal:
+    open_count = session.scalar(
+        select(func.count()).select_from(Proposal).where(Proposal.group_id == group_id, Proposal.status == OPEN)
+    )
+    if open_count >= MAX_OPEN_PER_GROUP:
+        raise RuleViolation(f"This group already has {open_count} open proposals; close some first.")
+    number = (session.scalar(select(func.max(Proposal.number)).where(Proposal.group_id == group_id)) or 0) + 1
+    proposal = Proposal(group_id=group_id, number=number, title=title, details=details, author_id=author_id,
+                        rule=rule, quorum=str(quorum), options="\n".join(options) if options else None,
+                        opened_at=now, closes_at=now + duration)
+    session.add(proposal)
+    session.flush()
+    return proposal
+
+
+def resolve_choice(proposal: Proposal, words: str) -> tuple[str, str | None]:
+    """What a ballot chose, and the reason after it.
+
+    Yes/no proposals take a stance word (with aliases); choice polls take an
+    option's number or its name (the longest name that starts the text)."""
+    words = words.strip()
+    first, _, rest = words.partition(" ")
+    options = options_of(proposal)
+    if not options:
+        stance = voting.STANCE_ALIASES.get(first.lower())
+        if stance is None:
+            raise RuleViolation(f"“{first[:30]}” is not a vote; answer yes, no, abstain or block.")
+        return stance, rest.strip() or None
+    if first.lstrip("#").isdigit() and first.isascii():
+        index = int(first.lstrip("#"))
+        if not 1 <= index <= len(options):
+            raise RuleViolation(f"#{proposal.number} has options 1 to {len(options)}.")
+        return options[index - 1], rest.strip() or None
+    if first.lower() in ("abstain", "pass"):
+        return voting.ABSTAIN, rest.strip() or None
+    folded = words.casefold()
+    matches = [o for o in options if folded == o.casefold() or folded.startswith(o.casefold() + " ")]
+    if not matches:
+        listing = "; ".join(f"{n} {o}" for n, o in enumerate(options, 1))
+        raise RuleViolation(f"“{first[:30]}” is not an option of #{proposal.number}: {listing}")
+    chosen = max(matches, key=len)
+    return chosen, words[len(chosen):].strip() or None
+
+
+def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: str, reason: str | None,
+                now: datetime) -> BallotChange:
+    """Record or change a member's ballot; one row per member per proposal (the schema enforces it)."""
+    if proposal.status != OPEN or now >= proposal.closes_at:
+        raise RuleViolation(f"#{proposal.number} is {_state(proposal)}; votes are no longer accepted.")
+    ballot = session.scalars(
+        select(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member_id)
+    ).first()
+    if ballot is None:
+        session.add(Ballot(proposal_id=proposal.id, member_id=member_id, choice=choice, reason=reason,
+                           cast_at=now, changed_at=now))
+        return BallotChange(None, choice)
+    previous = ballot.choice
+    ballot.choice, ballot.reason, ballot.changed_at = choice, reason, now
+    return BallotChange(previous, choice)
+
+
+def retract_ballot(session: Session, proposal: Proposal, member_id: int, choice: str, now: datetime) -> bool:
+    """Take back a ballot (a removed reaction) if it is still the member's current one."""
+    if proposal.status != OPEN or now >= proposal.closes_at:
+        return False
+    result = session.execute(
+        delete(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member_id,
+                             Ballot.choice == choice)
+    )
+    return result.rowcount > 0
+
+
+def counts(session: Session, proposal: Proposal) -> dict[str, int]:
+    rows = session.execute(
+        select(Ballot.choice, func.count()).where(Ballot.proposal_id == proposal.id).group_by(Ballot.choice)
+    ).all()
+    tallied = voting.count_ballots([], options_of(proposal))
+    for choice, number in rows:
+        if choice in tallied:
+            tallied[choice] = number
+    return tallied
+
+
+def ballots_with_voters(session: Session, proposal: Proposal) -> list[tuple[Ballot, Member]]:
+    return list(session.execute(
+        select(Ballot, Member).join(Member, Member.id == Ballot.member_id)
+        .where(Ballot.proposal_id == proposal.id).order_by(Ballot.cast_at, Ballot.id)
+    ).tuples())
+
+
+def non_voters(session: Session, proposal: Proposal) -> list[Member]:
+    voted = select(Ballot.member_id).where(Ballot.proposal_id == proposal.id)
+    return list(session.scalars(
+        select(Member).where(Member.group_id == proposal.group_id, Member.active, Member.id.not_in(voted))
+        .order_by(Member.display_name)
+    ))
+
+
+def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime) -> Decision:
+    if proposal.author_id != member_id:
+        raise RuleViolation(f"Only the author of #{proposal.number} can withdraw it.")
+    _require_open(proposal)
+    return _finish(session, proposal, voting.Outcome(voting.WITHDRAWN, explanation="withdrawn by its author"),
+                   now, members=0, status=WITHDRAWN)
+
+
+def close(session: Session, proposal: Proposal, group: Group, now: datetime, members: int) -> tuple[Decision, voting.Outcome]:
+    """Count and record the outcome now (deadline reached, or closed early)."""
+    _require_open(proposal)
+    tallied = counts(session, proposal)
+    outcome = voting.decide(proposal.rule, Quorum.parse(proposal.quorum), members, tallied, options_of(proposal))
+    return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
+
+
+def due(session: Session, now: datetime, limit: int = 100) -> list[Proposal]:
+    return list(session.scalars(
+        select(Proposal).where(Proposal.status == OPEN, Proposal.closes_at <= now)
+        .order_by(Proposal.closes_at, Proposal.id).limit(limit)
+    ))
+
+
+def next_deadline(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Proposal.closes_at)).where(Proposal.status == OPEN))
+
+
+def open_in_group(session: Session, group_id: int) -> list[Proposal]:
+    return list(session.scalars(
+        select(Proposal).where(Proposal.group_id == group_id, Proposal.status == OPEN).order_by(Proposal.closes_at)
+    ))
+
+
+def decision_log(session: Session, group_id: int, limit: int) -> list[tuple[Decision, Proposal]]:
+    return list(session.execute(
+        select(Decision, Proposal).join(Proposal, Proposal.id == Decision.proposal_id)
+        .where(Decision.group_id == group_id).order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(limit)
+    ).tuples())
+
+
+def decision_of(session: Session, proposal: Proposal) -> Decision | None:
+    return session.scalars(select(Decision).where(Decision.proposal_id == proposal.id)).first()
+
+
+def _finish(session: Session, proposal: Proposal, outcome: voting.Outcome, now: datetime, members: int,
+            status: str, tallied: dict[str, int] | None = None) -> Decision:
+    tallied = tallied if tallied is not None else counts(session, proposal)
+    proposal.status, proposal.closed_at = status, now
+    decision = Decision(group_id=proposal.group_id, proposal_id=proposal.id, outcome=outcome.result,
+                        counts=json.dumps({"counts": tallied, "winners": list(outcome.winners),
+                                           "explanation": outcome.explanation}, ensure_ascii=False),
+                        voters=sum(tallied.values()), members=members, decided_at=now)
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def _require_open(proposal: Proposal) -> None:
+    if proposal.status != OPEN:
+        raise RuleViolation(f"#{proposal.number} is already {_state(proposal)}.")
+
+
+def _state(proposal: Proposal) -> str:
+    return {OPEN: "closing now", CLOSED: "closed", WITHDRAWN: "withdrawn"}[proposal.status]

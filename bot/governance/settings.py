@@ -1,0 +1,131 @@
+"""Group settings: what each key means, how it is validated, and its canonical form.
+
+A group starts with the configured `[defaults]`; `set <key> <value>` stores a
+row per changed key. Values are stored canonical (`3d`, `50%`, `7d 1d`) so the
+record of changes reads well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from bot.commands.args import ArgError, Quorum, QuorumArg
+from bot.durations import DurationError, format_duration, parse_duration
+from bot.governance.voting import RULE_ALIASES, RULES
+
+
+def _duration(text: str) -> str:
+    try:
+        return format_duration(parse_duration(text))
+    except DurationError as error:
+        raise ArgError(str(error)) from None
+
+
+def _durations(text: str) -> str:
+    parts = [part for part in text.replace(",", " ").split() if part]
+    if not parts:
+        raise ArgError("give at least one duration, like 7d 1d")
+    if len(parts) > 5:
+        raise ArgError("at most five warnings")
+    values = sorted({parse_or_fail(part) for part in parts}, reverse=True)
+    return " ".join(format_duration(value) for value in values)
+
+
+def parse_or_fail(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise ArgError(str(error)) from None
+
+
+def _rule(text: str) -> str:
+    value = text.strip().lower()
+    value = RULE_ALIASES.get(value, value)
+    if value not in RULES:
+        raise ArgError(f"“{text[:40]}” is not a rule; choose one of {', '.join(RULES)}")
+    return value
+
+
+def _quorum(text: str) -> str:
+    return str(QuorumArg().parse(text))
+
+
+def _timezone(text: str) -> str:
+    name = text.strip()
+    if name.upper() in ("UTC", "GMT", "Z"):
+        return "UTC"
+    if len(name) > 64 or name not in _zone_names():
+        raise ArgError(f"“{name[:40]}” is not a time zone name; use one like Europe/Berlin or America/Bogota")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ArgError(f"the time zone “{name[:40]}” is not available") from None
+    return name
+
+
+_ZONES: set[str] = set()
+
+
+def _zone_names() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+    return _ZONES
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    summary: str
+    example: str
+    canonical: Callable[[str], str]  # raises ArgError on a bad value
+
+
+SPECS: dict[str, SettingSpec] = {
+    spec.key: spec
+    for spec in (
+        SettingSpec("timezone", "time zone for dates the bot shows", "Europe/Lisbon", _timezone),
+        SettingSpec("vote_duration", "how long a proposal stays open by default", "3d", _duration),
+        SettingSpec("rule", "default decision rule", "consent", _rule),
+        SettingSpec("quorum", "ballots a decision needs: a count or a share of members", "40%", _quorum),
+        SettingSpec("mandate_warnings", "reminders before a mandate ends", "7d 1d", _durations),
+        SettingSpec("need_nudge_after", "when an unclaimed need is posted again", "24h", _duration),
+        SettingSpec("audit_every", "how often the sovereignty audit comes round", "90d", _duration),
+    )
+}
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """A group's settings, typed: the defaults overlaid with the group's own choices."""
+
+    timezone: ZoneInfo
+    vote_duration: timedelta
+    rule: str
+    quorum: Quorum
+    mandate_warnings: tuple[timedelta, ...]
+    need_nudge_after: timedelta
+    audit_every: timedelta
+    raw: Mapping[str, str]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str]) -> GroupSettings:
+        return cls(
+            timezone=ZoneInfo(values["timezone"]) if values["timezone"] != "UTC" else ZoneInfo("UTC"),
+            vote_duration=parse_duration(values["vote_duration"]),
+            rule=values["rule"],
+            quorum=Quorum.parse(values["quorum"]),
+            mandate_warnings=tuple(parse_duration(v) for v in values["mandate_warnings"].split()),
+            need_nudge_after=parse_duration(values["need_nudge_after"]),
+            audit_every=parse_duration(values["audit_every"]),
+            raw=dict(values),
+        )
+
+
+def canonical(key: str, value: str) -> str:
+    spec = SPECS.get(key)
+    if spec is None:
+        raise ArgError(f"there is no setting “{key[:40]}”; the settings are {', '.join(SPECS)}")
+    return spec.canonical(value)

@@ -1,0 +1,107 @@
+"""How a vote is decided. Pure functions: no storage, no time, no text.
+
+- majority: passes when yes > no.
+- two-thirds: passes when yes ≥ 2/3 of (yes + no).
+- consent: passes unless someone blocks (objections by "no" are recorded, not blocking).
+- consensus: passes when nobody blocks, nobody says no, and at least one says yes.
+- Under majority and two-thirds a block counts as a no.
+- abstain counts toward quorum only.
+- choice polls (options=…) are decided by plurality; an equal top is a tie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bot.commands.args import Quorum
+
+YES, NO, ABSTAIN, BLOCK = "yes", "no", "abstain", "block"
+STANCES = (YES, NO, ABSTAIN, BLOCK)
+RULES = ("majority", "two-thirds", "consent", "consensus")
+RULE_ALIASES = {"2/3": "two-thirds", "twothirds": "two-thirds", "two_thirds": "two-thirds",
+                "supermajority": "two-thirds", "simple": "majority"}
+STANCE_ALIASES = {
+    "yes": YES, "y": YES, "aye": YES, "for": YES, "+1": YES, "👍": YES, "agree": YES,
+    "no": NO, "n": NO, "nay": NO, "against": NO, "-1": NO, "👎": NO,
+    "abstain": ABSTAIN, "a": ABSTAIN, "pass": ABSTAIN, "abs": ABSTAIN,
+    "block": BLOCK, "veto": BLOCK, "✋": BLOCK,
+}
+
+PASSED, REJECTED, BLOCKED, NO_QUORUM, CHOSEN, TIE, WITHDRAWN = (
+    "passed", "rejected", "blocked", "no quorum", "chosen", "tie", "withdrawn")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # one of PASSED … TIE
+    winners: tuple[str, ...] = ()
+    explanation: str = ""
+
+    @property
+    def carried(self) -> bool:
+        return self.result in (PASSED, CHOSEN)
+
+
+def count_ballots(choices: Sequence[str], options: Sequence[str] | None) -> dict[str, int]:
+    """Counts per stance (or per option, then abstain), in display order, zeros included."""
+    labels = [*options, ABSTAIN] if options else list(STANCES)
+    counts = dict.fromkeys(labels, 0)
+    for choice in choices:
+        if choice in counts:
+            counts[choice] += 1
+    return counts
+
+
+def decide(rule: str, quorum: Quorum, members: int, counts: Mapping[str, int],
+           options: Sequence[str] | None = None) -> Outcome:
+    voters = sum(counts.values())
+    needed = quorum.required(members)
+    if voters < needed:
+        return Outcome(NO_QUORUM, explanation=f"{voters} of the {needed} ballots needed")
+    if options:
+        return _plurality(counts, options)
+    return _RULES[rule](counts.get(YES, 0), counts.get(NO, 0), counts.get(BLOCK, 0))
+
+
+def _plurality(counts: Mapping[str, int], options: Sequence[str]) -> Outcome:
+    top = max(counts.get(option, 0) for option in options)
+    if top == 0:
+        return Outcome(REJECTED, explanation="nobody chose an option")
+    leaders = tuple(option for option in options if counts.get(option, 0) == top)
+    if len(leaders) > 1:
+        return Outcome(TIE, leaders, f"{len(leaders)} options tied with {top} each")
+    return Outcome(CHOSEN, leaders, f"{top} ballot{'s' if top != 1 else ''}")
+
+
+def _majority(yes: int, no: int, block: int) -> Outcome:
+    against = no + block
+    if yes > against:
+        return Outcome(PASSED, explanation="more yes than no")
+    return Outcome(REJECTED, explanation="a tie does not pass" if yes == against else "more no than yes")
+
+
+def _two_thirds(yes: int, no: int, block: int) -> Outcome:
+    against = no + block
+    if yes > 0 and 3 * yes >= 2 * (yes + against):
+        return Outcome(PASSED, explanation="at least two thirds said yes")
+    return Outcome(REJECTED, explanation="fewer than two thirds said yes")
+
+
+def _consent(yes: int, no: int, block: int) -> Outcome:
+    if block:
+        return Outcome(BLOCKED, explanation=f"{block} block{'s' if block != 1 else ''}")
+    return Outcome(PASSED, explanation="no one blocked")
+
+
+def _consensus(yes: int, no: int, block: int) -> Outcome:
+    if block:
+        return Outcome(BLOCKED, explanation=f"{block} block{'s' if block != 1 else ''}")
+    if no:
+        return Outcome(REJECTED, explanation="consensus needs no one against")
+    if not yes:
+        return Outcome(REJECTED, explanation="nobody said yes")
+    return Outcome(PASSED, explanation="everyone who voted agreed")
+
+
+_RULES = {"majority": _majority, "two-thirds": _two_thirds, "consent": _consent, "consensus": _consensus}

@@ -1,0 +1,149 @@
+"""Groups and members: finding them for an event, creating them on first sight,
+and reading a group's settings.
+
+Ids are cached after commit (they never change), so the hot path of a vote
+does not look up the same group and member over and over; the database stays
+the only source of truth for everything that can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.events import ChatRef, UserRef
+from bot.governance.settings import GroupSettings
+from storage.models import BotMessage, Group, GroupSetting, Member
+
+MAX_NAME = 120
+
+
+def clean_name(name: str) -> str:
+    """Display names are labels: trimmed, single-line, bounded."""
+    name = " ".join(name.split())[:MAX_NAME]
+    return name or "someone"
+
+
+class Directory:
+    def __init__(self, defaults: Mapping[str, str]) -> None:
+        self.defaults = dict(defaults)
+        self._groups: dict[tuple[str, str], int] = {}
+        self._members: dict[tuple[int, str], tuple[int, str, bool]] = {}
+        self._settings: dict[int, GroupSettings] = {}
+
+    # groups -----------------------------------------------------------------
+
+    def find_group(self, session: Session, chat: ChatRef) -> Group | None:
+        cached = self._groups.get((chat.platform, chat.chat_id))
+        if cached is not None:
+            return session.get(Group, cached)
+        group = session.scalars(
+            select(Group).where(Group.platform == chat.platform, Group.chat_id == chat.chat_id)
+        ).first()
+        if group is not None:
+            self._groups[(chat.platform, chat.chat_id)] = group.id
+        return group
+
+    def group_for(self, session: Session, chat: ChatRef, title: str | None, now: datetime) -> Group:
+        group = self.find_group(session, chat)
+        if group is None:
+            group = Group(platform=chat.platform, chat_id=chat.chat_id, title=title and clean_name(title),
+                          created_at=now)
+            session.add(group)
+            session.flush()
+        elif title and group.title != clean_name(title):
+            group.title = clean_name(title)
+        return group
+
+    def group_id_for(self, session: Session, chat: ChatRef) -> int | None:
+        cached = self._groups.get((chat.platform, chat.chat_id))
+        if cached is not None:
+            return cached
+        group = self.find_group(session, chat)
+        return group.id if group else None
+
+    @staticmethod
+    def chat_of(group: Group) -> ChatRef:
+        return ChatRef(platform=group.platform, chat_id=group.chat_id)
+
+    # members ----------------------------------------------------------------
+
+    def member_for(self, session: Session, group_id: int, user: UserRef, name: str, now: datetime,
+                   after_commit: Callable[[Callable[[], None]], None]) -> Member | int:
+        """The member row for a user who just spoke (created or re-activated as needed).
+
+        Returns only the id when the cache proves nothing changed, to spare a query."""
+        name = clean_name(name)
+        key = (group_id, user.user_id)
+        cached = self._members.get(key)
+        if cached is not None and cached[1] == name and cached[2]:
+            return cached[0]
+        member = session.scalars(
+            select(Member).where(Member.group_id == group_id, Member.user_id == user.user_id)
+        ).first()
+        if member is None:
+            member = Member(group_id=group_id, user_id=user.user_id, display_name=name, joined_at=now)
+            session.add(member)
+            session.flush()
+        else:
+            member.display_name = name
+            member.active = True
+        entry = (member.id, name, True)
+        after_commit(lambda: self._members.__setitem__(key, entry))
+        return member
+
+    def forget_member(self, group_id: int, user_id: str) -> None:
+        self._members.pop((group_id, user_id), None)
+
+    @staticmethod
+    def find_member(session: Session, group_id: int, user_id: str) -> Member | None:
+        return session.scalars(
+            select(Member).where(Member.group_id == group_id, Member.user_id == user_id)
+        ).first()
+
+    @staticmethod
+    def member_count(session: Session, group: Group) -> int:
+        """Members for quorum shares: the people we know, or the platform's count if larger."""
+        known = session.scalar(
+            select(func.count()).select_from(Member).where(Member.group_id == group.id, Member.active)
+        )
+        return max(known, group.reported_member_count or 0)
+
+    # bot messages -----------------------------------------------------------
+
+    @staticmethod
+    def message_id(session: Session, group_id: int, key: str) -> str | None:
+        row = session.get(BotMessage, (group_id, key))
+        return row.message_id if row else None
+
+    @staticmethod
+    def remember_message(session: Session, group_id: int, key: str, message_id: str) -> None:
+        row = session.get(BotMessage, (group_id, key))
+        if row is None:
+            session.add(BotMessage(group_id=group_id, key=key, message_id=message_id))
+        else:
+            row.message_id = message_id
+
+    # settings ---------------------------------------------------------------
+
+    def settings(self, session: Session, group_id: int) -> GroupSettings:
+        cached = self._settings.get(group_id)
+        if cached is not None:
+            return cached
+        rows = session.scalars(select(GroupSetting).where(GroupSetting.group_id == group_id))
+        values = self.defaults | {row.key: row.value for row in rows}
+        settings = GroupSettings.from_values(values)
+        self._settings[group_id] = settings
+        return settings
+
+    def forget_settings(self, group_id: int) -> None:
+        self._settings.pop(group_id, None)
+
+    def reset(self) -> None:
+        """Drop every cached id (after a failed transaction we cannot tell what stuck)."""
+        self._groups.clear()
+        self._members.clear()
+        self._settings.clear()

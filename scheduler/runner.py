@@ -1,0 +1,59 @@
+"""APScheduler wakes the core: at the next deadline, and on a regular sweep.
+
+The database is the source of truth for what is due; this module only
+decides *when* to look. A sweep every `sweep_interval` catches anything a
+wake-up missed (clock jumps, work created elsewhere), and start-up runs the
+overdue work once before anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.clock import Clock, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, run_due: Callable[[], Awaitable[datetime | None]], clock: Clock,
+                 sweep_interval: timedelta) -> None:
+        self._run_due = run_due  # does the due work, returns the next due time
+        self._clock = clock
+        self._sweep_interval = sweep_interval
+        self._aps = AsyncIOScheduler(timezone=timezone.utc)
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        self._aps.add_job(self.run_now, IntervalTrigger(seconds=self._sweep_interval.total_seconds()),
+                          id="sweep", max_instances=1, coalesce=True, misfire_grace_time=None)
+        self._aps.start()
+
+    def shutdown(self) -> None:
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+
+    async def run_now(self) -> None:
+        async with self._lock:  # sweeps and wake-ups never overlap
+            try:
+                due = await self._run_due()
+            except Exception:
+                log.exception("scheduled work failed; the next sweep retries")
+                return
+        self.wake_at(due)
+
+    def wake_at(self, due: datetime | None) -> None:
+        """Ask to be woken when `due` (in the core's clock) arrives."""
+        if due is None or not self._aps.running:
+            return
+        # The core's clock may be shifted (the console's :wait); APScheduler runs on real time.
+        real = utcnow() + (due - self._clock.now())
+        self._aps.add_job(self.run_now, DateTrigger(run_date=max(real, utcnow())), id="wake",
+                          replace_existing=True, misfire_grace_time=None)
