@@ -76,12 +76,13 @@ class ConsoleSession:
 
     def __init__(self, database_url: str, write: Callable[[str], None], clock: Clock | None = None,
                  defaults: DefaultsConfig | None = None, clock_file: Path | None = None,
-                 show_edits: bool = False, files_dir: Path | None = None) -> None:
+                 show_edits: bool = False, files_dir: Path | None = None,
+                 sweep_interval: timedelta = timedelta(seconds=1)) -> None:
         self.clock_file = clock_file
         self.clock = clock or self._load_clock()
         self.core = build_core(database_url, self.clock, defaults or DefaultsConfig(), {CONSOLE: "!"})
         self.adapter = ConsoleAdapter(write, files_dir=files_dir, show_edits=show_edits)
-        self.runtime = Runtime(self.core, [self.adapter], timedelta(seconds=1))
+        self.runtime = Runtime(self.core, [self.adapter], sweep_interval)
         self.room = ConsoleRoom(self.adapter, self.runtime.handle, self.advance)
 
     async def start(self) -> None:

@@ -127,10 +127,10 @@ def counts(session: Session, proposal: Proposal) -> dict[str, int]:
 
 
 def ballots_with_voters(session: Session, proposal: Proposal) -> list[tuple[Ballot, Member]]:
-    return list(session.execute(
+    return [tuple(row) for row in session.execute(
         select(Ballot, Member).join(Member, Member.id == Ballot.member_id)
         .where(Ballot.proposal_id == proposal.id).order_by(Ballot.cast_at, Ballot.id)
-    ).tuples())
+    ).all()]
 
 
 def non_voters(session: Session, proposal: Proposal) -> list[Member]:
@@ -175,10 +175,10 @@ def open_in_group(session: Session, group_id: int) -> list[Proposal]:
 
 
 def decision_log(session: Session, group_id: int, limit: int) -> list[tuple[Decision, Proposal]]:
-    return list(session.execute(
+    return [tuple(row) for row in session.execute(
         select(Decision, Proposal).join(Proposal, Proposal.id == Decision.proposal_id)
         .where(Decision.group_id == group_id).order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(limit)
-    ).tuples())
+    ).all()]
 
 
 def decision_of(session: Session, proposal: Proposal) -> Decision | None:

@@ -1,0 +1,53 @@
+"""Drive the real core through the console room, errbot-style: say a line,
+get back what the bot printed. Time is a ManualClock moved by `wait`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from bot.app import ConsoleSession
+from bot.clock import ManualClock
+from bot.config import DefaultsConfig
+from bot.durations import parse_duration
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
+
+
+class Room:
+    def __init__(self, database_url: str, clock: ManualClock | None = None,
+                 defaults: DefaultsConfig | None = None, show_edits: bool = False) -> None:
+        self.clock = clock or ManualClock(START)
+        self.output: list[str] = []
+        self.session = ConsoleSession(database_url, self.output.append, clock=self.clock, defaults=defaults,
+                                      show_edits=show_edits, sweep_interval=timedelta(hours=1))
+
+    async def __aenter__(self) -> Room:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def start(self) -> list[str]:
+        mark = len(self.output)
+        await self.session.start()
+        return self.output[mark:]
+
+    async def stop(self) -> None:
+        await self.session.stop()
+
+    async def say(self, line: str, as_: str | None = None) -> str:
+        """What the bot printed in answer to one line, as text."""
+        mark = len(self.output)
+        await self.session.room.say(line, as_=as_)
+        return "\n".join(self.output[mark:])
+
+    async def wait(self, duration: str) -> str:
+        mark = len(self.output)
+        parse_duration(duration)  # a typo in a test should fail loudly, not print a hint
+        await self.session.room.say(f":wait {duration}")
+        return "\n".join(self.output[mark:])
+
+    @property
+    def core(self):
+        return self.session.core
