@@ -29,14 +29,14 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest exact form: 90 days → 90d, 36 hours → 1d12h, 14 days → 2w."""
+    """The shortest exact form: 90 days → 90d, 36 hours → 1d12h, 7 days → 7d, 14 days → 2w."""
     seconds = int(value.total_seconds())
     if seconds <= 0:
         return "0s"
     parts = []
     for unit, size in sorted(UNITS.items(), key=lambda item: -item[1]):
-        if unit == "w" and seconds % size:
-            continue  # 10d reads better than 1w3d
+        if unit == "w" and (seconds % size or seconds < 2 * size):
+            continue  # 10d reads better than 1w3d, and 7d is how people write a week
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")
@@ -48,7 +48,7 @@ def humanize(value: timedelta) -> str:
     seconds = abs(int(value.total_seconds()))
     minutes = round(seconds / 60)
     hours = round(seconds / 3600)
-    if minutes < 1:
+    if seconds < 60:
         return _plural(seconds, "second")
     if minutes < 60:
         return _plural(minutes, "minute")

@@ -23,7 +23,8 @@ ICONS = {voting.PASSED: "✅", voting.CHOSEN: "✅", voting.REJECTED: "❌", vot
 
 def when(moment: datetime, zone: ZoneInfo) -> str:
     local = moment.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname()}"
+    clock = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"  # seconds only when they matter
+    return f"{local:%a} {local.day} {local:%b} {clock} {local.tzname()}"
 
 
 def relative(moment: datetime, now: datetime) -> str:

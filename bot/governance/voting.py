@@ -78,6 +78,8 @@ def _majority(yes: int, no: int, block: int) -> Outcome:
     against = no + block
     if yes > against:
         return Outcome(PASSED, explanation="more yes than no")
+    if yes == against == 0:
+        return Outcome(REJECTED, explanation="nobody voted yes")
     return Outcome(REJECTED, explanation="a tie does not pass" if yes == against else "more no than yes")
 
 

@@ -1,0 +1,119 @@
+"""Nothing lost, nothing twice: deadlines across restarts, the outbox across
+crashes, replayed platform events."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.actions import Acknowledge, SendMessage
+from bot.clock import ManualClock
+from bot.events import ChatRef, ChoiceMade, CommandMessage, UserRef
+from scheduler import jobs
+from storage.models import Announcement, Ballot
+from tests.harness import START, Room
+
+ROOM = ChatRef(platform="console", chat_id="room")
+
+
+def vote(event_id, user="bob", text="!vote 1 yes"):
+    return CommandMessage(chat=ROOM, sender=UserRef(platform="console", user_id=user), sender_name=user,
+                          text=text, event_id=event_id)
+
+
+async def test_a_deadline_that_passed_while_stopped_is_announced_once_at_start(database_url):
+    clock = ManualClock(START)
+    async with Room(database_url, clock) as room:
+        await room.say("!propose Rent the hall closes=1h", as_="alice")
+        await room.say("!vote 1 yes", as_="bob")
+    clock.advance(timedelta(hours=5))  # the bot is down while the deadline passes
+    second = Room(database_url, clock)
+    started = "\n".join(await second.start())
+    await second.stop()
+    assert started.count("#1 Rent the hall: passed") == 1
+    assert "Decided Mon 2 Mar 10:00 UTC" in started  # decided at the deadline, not at start-up
+    third = Room(database_url, clock)
+    assert "passed" not in "\n".join(await third.start())
+    await third.stop()
+
+
+async def test_an_announcement_recorded_but_not_sent_is_sent_once_after_a_crash(database_url):
+    clock = ManualClock(START)
+    async with Room(database_url, clock) as room:
+        await room.say("!propose Rent the hall closes=1h", as_="alice")
+        clock.advance(timedelta(hours=2))
+        # The scheduler recorded the outcome, then the process died before sending it.
+        assert jobs.close_due_proposals(room.core) == 1
+    restarted = Room(database_url, clock)
+    assert "\n".join(await restarted.start()).count("#1 Rent the hall: rejected") == 1
+    await restarted.stop()
+    with restarted.core.db.transaction() as session:
+        assert session.scalar(select(func.count()).where(Announcement.sent_at.is_(None))) == 0
+
+
+async def test_an_adapter_failure_keeps_the_announcement_queued_until_it_goes_through(database_url):
+    async with Room(database_url) as room:
+        await room.say("!propose Rent the hall closes=1h", as_="alice")
+        adapter = room.session.adapter
+        real_perform = adapter.perform
+
+        async def network_down(action):
+            raise ConnectionError("homeserver unreachable")
+
+        adapter.perform = network_down
+        assert "rejected" not in await room.wait("2h")
+        adapter.perform = real_perform
+        assert (await room.wait("1m")).count("#1 Rent the hall: rejected") == 1
+        assert "rejected" not in await room.wait("1m")
+
+
+async def test_a_replayed_command_is_ignored(database_url):
+    async with Room(database_url) as room:
+        await room.say("!propose Rent the hall", as_="alice")
+        core = room.core
+        first = core.handle(vote("evt-1"))
+        assert any(isinstance(a, Acknowledge) for a in first)
+        assert core.handle(vote("evt-1")) == []
+        assert core.handle(vote("evt-1", text="!vote 1 no")) == []  # same id, whatever the text
+        with core.db.transaction() as session:
+            assert session.scalar(select(Ballot.choice)) == "yes"
+
+
+async def test_a_replayed_error_stays_quiet_and_a_replayed_tap_counts_once(database_url):
+    async with Room(database_url) as room:
+        await room.say("!propose Rent the hall", as_="alice")
+        core = room.core
+        assert isinstance(core.handle(vote("evt-2", text="!vote 9 yes"))[0], SendMessage)
+        assert core.handle(vote("evt-2", text="!vote 9 yes")) == []
+        tap = ChoiceMade(chat=ROOM, sender=UserRef(platform="console", user_id="carol"), sender_name="carol",
+                         payload="vote 1 no", event_id="tap-1")
+        assert core.handle(tap) and core.handle(tap) == []
+        with core.db.transaction() as session:
+            assert session.scalar(select(func.count()).select_from(Ballot)) == 1
+
+
+async def test_a_retracted_reaction_takes_the_ballot_back(database_url):
+    async with Room(database_url) as room:
+        await room.say("!propose Rent the hall", as_="alice")
+        user = UserRef(platform="console", user_id="carol")
+        room.core.handle(ChoiceMade(chat=ROOM, sender=user, sender_name="carol", payload="vote 1 no",
+                                    event_id="react-1"))
+        room.core.handle(ChoiceMade(chat=ROOM, sender=user, sender_name="carol", payload="vote 1 no",
+                                    event_id="redact-1", retracted=True))
+        assert "0 yes · 0 no" in await room.say("!proposal 1")
+
+
+async def test_a_forged_payload_is_ignored(database_url):
+    async with Room(database_url) as room:
+        await room.say("!propose Rent the hall", as_="alice")
+        forged = ChoiceMade(chat=ROOM, sender=UserRef(platform="console", user_id="eve"), sender_name="eve",
+                            payload="withdraw 1", event_id="tap-x")
+        assert room.core.handle(forged) == []
+        assert "Tally" in await room.say("!proposal 1") and "Withdrawn" not in await room.say("!proposal 1")
+
+
+async def test_the_live_tally_message_is_edited_as_votes_arrive(database_url):
+    async with Room(database_url, show_edits=True) as room:
+        opened = await room.say("!propose Rent the hall", as_="alice")
+        assert "#1 Rent the hall" in opened
+        edited = await room.say("!vote 1 yes", as_="bob")
+        assert "bot ✎ m" in edited and "1 yes · 0 no" in edited

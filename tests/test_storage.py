@@ -1,0 +1,97 @@
+"""The schema protects the vote on both backends; migrations match the models."""
+
+from datetime import datetime, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from storage.db import Database
+from storage.models import Announcement, Ballot, Group, Member, ProcessedEvent, Proposal
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def seed(db):
+    with db.transaction() as session:
+        group = Group(platform="matrix", chat_id="!room:example.org", created_at=NOW)
+        session.add(group)
+        session.flush()
+        member = Member(group_id=group.id, user_id="@bob:example.org", display_name="Bob", joined_at=NOW)
+        session.add(member)
+        session.flush()
+        proposal = Proposal(group_id=group.id, number=1, title="t", author_id=member.id, rule="majority",
+                            quorum="0", opened_at=NOW, closes_at=NOW)
+        session.add(proposal)
+        session.flush()
+        return group.id, member.id, proposal.id
+
+
+def test_one_ballot_per_member_per_proposal_is_enforced_by_the_schema(db):
+    _, member_id, proposal_id = seed(db)
+    with db.transaction() as session:
+        session.add(Ballot(proposal_id=proposal_id, member_id=member_id, choice="yes", cast_at=NOW, changed_at=NOW))
+    with pytest.raises(IntegrityError):
+        with db.transaction() as session:
+            session.add(Ballot(proposal_id=proposal_id, member_id=member_id, choice="no", cast_at=NOW,
+                               changed_at=NOW))
+
+
+def test_one_processed_row_per_platform_event(db):
+    with db.transaction() as session:
+        session.add(ProcessedEvent(platform="telegram", event_id="update-7", processed_at=NOW))
+    with pytest.raises(IntegrityError):
+        with db.transaction() as session:
+            session.add(ProcessedEvent(platform="telegram", event_id="update-7", processed_at=NOW))
+    with db.transaction() as session:  # the same id on another platform is another event
+        session.add(ProcessedEvent(platform="matrix", event_id="update-7", processed_at=NOW))
+
+
+def test_proposal_numbers_and_announcement_keys_are_unique(db):
+    group_id, member_id, _ = seed(db)
+    with pytest.raises(IntegrityError):
+        with db.transaction() as session:
+            session.add(Proposal(group_id=group_id, number=1, title="again", author_id=member_id, rule="majority",
+                                 quorum="0", opened_at=NOW, closes_at=NOW))
+    with db.transaction() as session:
+        session.add(Announcement(dedupe_key="proposal:1:outcome", action="{}", created_at=NOW))
+    with pytest.raises(IntegrityError):
+        with db.transaction() as session:
+            session.add(Announcement(dedupe_key="proposal:1:outcome", action="{}", created_at=NOW))
+
+
+def test_times_come_back_aware_and_in_utc(db):
+    seed(db)
+    with db.transaction() as session:
+        proposal = session.get(Proposal, 1)
+        assert proposal.closes_at == NOW and proposal.closes_at.tzinfo is not None
+
+
+def test_migrations_produce_exactly_the_models_schema(db):
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert differences == []
+    assert "alembic_version" in inspect(db.engine).get_table_names()
+
+
+def test_upgrade_is_idempotent(db):
+    db.upgrade()
+    db.upgrade()
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url):
+    database = Database(sqlite_url)
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    database.dispose()
