@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from bot.actions import (Acknowledge, Action, DirectMessage, EditMessage, SendFile, SendImage,
-                         SendMessage)
+from bot.actions import Acknowledge, Action, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.events import ChatRef, CommandMessage, MemberJoined, UserRef

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from adapters.console import PLATFORM as CONSOLE, ConsoleAdapter, ConsoleRoom
+from adapters.console import PLATFORM as CONSOLE
+from adapters.console import ConsoleAdapter, ConsoleRoom
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import AppConfig, DefaultsConfig
 from bot.core import Core

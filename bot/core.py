@@ -21,7 +21,7 @@ from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
-from bot.events import (ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft)
+from bot.events import ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
 from bot.governance import proposals as rules
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory

@@ -105,6 +105,21 @@ class Directory:
         ).first()
 
     @staticmethod
+    def resolve_mention(session: Session, group_id: int, text: str) -> Member | None:
+        """The member a mention names: by platform id first, then by a unique display name."""
+        bare = text.strip().lstrip("@")
+        for candidate in (text.strip(), bare):
+            found = session.scalars(
+                select(Member).where(Member.group_id == group_id, Member.user_id == candidate)
+            ).first()
+            if found is not None:
+                return found
+        named = session.scalars(
+            select(Member).where(Member.group_id == group_id, func.lower(Member.display_name) == bare.lower())
+        ).all()
+        return named[0] if len(named) == 1 else None
+
+    @staticmethod
     def member_count(session: Session, group: Group) -> int:
         """Members for quorum shares: the people we know, or the platform's count if larger."""
         known = session.scalar(

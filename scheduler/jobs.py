@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 from bot import outbox
+from bot.actions import SendMessage
 from bot.core import Core
 from bot.governance import proposals as rules
-from bot.actions import SendMessage
 from bot.render import outcome_announcement
 from storage.models import Group
 
@@ -31,7 +31,7 @@ def close_due_proposals(core: Core) -> int:
             proposal = due[0]
             group = session.get(Group, proposal.group_id)
             members = core.directory.member_count(session, group)
-            decision, _ = rules.close(session, proposal, group, proposal.closes_at, members)
+            decision, _ = rules.close(session, proposal, proposal.closes_at, members)
             zone = core.directory.settings(session, group.id).timezone
             announcement = SendMessage(chat=core.directory.chat_of(group),
                                        text=outcome_announcement(proposal, decision, zone))

@@ -4,7 +4,8 @@ input string makes the parser raise anything but its own clear error."""
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.commands.args import ArgError, Number, OptionList, Quorum, QuorumArg
 from bot.commands.catalog import REGISTRY
@@ -120,3 +121,11 @@ def test_option_syntax_soup_never_crashes(text):
         REGISTRY.find("propose").parse(text)
     except CommandError:
         pass
+
+
+def test_mentions_parse_to_what_was_typed():
+    from bot.commands.args import Mention, MentionArg
+
+    assert MentionArg().parse(" @bob:example.org ") == Mention("@bob:example.org")
+    with pytest.raises(ArgError):
+        MentionArg().parse("@")

@@ -69,7 +69,7 @@ def test_lifecycle_databases_and_template():
     assert not tmp.exists()
     server.stop()  # idempotent
     with pytest.raises(RuntimeError):
-        server.port
+        _ = server.port
 
 
 def test_stop_without_start_and_context_manager():

@@ -169,8 +169,9 @@ async def test_hostile_and_unicode_titles_are_stored_verbatim_and_rendered_escap
 
 
 def _command(text):
-    from bot.events import ChatRef, CommandMessage, UserRef
     import uuid
+
+    from bot.events import ChatRef, CommandMessage, UserRef
 
     return CommandMessage(chat=ChatRef(platform="console", chat_id="room"),
                           sender=UserRef(platform="console", user_id="alice"), sender_name="alice",
@@ -185,3 +186,14 @@ async def test_help_lists_every_command_and_explains_one(room):
     one = await room.say("!help vote")
     assert "!vote <#> <yes|no|abstain|block|option> [reason…]" in one and "Example: !vote 3 yes" in one
     assert "Did you mean !vote?" in await room.say("!help vot")
+
+
+async def test_mentions_resolve_to_members_by_id_or_unique_name(room):
+    await room.say("!help", as_="Bob")
+    await room.say("!help", as_="carol")
+    with room.core.db.transaction() as session:
+        group = room.core.directory.find_group(session, _command("x").chat)
+        resolve = room.core.directory.resolve_mention
+        assert resolve(session, group.id, "@bob").display_name == "Bob"
+        assert resolve(session, group.id, "Carol").user_id == "carol"
+        assert resolve(session, group.id, "@nobody") is None

@@ -3,7 +3,7 @@
 import pytest
 
 from bot.commands.args import Quorum
-from bot.governance.voting import (BLOCKED, CHOSEN, NO_QUORUM, PASSED, REJECTED, TIE, count_ballots, decide)
+from bot.governance.voting import BLOCKED, CHOSEN, NO_QUORUM, PASSED, REJECTED, TIE, count_ballots, decide
 
 NONE = Quorum(0, False)
 

@@ -140,5 +140,26 @@ class OptionList(ArgType):
         return options
 
 
+@dataclass(frozen=True)
+class Mention:
+    """A member as typed: `@bob`, a platform id like `@bob:example.org`, or a name.
+
+    Resolved against the group's members by `Directory.resolve_mention`."""
+
+    text: str
+
+
+class MentionArg(ArgType):
+    metavar = "@member"
+
+    def parse(self, raw: str) -> Mention:
+        text = raw.strip()
+        if not text.lstrip("@"):
+            raise ArgError("name a member, like @bob")
+        if len(text) > 255:
+            raise ArgError("that member name is too long")
+        return Mention(text)
+
+
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"

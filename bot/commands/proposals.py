@@ -11,8 +11,16 @@ from bot.commands.registry import Option, Positional
 from bot.context import Context
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
-from bot.render import (decision_line, outcome_announcement, proposal_card, relative, tally_line,
-                        vote_choices, voters_list, when)
+from bot.render import (
+    decision_line,
+    outcome_announcement,
+    proposal_card,
+    relative,
+    tally_line,
+    vote_choices,
+    voters_list,
+    when,
+)
 from bot.text import RichText, TextBuilder, b, escape, i, plain
 from storage.models import Member, Proposal
 
@@ -59,7 +67,8 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
     "vote",
     summary="cast or change your ballot while a proposal is open",
     example="vote 3 yes I can pick it up on Friday",
-    params=(Positional("number", Number(), label="#"), Positional("choice", Word(), label="yes|no|abstain|block|option"),
+    params=(Positional("number", Number(), label="#"),
+            Positional("choice", Word(), label="yes|no|abstain|block|option"),
             Positional("reason", Text("reason", max_length=500), optional=True, rest=True)),
     details="Answer yes, no, abstain or block; for a choice poll give the option's number or name. "
             "Vote again to change your ballot.",
@@ -124,13 +133,8 @@ def withdraw(ctx: Context, number: int) -> None:
          details="Only the author can close early; otherwise proposals close at their deadline.")
 def close_early(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
-    if proposal.author_id != ctx.member_id:
-        author = ctx.session.get(Member, proposal.author_id)
-        raise rules.RuleViolation(
-            f"Only {author.display_name}, who proposed #{number}, can close it early; "
-            f"it closes by itself {relative(proposal.closes_at, ctx.now)}.")
     members = ctx.directory.member_count(ctx.session, ctx.group)
-    decision, _ = rules.close(ctx.session, proposal, ctx.group, ctx.now, members)
+    decision, _ = rules.close_early(ctx.session, proposal, ctx.member_id, ctx.now, members)
     ctx.post(outcome_announcement(proposal, decision, ctx.settings.timezone))
     refresh_card(ctx, proposal)
 

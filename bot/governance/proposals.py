@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bot.commands.args import Quorum
 from bot.governance import voting
-from storage.models import Ballot, Decision, Group, Member, Proposal
+from storage.models import Ballot, Decision, Member, Proposal
 
 OPEN, CLOSED, WITHDRAWN = "open", "closed", "withdrawn"
 MAX_OPEN_PER_GROUP = 200
@@ -149,7 +149,17 @@ def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime
                    now, members=0, status=WITHDRAWN)
 
 
-def close(session: Session, proposal: Proposal, group: Group, now: datetime, members: int) -> tuple[Decision, voting.Outcome]:
+def close_early(session: Session, proposal: Proposal, member_id: int, now: datetime,
+                members: int) -> tuple[Decision, voting.Outcome]:
+    """Only the author may end a vote before its deadline; everyone else waits for it."""
+    if proposal.author_id != member_id:
+        author = session.get(Member, proposal.author_id)
+        raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
+                            "otherwise it closes by itself at its deadline.")
+    return close(session, proposal, now, members)
+
+
+def close(session: Session, proposal: Proposal, now: datetime, members: int) -> tuple[Decision, voting.Outcome]:
     """Count and record the outcome now (deadline reached, or closed early)."""
     _require_open(proposal)
     tallied = counts(session, proposal)

@@ -1,14 +1,14 @@
 """initial schema: groups, members, settings, proposals, ballots, decisions, events, outbox
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 05:28:27.541524
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import storage.types
+from alembic import op
 
+import storage.types
 
 revision = '0001'
 down_revision = None
