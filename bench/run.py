@@ -539,7 +539,7 @@ def report(backend: str, cfg: Config, samples, wall: float, handled: int, edits:
 
 
 def bench_backend(backend: str, cfg: Config, profile_path: str | None, profile_all: bool = False,
-                  gc_freeze: bool = False) -> bool:
+                  gc_freeze: bool = True) -> bool:
     clock = ManualClock()
     defaults = bot.config.DefaultsConfig()
     pg = None
@@ -566,9 +566,8 @@ def bench_backend(backend: str, cfg: Config, profile_path: str | None, profile_a
                 server = conn.execute(sql_text("select version()")).scalar_one().split(",")[0] + \
                          ", throwaway local server (fsync=off, synchronous_commit=off)"
         if gc_freeze:
-            gc.collect()
-            gc.freeze()  # experiment: move start-up objects out of the collector's reach
-            server += "; gc.freeze() after start-up"
+            bot.app.freeze_start_up_objects()  # as `commons-bot run` does after start-up
+            server += "; gc.freeze() after start-up, as the app does"
         profiler = cProfile.Profile() if profile_path else None
         labels = None if profile_all else VOTE_TYPES
         expected, samples, wall, handled, edits, gc_info = run_workload(core, clock, cfg, profiler, labels)
@@ -614,8 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="FILE", nargs="?", const="bench-profile.pstats",
                         help="cProfile the vote calls and print the top 25 cumulative lines")
     parser.add_argument("--profile-all", action="store_true", help="with --profile: every command, not only votes")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="experiment: gc.freeze() after start-up (not what the app does)")
+    parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                        help="skip the gc.freeze() the app does after start-up (to see its effect)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     cfg = make_config(args)

@@ -4,6 +4,7 @@ scheduler, adapters) and puts them together. Kept thin on purpose."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -30,6 +31,14 @@ def build_core(database_url: str, clock: Clock, defaults: DefaultsConfig,
     if migrate:
         db.upgrade()
     return Core(db, clock, defaults.canonical(), prefixes)
+
+
+def freeze_start_up_objects() -> None:
+    """Move everything alive after start-up (modules, mappers, compiled statements)
+    out of the garbage collector's reach, so full collections stay short and a
+    command that allocates a lot does not pause for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 # commons-bot run ------------------------------------------------------------
@@ -62,6 +71,7 @@ async def serve(config: AppConfig) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await runtime.start()
+    freeze_start_up_objects()
     log.info("Commons is running on %s", ", ".join(a.platform for a in adapters))
     await stopping.wait()
     log.info("shutting down")
@@ -114,6 +124,7 @@ async def console(database_path: Path, script: Path | None, member: str, echo: C
                              files_dir=database_path.parent / "commons-files")
     session.room.member = member
     await session.start()
+    freeze_start_up_objects()
     try:
         if script is not None:
             for line in script.read_text(encoding="utf-8").splitlines():

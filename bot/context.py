@@ -30,16 +30,17 @@ class Context:
     prefix: str
     registry: Registry
     directory: Directory
-    group: Group | None = None
+    group_id: int | None = None  # None in a private chat
     member_id: int | None = None
     tapped: bool = False  # a button/poll/reaction rather than a typed command
     actions: list[Action] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property
-    def group_id(self) -> int:
-        assert self.group is not None and self.group.id is not None
-        return self.group.id
+    def group(self) -> Group:
+        group = self.session.get(Group, self.group_id)
+        assert group is not None
+        return group
 
     @property
     def settings(self) -> GroupSettings:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -31,6 +33,7 @@ from storage.db import Database
 from storage.models import Group, Member, ProcessedEvent, Proposal
 
 log = logging.getLogger(__name__)
+_CLAIM = insert(ProcessedEvent.__table__)  # built once: it runs for every event
 
 
 class Replayed(Exception):
@@ -116,8 +119,9 @@ class Core:
                       sender_name=event.sender_name, event_id=event.event_id, is_private=event.is_private,
                       prefix=prefix, registry=self.registry, directory=self.directory, tapped=tapped)
         if not event.is_private:
-            ctx.group = self.directory.group_for(session, event.chat, event.chat_title, now)
-            member = self.directory.member_for(session, ctx.group.id, event.sender, event.sender_name, now,
+            ctx.group_id = self.directory.group_id_for_event(session, event.chat, event.chat_title, now,
+                                                             ctx.after_commit.append)
+            member = self.directory.member_for(session, ctx.group_id, event.sender, event.sender_name, now,
                                                ctx.after_commit.append)
             ctx.member_id = member if isinstance(member, int) else member.id
         return ctx
@@ -141,9 +145,9 @@ class Core:
 
     def _claim(self, session: Session, platform: str, event_id: str, now: datetime) -> None:
         """Record the event id; a second attempt with the same id is a replay."""
-        session.add(ProcessedEvent(platform=platform, event_id=event_id[:255], processed_at=now))
         try:
-            session.flush()
+            session.connection().execute(_CLAIM, {"platform": platform, "event_id": event_id[:255],
+                                                  "processed_at": now})
         except IntegrityError:
             raise Replayed from None
 
@@ -166,6 +170,7 @@ class Core:
 
     def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Action]:
         now = self.clock.now()
+        after_commit: list = []
         try:
             with self.db.transaction() as session:
                 if not isinstance(event, MemberCount):
@@ -175,14 +180,16 @@ class Core:
                     group.reported_member_count = event.count
                 elif isinstance(event, MemberJoined):
                     self.directory.member_for(session, group.id, event.user, event.display_name, now,
-                                              lambda _: None)
+                                              after_commit.append)
                 else:
                     member = self.directory.find_member(session, group.id, event.user.user_id)
                     if member is not None:
                         member.active = False
-                    self.directory.forget_member(group.id, event.user.user_id)
+                    after_commit.append(partial(self.directory.forget_member, group.id, event.user.user_id))
         except Replayed:
-            pass
+            return []
+        for callback in after_commit:
+            callback()
         return []
 
     # bot messages and announcements -----------------------------------------

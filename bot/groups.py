@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from bot.events import ChatRef, UserRef
@@ -19,6 +19,9 @@ from bot.governance.settings import GroupSettings
 from storage.models import BotMessage, Group, GroupSetting, Member
 
 MAX_NAME = 120
+_messages = BotMessage.__table__.c
+_MESSAGE_ID = select(_messages.message_id).where(_messages.group_id == bindparam("group_id"),
+                                                 _messages.key == bindparam("key"))
 
 
 def clean_name(name: str) -> str:
@@ -31,6 +34,7 @@ class Directory:
     def __init__(self, defaults: Mapping[str, str]) -> None:
         self.defaults = dict(defaults)
         self._groups: dict[tuple[str, str], int] = {}
+        self._titles: dict[int, str | None] = {}
         self._members: dict[tuple[int, str], tuple[int, str, bool]] = {}
         self._settings: dict[int, GroupSettings] = {}
 
@@ -43,9 +47,22 @@ class Directory:
         group = session.scalars(
             select(Group).where(Group.platform == chat.platform, Group.chat_id == chat.chat_id)
         ).first()
-        if group is not None:
-            self._groups[(chat.platform, chat.chat_id)] = group.id
         return group
+
+    def group_id_for_event(self, session: Session, chat: ChatRef, title: str | None, now: datetime,
+                           after_commit: Callable[[Callable[[], None]], None]) -> int:
+        """The id of the group a message came from, creating the group on first sight.
+
+        Loads the row only when it is new or its title changed."""
+        title = title and clean_name(title)
+        cached = self._groups.get((chat.platform, chat.chat_id))
+        if cached is not None and (not title or self._titles.get(cached) == title):
+            return cached
+        group = self.group_for(session, chat, title, now)
+        key, group_id = (chat.platform, chat.chat_id), group.id
+        after_commit(lambda: (self._groups.__setitem__(key, group_id),
+                              self._titles.__setitem__(group_id, group.title)))
+        return group_id
 
     def group_for(self, session: Session, chat: ChatRef, title: str | None, now: datetime) -> Group:
         group = self.find_group(session, chat)
@@ -131,8 +148,7 @@ class Directory:
 
     @staticmethod
     def message_id(session: Session, group_id: int, key: str) -> str | None:
-        row = session.get(BotMessage, (group_id, key))
-        return row.message_id if row else None
+        return session.connection().execute(_MESSAGE_ID, {"group_id": group_id, "key": key}).scalar()
 
     @staticmethod
     def remember_message(session: Session, group_id: int, key: str, message_id: str) -> None:
@@ -160,5 +176,6 @@ class Directory:
     def reset(self) -> None:
         """Drop every cached id (after a failed transaction we cannot tell what stuck)."""
         self._groups.clear()
+        self._titles.clear()
         self._members.clear()
         self._settings.clear()

@@ -77,11 +77,23 @@ def vote_choices(proposal: Proposal) -> tuple[Choice, ...]:
                  for stance in voting.STANCES)
 
 
-def voters_list(rows: list[tuple[Ballot, Member]]) -> list[str]:
-    lines = []
+MAX_REASONS = 20
+
+
+def voters_list(rows: list[tuple[Ballot, Member]], labels: list[str]) -> list[str]:
+    """Who voted what, one line per choice (short on a phone even with 200 ballots),
+    then the reasons given, latest first."""
+    names: dict[str, list[str]] = {label: [] for label in labels}
     for ballot, member in rows:
-        reason = f" — {i(ballot.reason)}" if ballot.reason else ""
-        lines.append(f"• {escape(member.display_name)}: {b(ballot.choice)}{reason}")
+        names.setdefault(ballot.choice, []).append(escape(member.display_name))
+    lines = [f"{b(choice)} ({len(voters)}): {', '.join(voters)}" for choice, voters in names.items() if voters]
+    reasons = [(ballot, member) for ballot, member in reversed(rows) if ballot.reason]
+    if reasons:
+        lines.append(b("Reasons"))
+        for ballot, member in reasons[:MAX_REASONS]:
+            lines.append(f"• {escape(member.display_name)} ({escape(ballot.choice)}): {i(ballot.reason)}")
+        if len(reasons) > MAX_REASONS:
+            lines.append(i(f"and {len(reasons) - MAX_REASONS} more"))
     return lines
 
 

@@ -46,7 +46,7 @@ async def test_a_member_can_change_a_ballot_but_never_has_two(room):
     assert "changed from yes" in changed and "0 yes · 1 no" in changed
     assert count(room, Ballot) == 1
     shown = await room.say("!proposal 1")
-    assert "• bob: no — changed my mind" in shown
+    assert "no (1): bob" in shown and "• bob (no): changed my mind" in shown
 
 
 async def test_votes_after_the_deadline_are_refused_and_change_nothing(room):

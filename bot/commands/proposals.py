@@ -22,7 +22,7 @@ from bot.render import (
     when,
 )
 from bot.text import RichText, TextBuilder, b, escape, i, plain
-from storage.models import Member, Proposal
+from storage.models import Proposal
 
 MAX_TITLE = 200
 MAX_DETAILS = 2000
@@ -77,7 +77,6 @@ def vote(ctx: Context, number: int, choice: str, reason: str | None) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     chosen, reason = rules.resolve_choice(proposal, f"{choice} {reason or ''}")
     change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, reason, ctx.now)
-    ctx.session.flush()
     counts = rules.counts(ctx.session, proposal)
     if change.previous is None:
         verb = "counted"
@@ -98,9 +97,9 @@ def list_open(ctx: Context) -> None:
         return
     zone = ctx.settings.timezone
     text = TextBuilder().line(b(f"Open proposals ({len(found)})"))
+    voted = rules.voter_counts(ctx.session, found)
     for proposal in found:
-        counts = rules.counts(ctx.session, proposal)
-        text.line(f"#{proposal.number} {escape(proposal.title)} — {sum(counts.values())} voted, closes "
+        text.line(f"#{proposal.number} {escape(proposal.title)} — {voted.get(proposal.id, 0)} voted, closes "
                   f"{when(proposal.closes_at, zone)} ({relative(proposal.closes_at, ctx.now)})")
     text.line(i(f"{ctx.prefix}proposal <#> shows one with its ballots."))
     ctx.reply(text.build())
@@ -112,7 +111,9 @@ def show(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     ballots = rules.ballots_with_voters(ctx.session, proposal)
     text = card(ctx, proposal)
-    lines = [f"{b('Ballots')} ({len(ballots)}):", *voters_list(ballots)] if ballots else [i("No ballots yet.")]
+    labels = list(rules.counts_template(proposal))
+    lines = [f"{b('Ballots')} ({len(ballots)}):", *voters_list(ballots, labels)] if ballots \
+        else [i("No ballots yet.")]
     decision = rules.decision_of(ctx.session, proposal)
     if decision is not None:
         lines.append(outcome_announcement(proposal, decision, ctx.settings.timezone).html.split("\n")[0])
@@ -178,9 +179,9 @@ def message_key(proposal: Proposal) -> str:
 
 
 def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> RichText:
-    author = ctx.session.get(Member, proposal.author_id)
     counts = counts if counts is not None else rules.counts(ctx.session, proposal)
-    return proposal_card(proposal, author.display_name, counts, ctx.now, ctx.settings.timezone, ctx.prefix)
+    return proposal_card(proposal, rules.author_name(ctx.session, proposal), counts, ctx.now,
+                         ctx.settings.timezone, ctx.prefix)
 
 
 def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> None:

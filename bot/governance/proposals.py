@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from bot.commands.args import Quorum
@@ -28,14 +28,27 @@ class BallotChange:
     current: str
 
 
+# The statements of the vote path, built once: building a statement costs more
+# than SQLite takes to run it. They run on the session's connection, bypassing
+# the ORM's unit of work (ballots are never loaded as objects on this path).
+_ballots = Ballot.__table__.c
+_FIND = select(Proposal).where(Proposal.group_id == bindparam("group_id"), Proposal.number == bindparam("number"))
+_BALLOT_OF = select(_ballots.id, _ballots.choice).where(
+    _ballots.proposal_id == bindparam("proposal_id"), _ballots.member_id == bindparam("member_id"))
+_NEW_BALLOT = insert(Ballot.__table__)
+_CHANGE_BALLOT = update(Ballot.__table__).where(_ballots.id == bindparam("ballot_id")).values(
+    choice=bindparam("choice"), reason=bindparam("reason"), changed_at=bindparam("changed_at"))
+_COUNTS = (select(_ballots.choice, func.count()).where(_ballots.proposal_id == bindparam("proposal_id"))
+           .group_by(_ballots.choice))
+_AUTHOR = select(Member.__table__.c.display_name).where(Member.__table__.c.id == bindparam("member_id"))
+
+
 def options_of(proposal: Proposal) -> list[str] | None:
     return proposal.options.split("\n") if proposal.options else None
 
 
 def find(session: Session, group_id: int, number: int) -> Proposal:
-    proposal = session.scalars(
-        select(Proposal).where(Proposal.group_id == group_id, Proposal.number == number)
-    ).first()
+    proposal = session.scalars(_FIND, {"group_id": group_id, "number": number}).first()
     if proposal is None:
         raise RuleViolation(f"There is no proposal #{number} in this group.")
     return proposal
@@ -92,16 +105,15 @@ def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: st
     """Record or change a member's ballot; one row per member per proposal (the schema enforces it)."""
     if proposal.status != OPEN or now >= proposal.closes_at:
         raise RuleViolation(f"#{proposal.number} is {_state(proposal)}; votes are no longer accepted.")
-    ballot = session.scalars(
-        select(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member_id)
-    ).first()
-    if ballot is None:
-        session.add(Ballot(proposal_id=proposal.id, member_id=member_id, choice=choice, reason=reason,
-                           cast_at=now, changed_at=now))
+    connection = session.connection()
+    existing = connection.execute(_BALLOT_OF, {"proposal_id": proposal.id, "member_id": member_id}).first()
+    if existing is None:
+        connection.execute(_NEW_BALLOT, {"proposal_id": proposal.id, "member_id": member_id, "choice": choice,
+                                         "reason": reason, "cast_at": now, "changed_at": now})
         return BallotChange(None, choice)
-    previous = ballot.choice
-    ballot.choice, ballot.reason, ballot.changed_at = choice, reason, now
-    return BallotChange(previous, choice)
+    connection.execute(_CHANGE_BALLOT, {"ballot_id": existing.id, "choice": choice, "reason": reason,
+                                        "changed_at": now})
+    return BallotChange(existing.choice, choice)
 
 
 def retract_ballot(session: Session, proposal: Proposal, member_id: int, choice: str, now: datetime) -> bool:
@@ -115,15 +127,30 @@ def retract_ballot(session: Session, proposal: Proposal, member_id: int, choice:
     return result.rowcount > 0
 
 
+def counts_template(proposal: Proposal) -> dict[str, int]:
+    """Every possible choice of this proposal, in display order, at zero."""
+    return voting.count_ballots([], options_of(proposal))
+
+
 def counts(session: Session, proposal: Proposal) -> dict[str, int]:
-    rows = session.execute(
-        select(Ballot.choice, func.count()).where(Ballot.proposal_id == proposal.id).group_by(Ballot.choice)
-    ).all()
-    tallied = voting.count_ballots([], options_of(proposal))
+    rows = session.connection().execute(_COUNTS, {"proposal_id": proposal.id}).all()
+    tallied = counts_template(proposal)
     for choice, number in rows:
         if choice in tallied:
             tallied[choice] = number
     return tallied
+
+
+def voter_counts(session: Session, proposals: list[Proposal]) -> dict[int, int]:
+    """How many ballots each proposal has, in one query (for lists)."""
+    ids = [proposal.id for proposal in proposals]
+    rows = session.execute(select(Ballot.proposal_id, func.count()).where(Ballot.proposal_id.in_(ids))
+                           .group_by(Ballot.proposal_id)).all()
+    return {proposal_id: number for proposal_id, number in rows}
+
+
+def author_name(session: Session, proposal: Proposal) -> str:
+    return session.connection().execute(_AUTHOR, {"member_id": proposal.author_id}).scalar() or "someone"
 
 
 def ballots_with_voters(session: Session, proposal: Proposal) -> list[tuple[Ballot, Member]]:
