@@ -63,7 +63,7 @@ async def serve(config: AppConfig) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         return 2
-    prefixes = {"matrix": config.matrix.command_prefix} if config.matrix else {}
+    prefixes = {"telegram": "/", "matrix": config.matrix.command_prefix if config.matrix else "!"}
     core = build_core(config.database.url, SystemClock(), config.defaults, prefixes)
     runtime = Runtime(core, adapters, parse_duration(config.scheduler.sweep_interval))
     stopping = asyncio.Event()

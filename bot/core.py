@@ -47,8 +47,8 @@ class Core:
         self.clock = clock
         self.registry = registry
         self.directory = Directory(defaults)
-        # How commands are written on each platform, for usage lines and hints.
-        self.prefixes = {"telegram": "/", **(prefixes or {})}
+        # How commands are written on each platform, for usage lines and hints (configuration).
+        self.prefixes = dict(prefixes or {})
 
     def prefix_for(self, platform: str) -> str:
         return self.prefixes.get(platform, "!")

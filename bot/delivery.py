@@ -10,7 +10,7 @@ from typing import Any
 from bot.actions import Acknowledge, Action, DirectMessage, SendMessage, platform_of
 from bot.adapter import Adapter
 from bot.core import Core
-from bot.text import RichText, TextBuilder, join
+from bot.text import TextBuilder, join
 
 log = logging.getLogger(__name__)
 
@@ -69,5 +69,3 @@ class Delivery:
         log.warning("%s cannot perform %s; dropped", adapter.platform, action.kind)
         return None
 
-
-__all__ = ["Delivery", "RichText"]

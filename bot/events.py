@@ -6,7 +6,6 @@ labels, never identity. Adapters build these and nothing else crosses in.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,11 +87,6 @@ Inbound = Annotated[
 ]
 
 
-def event_key(event: Inbound) -> str | None:
-    """The platform event id that must be applied at most once (None: idempotent by nature)."""
-    return getattr(event, "event_id", None)
-
-
 __all__ = [
     "UserRef",
     "ChatRef",
@@ -102,6 +96,4 @@ __all__ = [
     "MemberLeft",
     "MemberCount",
     "Inbound",
-    "event_key",
-    "datetime",
 ]
