@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot import outbox
-from bot.actions import Action, EditMessage, SendMessage
+from bot.actions import Acknowledge, Action, EditMessage, SendMessage
 from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
@@ -102,13 +102,14 @@ class Core:
         except Replayed:
             return []
         except CommandError as error:
-            return self._refuse(event, error.message, command)
+            return self._refuse(event, error.message, command, tapped)
         except RuleViolation as error:
-            return self._refuse(event, str(error))
+            return self._refuse(event, str(error), tapped=tapped)
         except Exception:
             log.exception("command %r failed", event.text[:200])
             self.directory.reset()
-            return self._refuse(event, "Something went wrong on my side; nothing was changed. Please try again.")
+            return self._refuse(event, "Something went wrong on my side; nothing was changed. Please try again.",
+                                tapped=tapped)
         for callback in ctx.after_commit:
             callback()
         return ctx.actions
@@ -151,8 +152,10 @@ class Core:
         except IntegrityError:
             raise Replayed from None
 
-    def _refuse(self, event: CommandMessage, message: str, command=None) -> list[Action]:
-        """Reply with what was wrong (and the right form); record the event so a replay stays quiet."""
+    def _refuse(self, event: CommandMessage, message: str, command=None, tapped: bool = False) -> list[Action]:
+        """Reply with what was wrong (and the right form); record the event so a replay stays quiet.
+
+        A refused tap is answered privately (a toast), not in front of the group."""
         try:
             with self.db.transaction() as session:
                 self._claim(session, event.chat.platform, event.event_id, self.clock.now())
@@ -166,6 +169,8 @@ class Core:
             prefix = self.prefix_for(event.chat.platform)
             text.line("Usage: ", code(command.usage(prefix)))
             text.line("Example: ", code(prefix + command.example))
+        if tapped:
+            return [Acknowledge(chat=event.chat, event_id=event.event_id, text=text.build())]
         return [SendMessage(chat=event.chat, text=text.build(), reply_to=event.event_id)]
 
     def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Action]:
@@ -213,9 +218,9 @@ class Core:
         outbox.record(session, key=f"proposal:{proposal.id}:final-card", group_id=group.id, now=self.clock.now(),
                       action=EditMessage(chat=self.directory.chat_of(group), message_id=message_id, text=text))
 
-    def pending_announcements(self, limit: int = 100) -> list[tuple[int, Action]]:
+    def pending_announcements(self, platforms: list[str], limit: int = 100) -> list[tuple[int, Action]]:
         with self.db.transaction() as session:
-            return outbox.pending(session, limit)
+            return outbox.pending(session, platforms, limit)
 
     def announcement_sent(self, announcement_id: int) -> None:
         with self.db.transaction() as session:

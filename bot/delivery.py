@@ -34,7 +34,8 @@ class Delivery:
     async def flush_announcements(self) -> int:
         """Send every queued announcement; failures stay queued for the next sweep."""
         sent = 0
-        for announcement_id, action in await self.call_core(self.core.pending_announcements):
+        pending = await self.call_core(self.core.pending_announcements, list(self.adapters))
+        for announcement_id, action in pending:
             try:
                 await self._perform(action)
             except Exception:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.actions import Action, dump_action, load_action
-from storage.models import Announcement
+from storage.models import Announcement, Group
 
 
 def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime) -> bool:
@@ -26,9 +26,12 @@ def record(session: Session, *, key: str, action: Action, group_id: int | None, 
     return True
 
 
-def pending(session: Session, limit: int = 100) -> list[tuple[int, Action]]:
+def pending(session: Session, platforms: list[str], limit: int = 100) -> list[tuple[int, Action]]:
+    """Unsent announcements for groups on the given platforms (others wait for their adapter)."""
     rows = session.scalars(
-        select(Announcement).where(Announcement.sent_at.is_(None)).order_by(Announcement.id).limit(limit)
+        select(Announcement).join(Group, Group.id == Announcement.group_id)
+        .where(Announcement.sent_at.is_(None), Group.platform.in_(platforms))
+        .order_by(Announcement.id).limit(limit)
     )
     return [(row.id, load_action(row.action)) for row in rows]
 

@@ -4,7 +4,8 @@ renders their text escaped."""
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.actions import SendMessage
 from bot.app import build_core

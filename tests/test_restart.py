@@ -117,3 +117,24 @@ async def test_the_live_tally_message_is_edited_as_votes_arrive(database_url):
         assert "#1 Rent the hall" in opened
         edited = await room.say("!vote 1 yes", as_="bob")
         assert "bot ✎ m" in edited and "1 yes · 0 no" in edited
+
+
+async def test_a_refused_tap_is_answered_privately_not_in_the_group(database_url):
+    async with Room(database_url) as room:
+        await room.say("!propose Rent the hall closes=1h", as_="alice")
+        await room.wait("2h")
+        late = ChoiceMade(chat=ROOM, sender=UserRef(platform="console", user_id="bob"), sender_name="bob",
+                          payload="vote 1 yes", event_id="late-tap")
+        [answer] = room.core.handle(late)
+        assert isinstance(answer, Acknowledge) and "no longer accepted" in answer.text.plain()
+
+
+async def test_announcements_wait_for_their_platforms_adapter(database_url):
+    async with Room(database_url) as room:
+        telegram_group = CommandMessage(chat=ChatRef(platform="telegram", chat_id="-100"),
+                                        sender=UserRef(platform="telegram", user_id="7"), sender_name="Ana",
+                                        text="/propose Elsewhere closes=1h", event_id="tg-1")
+        room.core.handle(telegram_group)
+        await room.wait("2h")  # no telegram adapter here: the outcome stays queued, quietly
+        assert [a.chat.platform for _, a in room.core.pending_announcements(["telegram"])] == ["telegram"]
+        assert room.core.pending_announcements(["console"]) == []
