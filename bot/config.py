@@ -70,12 +70,16 @@ class DefaultsConfig(BaseModel):
     mandate_warnings: list[str] | str = ["7d", "1d"]
     need_nudge_after: str = "24h"
     audit_every: str = "90d"
+    propose_role: str = "anyone"
+    auto_draw: str | bool = "off"
 
     def canonical(self) -> dict[str, str]:
         """Every default in the canonical form group settings use; raises ValueError when invalid."""
         values = self.model_dump()
         if isinstance(values["mandate_warnings"], list):
             values["mandate_warnings"] = " ".join(values["mandate_warnings"])
+        if isinstance(values["auto_draw"], bool):
+            values["auto_draw"] = "on" if values["auto_draw"] else "off"
         result = {}
         for key, spec in SPECS.items():
             try:
@@ -84,7 +88,8 @@ class DefaultsConfig(BaseModel):
                 raise ValueError(f"[defaults] {key}: {error}") from None
         return result
 
-    @field_validator("timezone", "vote_duration", "rule", "quorum", "need_nudge_after", "audit_every")
+    @field_validator("timezone", "vote_duration", "rule", "quorum", "need_nudge_after", "audit_every",
+                     "propose_role")
     @classmethod
     def _valid(cls, value: str, info) -> str:
         try:

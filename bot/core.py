@@ -25,6 +25,7 @@ from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, 
 from bot.context import Context
 from bot.events import ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
 from bot.governance import proposals as rules
+from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
 from bot.render import proposal_card
@@ -98,6 +99,9 @@ class Core:
             with self.db.transaction() as session:
                 self._claim(session, event.chat.platform, event.event_id, now)
                 ctx = self._context(session, event, prefix, now, tapped)
+                if command.gate:
+                    roles.require_role(session, ctx.group_id, getattr(ctx.settings, command.gate), ctx.member_id,
+                                       command.task, prefix)
                 command.handler(ctx, **arguments)
         except Replayed:
             return []

@@ -115,13 +115,16 @@ def outcome_headline(proposal: Proposal, decision: Decision) -> str:
     return f"{icon} #{proposal.number} {escape(proposal.title)}: {result}"
 
 
-def outcome_announcement(proposal: Proposal, decision: Decision, zone: ZoneInfo) -> RichText:
+def outcome_announcement(proposal: Proposal, decision: Decision, zone: ZoneInfo,
+                         consequences: list[str] | None = None) -> RichText:
     data = decision_counts(decision)
     text = TextBuilder().line(outcome_headline(proposal, decision))
     if decision.outcome != voting.WITHDRAWN:
         text.line(f"{tally_line(data['counts'])} ({decision.voters} of {decision.members} members voted)")
     if data.get("explanation"):
         text.line(i(data["explanation"]))
+    for line in consequences or ():
+        text.line(line)
     text.line(f"Decided {when(decision.decided_at, zone)}; recorded in the decision log.")
     return text.build()
 

@@ -1,53 +1,134 @@
 """The recurring work, as plain functions of the core: the database says what
 is due, these functions do it and record what to announce.
 
-Each due item runs in its own transaction, so one failure does not hold back
-the others and nothing is half done.
+Due items of every kind are taken strictly in order of their due time, one
+per transaction, so after downtime the announcements come out in the order
+things happened, one failure does not hold back the rest, and nothing is
+half done.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlmodel import Session
 
 from bot import outbox
-from bot.actions import SendMessage
+from bot.actions import DirectMessage, SendMessage
 from bot.core import Core
+from bot.events import UserRef
 from bot.governance import proposals as rules
-from bot.render import outcome_announcement
-from storage.models import Group
+from bot.governance import roles
+from bot.governance.outcomes import conclude, next_step
+from bot.render import outcome_announcement, proposal_card, vote_choices
+from bot.render_roles import draw_announcement, lapse, private_warning, warning
+from bot.text import join
+from storage.models import Group, Mandate, Member, Proposal, Role
 
 log = logging.getLogger(__name__)
 
 
+def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: datetime) -> None:
+    """At its deadline a proposal is counted, its consequences applied, its outcome queued — once."""
+    group = session.get(Group, proposal.group_id)
+    settings = core.directory.settings(session, group.id)
+    concluded = conclude(session, proposal, proposal.closes_at, core.directory.member_count(session, group),
+                         settings, core.prefix_for(group.platform))
+    text = outcome_announcement(proposal, concluded.decision, settings.timezone, concluded.consequences)
+    outbox.record(session, key=f"proposal:{proposal.id}:outcome", group_id=group.id, now=now,
+                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+    core.refresh_card_later(session, group, proposal)
+    log.info("closed proposal %s of group %s: %s", proposal.number, group.id, concluded.decision.outcome)
+
+
+def warn_before_mandate_ends(core: Core, session: Session, mandate: Mandate, now: datetime) -> None:
+    """A warning to the group (mentioning the holder) and privately to the holder, once per offset."""
+    group = session.get(Group, mandate.group_id)
+    settings = core.directory.settings(session, group.id)
+    due = roles.latest_due_warning(mandate, settings.mandate_warnings, now)
+    mandate.next_warning_at = roles.warning_after(mandate.ends_at, settings.mandate_warnings, due or now)
+    if due is None:
+        return  # the offsets changed since this was scheduled
+    role, holder = session.get(Role, mandate.role_id), session.get(Member, mandate.member_id)
+    user = UserRef(platform=group.platform, user_id=holder.user_id)
+    key = f"mandate:{mandate.id}:ends:{mandate.ends_at.isoformat()}:warn:{due.isoformat()}"
+    prefix = core.prefix_for(group.platform)
+    outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(
+        chat=core.directory.chat_of(group),
+        text=warning(role, mandate, holder, roles.volunteers(session, role), now, settings.timezone, prefix, user)))
+    outbox.record(session, key=key + ":dm", group_id=group.id, now=now, action=DirectMessage(
+        user=user, text=private_warning(role, mandate, group.title, now, settings.timezone)))
+
+
+def lapse_mandate(core: Core, session: Session, mandate: Mandate, now: datetime) -> None:
+    """A mandate ends on its own at its end date; the seat opens and the handover note is shared."""
+    group = session.get(Group, mandate.group_id)
+    settings = core.directory.settings(session, group.id)
+    role, holder = session.get(Role, mandate.role_id), session.get(Member, mandate.member_id)
+    roles.lapse(mandate)
+    session.flush()
+    prefix = core.prefix_for(group.platform)
+    text = lapse(role, holder, roles.eligible(session, role, mandate.ends_at), next_step(role, prefix))
+    if role.fill == "lottery" and settings.auto_draw and roles.eligible(session, role, mandate.ends_at):
+        result = roles.draw(session, role, mandate.ends_at, settings.mandate_warnings)
+        text = join([text, draw_announcement(role, result, settings.timezone)])
+    outbox.record(session, key=f"mandate:{mandate.id}:lapsed", group_id=group.id, now=now,
+                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+    for proposal in roles.open_appointments(session, role, mandate.ends_at, settings.vote_duration):
+        outbox.record(session, key=f"proposal:{proposal.id}:opened", group_id=group.id, now=now, action=SendMessage(
+            chat=core.directory.chat_of(group), choices=vote_choices(proposal), track=f"proposal:{proposal.number}",
+            text=proposal_card(proposal, rules.author_name(session, proposal), rules.counts(session, proposal),
+                               now, settings.timezone, prefix)))
+    log.info("mandate %s (%s in group %s) lapsed", mandate.id, role.key, group.id)
+
+
+def _earliest_due(session: Session, now: datetime):
+    """The next due item of any kind, as (due time, job, item)."""
+    found: list[tuple[datetime, int, Callable, object]] = []
+    for order, (query, job, due_of) in enumerate((
+        (lambda: next(iter(rules.due(session, now, limit=1)), None), close_due_proposal, lambda p: p.closes_at),
+        (lambda: roles.due_warning(session, now), warn_before_mandate_ends, lambda m: m.next_warning_at),
+        (lambda: roles.due_lapse(session, now), lapse_mandate, lambda m: m.ends_at),
+    )):
+        item = query()
+        if item is not None:
+            found.append((due_of(item), order, job, item))
+    # Same instant: proposals first (a renewal decided at the deadline beats the lapse).
+    return min(found, key=lambda entry: (entry[0], entry[1]), default=None)
+
+
+def run_due_work(core: Core, limit: int = 10_000) -> int:
+    """Everything that is due now, in order; the scheduler and the console's :wait call this."""
+    done = 0
+    while done < limit:
+        now = core.clock.now()
+        with core.db.transaction() as session:
+            entry = _earliest_due(session, now)
+            if entry is None:
+                return done
+            _, _, job, item = entry
+            job(core, session, item, now)
+        done += 1
+    return done
+
+
 def close_due_proposals(core: Core) -> int:
-    """Close every proposal whose deadline has passed and queue its outcome, once."""
-    closed = 0
+    """Only the proposal deadlines (used where a test simulates a crash after recording)."""
+    done = 0
     while True:
         now = core.clock.now()
         with core.db.transaction() as session:
             due = rules.due(session, now, limit=1)
             if not due:
-                return closed
-            proposal = due[0]
-            group = session.get(Group, proposal.group_id)
-            members = core.directory.member_count(session, group)
-            decision, _ = rules.close(session, proposal, proposal.closes_at, members)
-            zone = core.directory.settings(session, group.id).timezone
-            announcement = SendMessage(chat=core.directory.chat_of(group),
-                                       text=outcome_announcement(proposal, decision, zone))
-            outbox.record(session, key=f"proposal:{proposal.id}:outcome", action=announcement,
-                          group_id=group.id, now=now)
-            core.refresh_card_later(session, group, proposal)
-        closed += 1
-        log.info("closed proposal %s of group %s: %s", proposal.number, group.id, decision.outcome)
+                return done
+            close_due_proposal(core, session, due[0], now)
+        done += 1
 
 
-def run_due_work(core: Core) -> int:
-    """Everything that is due now; the scheduler and the console's :wait call this."""
-    return close_due_proposals(core)
-
-
-def next_due(core: Core):
+def next_due(core: Core) -> datetime | None:
     """When the next piece of work falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:
-        return rules.next_deadline(session)
+        times = (rules.next_deadline(session), roles.next_mandate_deadline(session))
+        return min((t for t in times if t is not None), default=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -84,6 +84,13 @@ class Proposal(SQLModel, table=True):
     opened_at: datetime = _when()
     closes_at: datetime = _when()
     closed_at: datetime | None = _when(nullable=True)
+    # What passing it does: "decision" (nothing more), or a role matter:
+    # "election", "appointment", "renewal", "recall".
+    kind: str = Field(default="decision", max_length=16, sa_column_kwargs={"server_default": "decision"})
+    role_id: int | None = Field(default=None, foreign_key="roles.id")
+    subject_member_id: int | None = Field(default=None, foreign_key="members.id")
+    # Elections: the member id behind each option, one per line, aligned with `options`.
+    candidates: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Ballot(SQLModel, table=True):
@@ -151,3 +158,100 @@ class BotMessage(SQLModel, table=True):
     group_id: int = Field(foreign_key="groups.id", primary_key=True)
     key: str = Field(primary_key=True, max_length=64)
     message_id: str = Field(max_length=255)
+
+
+class Role(SQLModel, table=True):
+    """A role the group rotates. Every role has a term; mandates end on their own."""
+
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("group_id", "key", name="uq_role_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    key: str = Field(max_length=32)  # the name, lower-cased: what members type
+    name: str = Field(max_length=32)
+    term_seconds: int
+    seats: int = 1
+    max_terms: int = 1  # consecutive terms one person may hold
+    fill: str = Field(default="election", max_length=16)  # election | lottery | volunteer
+    handover: str | None = Field(default=None, sa_column=Column(Text))
+    trainees_required: int = 0
+    created_at: datetime = _when()
+    retired_at: datetime | None = _when(nullable=True)
+
+
+class Mandate(SQLModel, table=True):
+    """One person holding one seat of a role, from start until it ends.
+
+    A renewal extends `ends_at` by one term and counts up `term_number` (the
+    consecutive terms held). The partial unique index makes two open mandates
+    on one seat impossible, whatever the code does."""
+
+    __tablename__ = "mandates"
+    __table_args__ = (
+        Index("uq_open_seat", "role_id", "seat", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index("ix_mandates_due", "ended_at", "ends_at"),
+        Index("ix_mandates_warning", "ended_at", "next_warning_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    role_id: int = Field(foreign_key="roles.id")
+    member_id: int = Field(foreign_key="members.id")
+    seat: int
+    filled_by: str = Field(max_length=16)  # election | lottery | volunteer
+    term_number: int = 1
+    renewals: int = 0
+    started_at: datetime = _when()
+    term_started_at: datetime = _when()
+    ends_at: datetime = _when()
+    next_warning_at: datetime | None = _when(nullable=True)
+    ended_at: datetime | None = _when(nullable=True)
+    end_reason: str | None = Field(default=None, max_length=16)  # expired | recalled | stepped down | retired
+
+
+class Volunteer(SQLModel, table=True):
+    __tablename__ = "volunteers"
+
+    role_id: int = Field(foreign_key="roles.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    since: datetime = _when()
+
+
+class Trainee(SQLModel, table=True):
+    """A member shadowing a role to learn it (skills circulate)."""
+
+    __tablename__ = "trainees"
+
+    role_id: int = Field(foreign_key="roles.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    since: datetime = _when()
+
+
+class Draw(SQLModel, table=True):
+    """A lottery, stored so anyone can recompute it: the seed and the ordered candidates."""
+
+    __tablename__ = "draws"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    role_id: int = Field(foreign_key="roles.id")
+    seed: str = Field(max_length=64)
+    candidates: str = Field(sa_column=Column(Text, nullable=False))  # JSON [[member_id, name], ...] in order
+    picked: str = Field(sa_column=Column(Text, nullable=False))  # JSON [member_id, ...]
+    drawn_at: datetime = _when()
+
+
+class RoleChange(SQLModel, table=True):
+    """The log of role definitions: added, edited, retired."""
+
+    __tablename__ = "role_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    role_id: int = Field(foreign_key="roles.id")
+    member_id: int | None = Field(default=None, foreign_key="members.id")
+    action: str = Field(max_length=16)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    changed_at: datetime = _when()

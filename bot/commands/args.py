@@ -59,6 +59,20 @@ class Text(ArgType):
         return text
 
 
+class Count(ArgType):
+    """A whole number within bounds (seats=2, max_terms=3)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.metavar = "N"
+
+    def parse(self, raw: str) -> int:
+        text = raw.strip()
+        if not text.isascii() or not text.isdigit() or not self.low <= int(text) <= self.high:
+            raise ArgError(f"“{_short(raw)}” is not a whole number from {self.low} to {self.high}")
+        return int(text)
+
+
 class Duration(ArgType):
     metavar = "duration"
 

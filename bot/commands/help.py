@@ -25,6 +25,12 @@ def show_help(ctx: Context, command: str | None) -> None:
 
 def _one(ctx: Context, name: str):
     declared = ctx.registry.find(name) or ctx.registry.find(" ".join(name.split()[:2]))
+    family = [c for c in ctx.registry.visible() if c.name.startswith(name + " ")]
+    if declared is None and family:
+        text = TextBuilder()
+        for member in family:
+            text.line(f"{code(member.usage(ctx.prefix))} — {escape(member.summary)}")
+        return text.build()
     if declared is None:
         hint = escape(ctx.registry.suggest(name, ctx.prefix))
         return TextBuilder().line(f"There is no command “{escape(name[:40])}”.{hint}").build()

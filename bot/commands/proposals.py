@@ -9,6 +9,7 @@ from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, Quoru
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
+from bot.governance import outcomes
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
 from bot.render import (
@@ -43,6 +44,7 @@ MAX_MENTIONS = 50
     ),
     aliases=("poll",),
     details='Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes.',
+    gate="propose_role", task="opening proposals",
 )
 def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None, quorum: Quorum | None,
             options: list[str] | None) -> None:
@@ -135,8 +137,9 @@ def withdraw(ctx: Context, number: int) -> None:
 def close_early(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     members = ctx.directory.member_count(ctx.session, ctx.group)
-    decision, _ = rules.close_early(ctx.session, proposal, ctx.member_id, ctx.now, members)
-    ctx.post(outcome_announcement(proposal, decision, ctx.settings.timezone))
+    concluded = outcomes.close_early(ctx.session, proposal, ctx.member_id, ctx.now, members, ctx.settings,
+                                     ctx.prefix)
+    ctx.post(outcome_announcement(proposal, concluded.decision, ctx.settings.timezone, concluded.consequences))
     refresh_card(ctx, proposal)
 
 

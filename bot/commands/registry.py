@@ -52,9 +52,12 @@ class Option:
     key: str
     type: ArgType
     aliases: tuple[str, ...] = ()
+    required: bool = False
+    label: str = ""  # how the usage line shows the value, if not the type's metavar
 
     def usage(self) -> str:
-        return f"[{self.key}={self.type.metavar}]"
+        shown = f"{self.key}={self.label or self.type.metavar}"
+        return shown if self.required else f"[{shown}]"
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,10 @@ class Command:
     aliases: tuple[str, ...] = ()
     where: str = "group"  # "group": only in a group chat; "any": also in private
     details: str = ""
+    # A group setting naming the role whose holders alone may run this command
+    # (e.g. "propose_role"); the group decides, default anyone.
+    gate: str | None = None
+    task: str = ""  # how the gated action is named in the refusal
 
     @property
     def positionals(self) -> list[Positional]:
@@ -150,6 +157,8 @@ class Command:
         for flag in self.flags:
             values.setdefault(flag, False)
         for option in self.options.values():
+            if option.required and option.key not in values:
+                raise CommandError(f"{option.key}= is required, like {option.key}=…", self)
             values.setdefault(option.key, None)
         values.update(self._parse_positionals(text, words))
         return values
@@ -217,11 +226,11 @@ class Registry:
 
     def command(self, name: str, *, summary: str, example: str, params: tuple[Param, ...] = (),
                 aliases: tuple[str, ...] = (), where: str = "group", details: str = "",
-                ) -> Callable[[Handler], Handler]:
+                gate: str | None = None, task: str = "") -> Callable[[Handler], Handler]:
         """Decorator: declare a command and its arguments once."""
 
         def register(handler: Handler) -> Handler:
-            declared = Command(name, summary, example, handler, params, aliases, where, details)
+            declared = Command(name, summary, example, handler, params, aliases, where, details, gate, task)
             self.commands[name] = declared
             for key in (name, *aliases):
                 if key in self._lookup:

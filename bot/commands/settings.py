@@ -6,6 +6,7 @@ from bot.commands.args import ArgError, Text, Word
 from bot.commands.base import command
 from bot.commands.registry import Positional
 from bot.context import Context
+from bot.governance import roles
 from bot.governance import settings as group_settings
 from bot.governance.proposals import RuleViolation
 from bot.text import TextBuilder, b, code, escape, i
@@ -31,6 +32,8 @@ def set_setting(ctx: Context, key: str, value: str) -> None:
         new = group_settings.canonical(key, value)
     except ArgError as error:
         raise RuleViolation(str(error)[:1].upper() + str(error)[1:] + ".") from None
+    if group_settings.SPECS[key].names_role and new != "anyone":
+        new = roles.find_role(ctx.session, ctx.group_id, new).key
     old = ctx.settings.raw[key]
     if new == old:
         ctx.reply(TextBuilder().line(f"{code(key)} is already {b(new)}.").build())
@@ -44,6 +47,8 @@ def set_setting(ctx: Context, key: str, value: str) -> None:
                                   new_value=new, changed_at=ctx.now))
     group_id = ctx.group_id
     ctx.directory.forget_settings(group_id)
+    if key == "mandate_warnings":
+        roles.reschedule_warnings(ctx.session, group_id, ctx.settings.mandate_warnings, ctx.now)
     ctx.after_commit.append(lambda: ctx.directory.forget_settings(group_id))
     ctx.post(TextBuilder().line(
         f"⚙️ {escape(ctx.sender_name)} changed {code(key)}: {escape(old)} → {b(new)}"

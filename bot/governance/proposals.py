@@ -56,7 +56,8 @@ def find(session: Session, group_id: int, number: int) -> Proposal:
 
 def open_proposal(session: Session, *, group_id: int, author_id: int, title: str, details: str | None,
                   rule: str, quorum: Quorum, options: list[str] | None, now: datetime,
-                  duration: timedelta) -> Proposal:
+                  duration: timedelta, kind: str = "decision", role_id: int | None = None,
+                  subject_member_id: int | None = None, candidates: dict | None = None) -> Proposal:
     open_count = session.scalar(
         select(func.count()).select_from(Proposal).where(Proposal.group_id == group_id, Proposal.status == OPEN)
     )
@@ -65,7 +66,9 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
     number = (session.scalar(select(func.max(Proposal.number)).where(Proposal.group_id == group_id)) or 0) + 1
     proposal = Proposal(group_id=group_id, number=number, title=title, details=details, author_id=author_id,
                         rule=rule, quorum=str(quorum), options="\n".join(options) if options else None,
-                        opened_at=now, closes_at=now + duration)
+                        opened_at=now, closes_at=now + duration, kind=kind, role_id=role_id,
+                        subject_member_id=subject_member_id,
+                        candidates=json.dumps(candidates) if candidates else None)
     session.add(proposal)
     session.flush()
     return proposal
@@ -176,21 +179,13 @@ def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime
                    now, members=0, status=WITHDRAWN)
 
 
-def close_early(session: Session, proposal: Proposal, member_id: int, now: datetime,
-                members: int) -> tuple[Decision, voting.Outcome]:
-    """Only the author may end a vote before its deadline; everyone else waits for it."""
-    if proposal.author_id != member_id:
-        author = session.get(Member, proposal.author_id)
-        raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
-                            "otherwise it closes by itself at its deadline.")
-    return close(session, proposal, now, members)
-
-
 def close(session: Session, proposal: Proposal, now: datetime, members: int) -> tuple[Decision, voting.Outcome]:
     """Count and record the outcome now (deadline reached, or closed early)."""
     _require_open(proposal)
     tallied = counts(session, proposal)
-    outcome = voting.decide(proposal.rule, Quorum.parse(proposal.quorum), members, tallied, options_of(proposal))
+    seats = json.loads(proposal.candidates)["seats"] if proposal.candidates else 1
+    outcome = voting.decide(proposal.rule, Quorum.parse(proposal.quorum), members, tallied, options_of(proposal),
+                            seats)
     return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
 
 

@@ -7,6 +7,7 @@ record of changes reads well.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,6 +54,24 @@ def _quorum(text: str) -> str:
     return str(QuorumArg().parse(text))
 
 
+def _role_or_anyone(text: str) -> str:
+    value = text.strip().lower()
+    if value in ("anyone", "everyone", "all", "none", "off"):
+        return "anyone"
+    if not re.fullmatch(r"[^\W_][\w-]{0,31}", value):
+        raise ArgError("give a role name, or anyone")
+    return value
+
+
+def _on_off(text: str) -> str:
+    value = text.strip().lower()
+    if value in ("on", "yes", "true", "1"):
+        return "on"
+    if value in ("off", "no", "false", "0"):
+        return "off"
+    raise ArgError("answer on or off")
+
+
 def _timezone(text: str) -> str:
     name = text.strip()
     if name.upper() in ("UTC", "GMT", "Z"):
@@ -81,6 +100,7 @@ class SettingSpec:
     summary: str
     example: str
     canonical: Callable[[str], str]  # raises ArgError on a bad value
+    names_role: bool = False  # the value must be one of the group's roles (checked by `set`)
 
 
 SPECS: dict[str, SettingSpec] = {
@@ -93,6 +113,9 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("mandate_warnings", "reminders before a mandate ends", "7d 1d", _durations),
         SettingSpec("need_nudge_after", "when an unclaimed need is posted again", "24h", _duration),
         SettingSpec("audit_every", "how often the sovereignty audit comes round", "90d", _duration),
+        SettingSpec("propose_role", "who may open proposals: anyone, or the holders of a role", "facilitator",
+                    _role_or_anyone, names_role=True),
+        SettingSpec("auto_draw", "draw a successor by lot as soon as a lottery seat lapses", "on", _on_off),
     )
 }
 
@@ -108,6 +131,8 @@ class GroupSettings:
     mandate_warnings: tuple[timedelta, ...]
     need_nudge_after: timedelta
     audit_every: timedelta
+    propose_role: str
+    auto_draw: bool
     raw: Mapping[str, str]
 
     @classmethod
@@ -120,6 +145,8 @@ class GroupSettings:
             mandate_warnings=tuple(parse_duration(v) for v in values["mandate_warnings"].split()),
             need_nudge_after=parse_duration(values["need_nudge_after"]),
             audit_every=parse_duration(values["audit_every"]),
+            propose_role=values["propose_role"],
+            auto_draw=values["auto_draw"] == "on",
             raw=dict(values),
         )
 

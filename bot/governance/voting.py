@@ -7,6 +7,8 @@
 - Under majority and two-thirds a block counts as a no.
 - abstain counts toward quorum only.
 - choice polls (options=…) are decided by plurality; an equal top is a tie.
+- elections for several seats take the options with the most votes; a tie across
+  the last seat leaves the tied seats unfilled.
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ def count_ballots(choices: Sequence[str], options: Sequence[str] | None) -> dict
 
 
 def decide(rule: str, quorum: Quorum, members: int, counts: Mapping[str, int],
-           options: Sequence[str] | None = None) -> Outcome:
+           options: Sequence[str] | None = None, seats: int = 1) -> Outcome:
     voters = sum(counts.values())
     needed = quorum.required(members)
     if voters < needed:
         return Outcome(NO_QUORUM, explanation=f"{voters} of the {needed} ballots needed")
     if options:
-        return _plurality(counts, options)
+        return _plurality(counts, options) if seats == 1 else _top(counts, options, seats)
     return _RULES[rule](counts.get(YES, 0), counts.get(NO, 0), counts.get(BLOCK, 0))
 
 
@@ -72,6 +74,24 @@ def _plurality(counts: Mapping[str, int], options: Sequence[str]) -> Outcome:
     if len(leaders) > 1:
         return Outcome(TIE, leaders, f"{len(leaders)} options tied with {top} each")
     return Outcome(CHOSEN, leaders, f"{top} ballot{'s' if top != 1 else ''}")
+
+
+def _top(counts: Mapping[str, int], options: Sequence[str], seats: int) -> Outcome:
+    """Several seats: the `seats` options with the most votes; a tie across the last
+    place leaves those seats unfilled rather than picking arbitrarily."""
+    ranked = sorted((o for o in options if counts.get(o, 0) > 0), key=lambda o: -counts[o])
+    if not ranked:
+        return Outcome(REJECTED, explanation="nobody chose an option")
+    if len(ranked) <= seats:
+        return Outcome(CHOSEN, tuple(ranked), f"{len(ranked)} chosen for {seats} seats")
+    boundary = counts[ranked[seats - 1]]
+    if counts[ranked[seats]] != boundary:
+        return Outcome(CHOSEN, tuple(ranked[:seats]), f"the {seats} with the most votes")
+    clear = tuple(o for o in ranked if counts[o] > boundary)
+    tied = tuple(o for o in ranked if counts[o] == boundary)
+    if not clear:
+        return Outcome(TIE, tied, f"{len(tied)} tied with {boundary} each")
+    return Outcome(CHOSEN, clear, f"{len(tied)} tied for the remaining seats")
 
 
 def _majority(yes: int, no: int, block: int) -> Outcome:

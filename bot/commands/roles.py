@@ -1,0 +1,269 @@
+"""Role rotation commands: role add/edit/remove, roles, volunteer, unvolunteer,
+draw, elect, renew, recall, stepdown, shadow, handover."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.commands.args import Count, Duration, MentionArg, OneOf, Text, Word
+from bot.commands.base import command
+from bot.commands.proposals import card, message_key
+from bot.commands.registry import Option, Positional
+from bot.context import Context
+from bot.governance import proposals as rules
+from bot.governance import roles
+from bot.governance.outcomes import next_step
+from bot.governance.proposals import RuleViolation
+from bot.render import vote_choices, when
+from bot.render_roles import calendar_entry, draw_announcement, handover_block, stepped_down
+from bot.text import RichText, TextBuilder, b, code, escape, i, plain
+from storage.models import Member, Proposal, Role
+
+ROLE = Positional("role", Word("role"))
+TERMS = (
+    Option("term", Duration()),
+    Option("seats", Count(1, roles.MAX_SEATS)),
+    Option("max_terms", Count(1, 20), aliases=("max",)),
+    Option("fill", OneOf(*roles.FILLS, aliases={"vote": "election", "lot": "lottery", "sortition": "lottery"})),
+    Option("handover", Text("handover note", max_length=roles.MAX_HANDOVER), label='"…"'),
+    Option("trainees_required", Count(0, 10), aliases=("trainees",)),
+)
+MIN_VOTE = timedelta(minutes=1)
+
+
+def _terms(values: dict) -> roles.RoleTerms:
+    return roles.RoleTerms(**{key: values[key] for key in
+                              ("term", "seats", "max_terms", "fill", "handover", "trainees_required")})
+
+
+def _announce(ctx: Context, *lines: str) -> None:
+    text = TextBuilder()
+    for line in lines:
+        text.line(line)
+    ctx.post(text.build())
+
+
+@command("role add", summary="define a role; every role has a term and expires on its own",
+         example='role add facilitator term=30d fill=lottery handover="Open on time; keep the stack"',
+         params=(Positional("name", Word("name")), Option("term", Duration(), required=True), *TERMS[1:]),
+         details="max_terms is how many terms in a row one person may hold it (default 1: nobody twice in a row).")
+def role_add(ctx: Context, name: str, **values) -> None:
+    role = roles.add_role(ctx.session, ctx.group_id, name, _terms(values), ctx.member_id, ctx.now)
+    _announce(ctx, f"🆕 {escape(ctx.sender_name)} defined the role {b(role.name)}: {escape(roles.describe(role))}.",
+              i(f"Stand for it with {ctx.prefix}volunteer {role.key}; see every role with {ctx.prefix}roles."))
+
+
+@command("role edit", summary="change a role's term, seats, limits, filling or handover note",
+         example="role edit facilitator term=60d max_terms=2",
+         params=(Positional("name", Word("name")), *TERMS))
+def role_edit(ctx: Context, name: str, **values) -> None:
+    role = roles.find_role(ctx.session, ctx.group_id, name)
+    changed = roles.edit_role(ctx.session, role, _terms(values), ctx.member_id, ctx.now)
+    _announce(ctx, f"✏️ {escape(ctx.sender_name)} changed {b(role.name)} ({escape(', '.join(changed))}): "
+                   f"{escape(roles.describe(role))}.",
+              i("Current mandates keep their end date; a new term applies from the next mandate."))
+
+
+@command("role remove", summary="retire a role; its holders' mandates end now", example="role remove treasurer",
+         params=(Positional("name", Word("name")),), aliases=("role retire",))
+def role_remove(ctx: Context, name: str) -> None:
+    role = roles.find_role(ctx.session, ctx.group_id, name)
+    ended = roles.retire_role(ctx.session, role, ctx.member_id, ctx.now)
+    _announce(ctx, f"📦 {escape(ctx.sender_name)} retired the role {b(role.name)}"
+                   + (f"; {len(ended)} mandate{'s' if len(ended) != 1 else ''} ended." if ended else "."),
+              i("Its history stays in the record."))
+
+
+@command("roles", summary="the rotation calendar: holders, term ends, volunteers, trainees", example="roles",
+         aliases=("calendar",))
+def show_roles(ctx: Context) -> None:
+    found = roles.active_roles(ctx.session, ctx.group_id)
+    if not found:
+        ctx.reply(plain(f"No roles yet. Define one: {ctx.prefix}role add facilitator term=30d"))
+        return
+    zone = ctx.settings.timezone
+    lines = [b("Rotation calendar")]
+    for role in found:
+        holders = roles.holders(ctx.session, role)
+        learned = {m.id: len(roles.trainees(ctx.session, role, since=m.term_started_at)) for m, _ in holders}
+        since = min((m.term_started_at for m, _ in holders), default=ctx.now - roles.term_of(role))
+        lines += calendar_entry(role, holders, roles.volunteers(ctx.session, role),
+                                roles.trainees(ctx.session, role, since=since), roles.history(ctx.session, role),
+                                learned, ctx.now, zone)
+    ctx.reply(RichText(html="\n".join(lines)))
+
+
+@command("volunteer", summary="stand for a role", example="volunteer facilitator", params=(ROLE,),
+         aliases=("stand",))
+def volunteer(ctx: Context, role: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    roles.volunteer(ctx.session, found, ctx.member_id, ctx.now)
+    reply = f"🙋 {escape(ctx.sender_name)} stands for {b(found.name)}."
+    if found.fill == "volunteer":
+        proposal = roles.open_appointment(ctx.session, found, ctx.member_id, ctx.now, ctx.settings.vote_duration)
+        if proposal is not None:
+            ctx.reply(RichText(html=reply + " Nobody is appointed silently: if no one objects by the deadline, "
+                                            "the seat is theirs."))
+            _post_card(ctx, proposal)
+            return
+    ctx.reply(RichText(html=reply + f" {next_step(found, ctx.prefix)}"))
+
+
+@command("unvolunteer", summary="stop standing for a role", example="unvolunteer facilitator", params=(ROLE,))
+def unvolunteer(ctx: Context, role: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    roles.unvolunteer(ctx.session, found, ctx.member_id)
+    ctx.reply(RichText(html=f"{escape(ctx.sender_name)} no longer stands for {b(found.name)}."))
+
+
+@command("draw", summary="fill a role's free seats by lottery among eligible volunteers, verifiably",
+         example="draw facilitator", params=(ROLE,), aliases=("lottery",))
+def draw(ctx: Context, role: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    result = roles.draw(ctx.session, found, ctx.now, ctx.settings.mandate_warnings)
+    ctx.post(draw_announcement(found, result, ctx.settings.timezone))
+
+
+@command("elect", summary="open an election among a role's volunteers", example="elect treasurer",
+         params=(ROLE,), aliases=("election",))
+def elect(ctx: Context, role: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    seats = len(roles.free_seats(ctx.session, found))
+    if not seats:
+        raise RuleViolation(f"Every seat of {found.name} is taken; an election can fill a seat when one opens.")
+    _no_open(ctx, found, "election")
+    candidates = roles.eligible(ctx.session, found, ctx.now)
+    if not candidates:
+        raise RuleViolation(f"Nobody eligible is standing for {found.name}; volunteer with "
+                            f"{ctx.prefix}volunteer {found.key}.")
+    settings = ctx.settings
+    proposal = rules.open_proposal(
+        ctx.session, group_id=ctx.group_id, author_id=ctx.member_id,
+        title=f"Election: {found.name} ({seats} seat{'s' if seats != 1 else ''})", details=None,
+        rule=settings.rule, quorum=settings.quorum, options=_labels(candidates), now=ctx.now,
+        duration=settings.vote_duration, kind="election", role_id=found.id,
+        candidates={"member_ids": [m.id for m in candidates], "seats": seats})
+    _post_card(ctx, proposal)
+
+
+@command("renew", summary="open a vote to renew a holder's mandate for one more term",
+         example="renew facilitator @alice",
+         params=(ROLE, Positional("member", MentionArg(), optional=True, label="[@member]")))
+def renew(ctx: Context, role: str, member) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    mandate, holder = _holder(ctx, found, member, default_self=True)
+    roles.check_renewable(ctx.session, found, mandate, holder.display_name)
+    _no_open(ctx, found, "renewal", holder)
+    duration = _until_end(ctx, mandate)
+    proposal = rules.open_proposal(
+        ctx.session, group_id=ctx.group_id, author_id=ctx.member_id,
+        title=f"Renew {holder.display_name} as {found.name} for another term", details=None,
+        rule=ctx.settings.rule, quorum=ctx.settings.quorum, options=None, now=ctx.now, duration=duration,
+        kind="renewal", role_id=found.id, subject_member_id=holder.id)
+    _post_card(ctx, proposal)
+
+
+@command("recall", summary="open a vote to end a holder's mandate now", example="recall treasurer @bob not reporting",
+         params=(ROLE, Positional("member_and_reason", Text("reason", max_length=600), optional=True, rest=True,
+                                  label="[@member] [reason]")))
+def recall(ctx: Context, role: str, member_and_reason: str | None) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    mention, reason = None, member_and_reason
+    if member_and_reason and member_and_reason.startswith("@"):
+        first, _, rest = member_and_reason.partition(" ")
+        mention, reason = MentionArg().parse(first), rest.strip() or None
+    mandate, holder = _holder(ctx, found, mention, default_self=False)
+    _no_open(ctx, found, "recall", holder)
+    proposal = rules.open_proposal(
+        ctx.session, group_id=ctx.group_id, author_id=ctx.member_id,
+        title=f"Recall {holder.display_name} from {found.name}", details=reason, rule=ctx.settings.rule,
+        quorum=ctx.settings.quorum, options=None, now=ctx.now, duration=ctx.settings.vote_duration,
+        kind="recall", role_id=found.id, subject_member_id=holder.id)
+    _post_card(ctx, proposal)
+
+
+@command("stepdown", summary="leave a role now — rotation is healthy", example="stepdown facilitator",
+         params=(ROLE,), aliases=("step-down", "resign"))
+def stepdown(ctx: Context, role: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    roles.step_down(ctx.session, found, ctx.member_id, ctx.now)
+    member = ctx.member()
+    ctx.post(stepped_down(found, member, roles.eligible(ctx.session, found, ctx.now),
+                          next_step(found, ctx.prefix)))
+    after_seat_opens(ctx, found)
+
+
+@command("shadow", summary="train for a role alongside its holder", example="shadow treasurer", params=(ROLE,),
+         aliases=("train",))
+def shadow(ctx: Context, role: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    roles.shadow(ctx.session, found, ctx.member_id, ctx.now)
+    holders = roles.holders(ctx.session, found)
+    who = ", ".join(escape(m.display_name) for _, m in holders) or "nobody yet"
+    ctx.reply(RichText(html=f"📚 {escape(ctx.sender_name)} is shadowing {b(found.name)} (held by {who}). "
+                            f"The handover note: {code(f'{ctx.prefix}handover {found.key}')}"))
+
+
+@command("handover", summary="show a role's handover note", example="handover facilitator", params=(ROLE,),
+         where="any")
+def handover(ctx: Context, role: str) -> None:
+    if ctx.group_id is None:
+        raise RuleViolation("Ask for a handover note in the group whose role it is.")
+    found = roles.find_role(ctx.session, ctx.group_id, role)
+    ctx.reply(RichText(html=handover_block(found)))
+
+
+# helpers ---------------------------------------------------------------------------
+
+def after_seat_opens(ctx: Context, role: Role) -> None:
+    """A seat just opened during a command: volunteers may be appointed right away."""
+    for proposal in roles.open_appointments(ctx.session, role, ctx.now, ctx.settings.vote_duration):
+        _post_card(ctx, proposal)
+
+
+def _post_card(ctx: Context, proposal: Proposal) -> None:
+    ctx.post(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))
+
+
+def _holder(ctx: Context, role: Role, mention, default_self: bool):
+    current = roles.holders(ctx.session, role)
+    if mention is not None:
+        member = ctx.directory.resolve_mention(ctx.session, ctx.group_id, mention.text)
+        if member is None:
+            raise RuleViolation(f"I don't know {mention.text[:40]} in this group.")
+        for mandate, holder in current:
+            if holder.id == member.id:
+                return mandate, holder
+        raise RuleViolation(f"{member.display_name} does not hold {role.name}.")
+    if default_self:
+        for mandate, holder in current:
+            if holder.id == ctx.member_id:
+                return mandate, holder
+    if len(current) == 1:
+        return current[0]
+    if not current:
+        raise RuleViolation(f"Nobody holds {role.name} right now.")
+    raise RuleViolation(f"{role.name} has {len(current)} holders; name one, like @{current[0][1].display_name}.")
+
+
+def _no_open(ctx: Context, role: Role, kind: str, holder: Member | None = None) -> None:
+    existing = roles.open_role_proposal(ctx.session, role, kind)
+    if existing is not None and (holder is None or existing.subject_member_id == holder.id):
+        raise RuleViolation(f"#{existing.number} is already open for this; vote there.")
+
+
+def _until_end(ctx: Context, mandate) -> timedelta:
+    """A renewal vote must close before the mandate ends, or it would decide nothing."""
+    left = mandate.ends_at - ctx.now
+    if left < MIN_VOTE:
+        raise RuleViolation(f"The mandate ends {when(mandate.ends_at, ctx.settings.timezone)}; too late to vote "
+                            "on a renewal. Once the seat is open, stand for it again if you are eligible.")
+    return min(ctx.settings.vote_duration, left)
+
+
+def _labels(candidates: list[Member]) -> list[str]:
+    """Election options: display names, made unique with the platform id where two are alike."""
+    seen = [m.display_name for m in candidates]
+    return [m.display_name[:60] if seen.count(m.display_name) == 1 else f"{m.display_name[:40]} ({m.user_id[:40]})"
+            for m in candidates]
+

@@ -1,0 +1,129 @@
+"""What a closed proposal sets in motion.
+
+A plain decision is only recorded. Role matters act on the outcome: an
+election seats its winners, an appointment seats the volunteer nobody
+objected to, a renewal extends the mandate, a recall ends it. Both the
+scheduler (deadline) and `close` (early) go through `conclude`, so the
+consequences cannot be forgotten on either path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.governance import proposals as rules
+from bot.governance import roles
+from bot.governance.proposals import RuleViolation
+from bot.governance.settings import GroupSettings
+from bot.governance.voting import Outcome
+from bot.render import when
+from bot.text import b, escape
+from storage.models import Decision, Mandate, Member, Proposal, Role
+
+
+@dataclass
+class Concluded:
+    decision: Decision
+    outcome: Outcome
+    consequences: list[str] = field(default_factory=list)  # escaped HTML lines for the announcement
+
+
+def conclude(session: Session, proposal: Proposal, now: datetime, members: int, settings: GroupSettings,
+             prefix: str) -> Concluded:
+    decision, outcome = rules.close(session, proposal, now, members)
+    result = Concluded(decision, outcome)
+    if proposal.kind == "decision":
+        return result
+    role = session.get(Role, proposal.role_id)
+    if role is None or role.retired_at is not None:
+        result.consequences.append("The role was retired meanwhile; nothing changes.")
+        return result
+    handler = {"election": _election, "appointment": _appointment, "renewal": _renewal, "recall": _recall}
+    handler[proposal.kind](session, proposal, role, outcome, now, settings, prefix, result.consequences)
+    return result
+
+
+def close_early(session: Session, proposal: Proposal, member_id: int, now: datetime, members: int,
+                settings: GroupSettings, prefix: str) -> Concluded:
+    """Only the author may end a vote before its deadline; everyone else waits for it."""
+    if proposal.author_id != member_id:
+        author = session.get(Member, proposal.author_id)
+        raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
+                            "otherwise it closes by itself at its deadline.")
+    return conclude(session, proposal, now, members, settings, prefix)
+
+
+def _election(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
+    if not outcome.carried:
+        lines.append(f"No one is seated; open a new election with {escape(prefix)}elect {escape(role.key)}.")
+        return
+    candidates = json.loads(proposal.candidates)["member_ids"]
+    by_option = dict(zip(rules.options_of(proposal), candidates, strict=True))
+    for winner in outcome.winners:
+        _seat(session, role, by_option[winner], "election", now, settings, lines)
+
+
+def _appointment(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
+    if outcome.carried:
+        _seat(session, role, proposal.subject_member_id, "volunteer", now, settings, lines)
+    else:
+        lines.append(f"The seat stays open; an objection was raised. Talk it through, or {escape(prefix)}"
+                     f"elect {escape(role.key)}.")
+
+
+def _renewal(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
+    mandate, name = _subject_mandate(session, proposal, role)
+    if not outcome.carried:
+        if mandate is not None:
+            lines.append(f"{escape(name)}'s mandate ends as planned.")
+        return
+    if mandate is None:
+        lines.append(f"{escape(name)} no longer holds {escape(role.name)}; nothing to renew.")
+        return
+    try:
+        roles.renew(session, role, mandate, name, now, settings.mandate_warnings)
+    except RuleViolation as refusal:
+        lines.append(f"Not renewed: {escape(str(refusal))}")
+        return
+    lines.append(f"🔁 {b(name)} holds {b(role.name)} for another term, until "
+                 f"{when(mandate.ends_at, settings.timezone)} (term {mandate.term_number} in a row).")
+
+
+def _recall(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
+    mandate, name = _subject_mandate(session, proposal, role)
+    if not outcome.carried:
+        if mandate is not None:
+            lines.append(f"{escape(name)} stays in {escape(role.name)}.")
+        return
+    if mandate is None:
+        lines.append(f"{escape(name)} no longer holds {escape(role.name)}.")
+        return
+    roles.recall(mandate, now)
+    lines.append(f"{escape(name)} is recalled from {b(role.name)}; the seat is open. "
+                 f"{next_step(role, prefix)}")
+
+
+def _subject_mandate(session: Session, proposal: Proposal, role: Role) -> tuple[Mandate | None, str]:
+    member = session.get(Member, proposal.subject_member_id)
+    return roles.mandate_of(session, role, member.id), member.display_name
+
+
+def _seat(session, role, member_id, filled_by, now, settings, lines) -> None:
+    member = session.get(Member, member_id)
+    try:
+        mandate = roles.seat(session, role, member_id, filled_by, now, settings.mandate_warnings)
+    except RuleViolation as refusal:
+        lines.append(f"{escape(member.display_name)} could not be seated: {escape(str(refusal))}")
+        return
+    lines.append(f"🎉 {b(member.display_name)} now holds {b(role.name)} until "
+                 f"{when(mandate.ends_at, settings.timezone)}.")
+
+
+def next_step(role: Role, prefix: str) -> str:
+    """How this role's empty seat gets filled, as a hint."""
+    command = {"election": "elect", "lottery": "draw", "volunteer": "volunteer"}[role.fill]
+    return f"Next: {escape(prefix)}{command} {escape(role.key)}"

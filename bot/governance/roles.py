@@ -1,0 +1,454 @@
+"""Role rotation: every role has a term, mandates end on their own unless the
+group renews them, nobody holds a seat beyond `max_terms` terms in a row,
+lotteries are verifiable, and skills circulate through trainees.
+
+Each rule lives here; commands and the scheduler only call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.governance.proposals import OPEN, RuleViolation
+from storage.models import Draw, Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
+
+FILLS = ("election", "lottery", "volunteer")
+MAX_ROLES = 50
+MAX_SEATS = 50
+MAX_HANDOVER = 2000
+NAME = re.compile(r"[^\W_][\w-]{0,31}")
+EXPIRED, RENEWED, RECALLED, STEPPED_DOWN, RETIRED = "expired", "renewed", "recalled", "stepped down", "retired"
+
+
+@dataclass(frozen=True)
+class RoleTerms:
+    """What `role add` and `role edit` may set."""
+
+    term: timedelta | None = None
+    seats: int | None = None
+    max_terms: int | None = None
+    fill: str | None = None
+    handover: str | None = None
+    trainees_required: int | None = None
+
+
+@dataclass(frozen=True)
+class DrawResult:
+    draw: Draw
+    candidates: list[tuple[int, str]]  # (member id, name) in the published order
+    picks: list[tuple[int, int]]  # (index into the remaining list, member id) per seat
+    mandates: list[Mandate]
+
+
+# roles ------------------------------------------------------------------------
+
+def find_role(session: Session, group_id: int, name: str) -> Role:
+    role = session.scalars(select(Role).where(Role.group_id == group_id, Role.key == name.strip().lower(),
+                                              Role.retired_at.is_(None))).first()
+    if role is None:
+        names = [r.name for r in active_roles(session, group_id)]
+        known = f" Roles here: {', '.join(names)}." if names else " This group has no roles yet (role add)."
+        raise RuleViolation(f"There is no role “{name[:32]}”.{known}")
+    return role
+
+
+def active_roles(session: Session, group_id: int) -> list[Role]:
+    return list(session.scalars(select(Role).where(Role.group_id == group_id, Role.retired_at.is_(None))
+                                .order_by(Role.key)))
+
+
+def add_role(session: Session, group_id: int, name: str, terms: RoleTerms, member_id: int,
+             now: datetime) -> Role:
+    if not NAME.fullmatch(name):
+        raise RuleViolation("A role name is one word of letters, digits, - or _ (up to 32), like facilitator.")
+    if terms.term is None:
+        raise RuleViolation("Every role needs a term, like term=90d: power expires by default.")
+    _validate(terms)
+    existing = session.scalars(select(Role).where(Role.group_id == group_id, Role.key == name.lower())).first()
+    if existing is not None and existing.retired_at is None:
+        raise RuleViolation(f"The role {existing.name} exists already; change it with role edit.")
+    if len(active_roles(session, group_id)) >= MAX_ROLES:
+        raise RuleViolation(f"A group can have at most {MAX_ROLES} roles.")
+    role = existing or Role(group_id=group_id, key=name.lower(), name=name, term_seconds=0, created_at=now)
+    role.name, role.retired_at = name, None
+    role.term_seconds = int(terms.term.total_seconds())
+    role.seats, role.max_terms = terms.seats or 1, terms.max_terms or 1
+    role.fill, role.handover = terms.fill or "election", terms.handover
+    role.trainees_required = terms.trainees_required or 0
+    session.add(role)
+    session.flush()
+    _log(session, role, member_id, "added", describe(role), now)
+    return role
+
+
+def edit_role(session: Session, role: Role, terms: RoleTerms, member_id: int, now: datetime) -> list[str]:
+    """Change a role's definition; open mandates keep their end date (the new term applies from the next)."""
+    _validate(terms)
+    changes = []
+    for field, value in (("term_seconds", terms.term and int(terms.term.total_seconds())), ("seats", terms.seats),
+                         ("max_terms", terms.max_terms), ("fill", terms.fill), ("handover", terms.handover),
+                         ("trainees_required", terms.trainees_required)):
+        if value is not None and getattr(role, field) != value:
+            changes.append(field.replace("_seconds", ""))
+            setattr(role, field, value)
+    if not changes:
+        raise RuleViolation("Nothing to change; give at least one of term=, seats=, max_terms=, fill=, "
+                            "handover=, trainees_required=.")
+    if role.seats < len(holders(session, role)):
+        raise RuleViolation(f"{role.name} has {len(holders(session, role))} holders now; reduce seats after "
+                            "their mandates end.")
+    _log(session, role, member_id, "edited", f"changed {', '.join(changes)}: {describe(role)}", now)
+    return changes
+
+
+def retire_role(session: Session, role: Role, member_id: int, now: datetime) -> list[Mandate]:
+    """Retire a role: its mandates end now; its history stays."""
+    ended = []
+    for mandate, _ in holders(session, role):
+        _end(mandate, now, RETIRED)
+        ended.append(mandate)
+    role.retired_at = now
+    _log(session, role, member_id, "retired", describe(role), now)
+    return ended
+
+
+def describe(role: Role) -> str:
+    from bot.durations import format_duration
+
+    return (f"term {format_duration(timedelta(seconds=role.term_seconds))}, {role.seats} seat"
+            f"{'s' if role.seats != 1 else ''}, max {role.max_terms} term{'s' if role.max_terms != 1 else ''} "
+            f"in a row, fill by {role.fill}"
+            + (f", {role.trainees_required} trainees before renewal" if role.trainees_required else ""))
+
+
+def term_of(role: Role) -> timedelta:
+    return timedelta(seconds=role.term_seconds)
+
+
+def _validate(terms: RoleTerms) -> None:
+    if terms.seats is not None and not 1 <= terms.seats <= MAX_SEATS:
+        raise RuleViolation(f"seats= must be between 1 and {MAX_SEATS}.")
+    if terms.max_terms is not None and not 1 <= terms.max_terms <= 20:
+        raise RuleViolation("max_terms= must be between 1 and 20.")
+    if terms.trainees_required is not None and not 0 <= terms.trainees_required <= 10:
+        raise RuleViolation("trainees_required= must be between 0 and 10.")
+    if terms.handover is not None and len(terms.handover) > MAX_HANDOVER:
+        raise RuleViolation(f"Keep the handover note under {MAX_HANDOVER:,} characters.")
+
+
+def _log(session: Session, role: Role, member_id: int | None, action: str, summary: str, now: datetime) -> None:
+    session.add(RoleChange(group_id=role.group_id, role_id=role.id, member_id=member_id, action=action,
+                           summary=summary, changed_at=now))
+
+
+# people around a role ----------------------------------------------------------
+
+def holders(session: Session, role: Role) -> list[tuple[Mandate, Member]]:
+    return [tuple(row) for row in session.execute(
+        select(Mandate, Member).join(Member, Member.id == Mandate.member_id)
+        .where(Mandate.role_id == role.id, Mandate.ended_at.is_(None)).order_by(Mandate.seat)).all()]
+
+
+def mandate_of(session: Session, role: Role, member_id: int) -> Mandate | None:
+    return session.scalars(select(Mandate).where(Mandate.role_id == role.id, Mandate.member_id == member_id,
+                                                 Mandate.ended_at.is_(None))).first()
+
+
+def free_seats(session: Session, role: Role) -> list[int]:
+    taken = {mandate.seat for mandate, _ in holders(session, role)}
+    return [seat for seat in range(1, role.seats + 1) if seat not in taken]
+
+
+def volunteers(session: Session, role: Role) -> list[Member]:
+    return list(session.scalars(select(Member).join(Volunteer, Volunteer.member_id == Member.id)
+                                .where(Volunteer.role_id == role.id).order_by(Volunteer.since, Member.id)))
+
+
+def trainees(session: Session, role: Role, since: datetime | None = None) -> list[Member]:
+    query = select(Member).join(Trainee, Trainee.member_id == Member.id).where(Trainee.role_id == role.id)
+    if since is not None:
+        query = query.where(Trainee.since >= since)
+    return list(session.scalars(query.order_by(Trainee.since, Member.id)))
+
+
+def history(session: Session, role: Role, limit: int = 3) -> list[tuple[Mandate, Member]]:
+    return [tuple(row) for row in session.execute(
+        select(Mandate, Member).join(Member, Member.id == Mandate.member_id)
+        .where(Mandate.role_id == role.id, Mandate.ended_at.is_not(None))
+        .order_by(Mandate.ended_at.desc(), Mandate.id.desc()).limit(limit)).all()]
+
+
+def streak(session: Session, role: Role, member_id: int, now: datetime) -> int:
+    """Consecutive terms the member holds or just held: sitting out a full term resets it."""
+    last = session.scalars(select(Mandate).where(Mandate.role_id == role.id, Mandate.member_id == member_id)
+                           .order_by(Mandate.ends_at.desc(), Mandate.id.desc())).first()
+    if last is None:
+        return 0
+    if last.ended_at is None:
+        return last.term_number
+    return last.term_number if now - last.ended_at < term_of(role) else 0
+
+
+def eligible(session: Session, role: Role, now: datetime) -> list[Member]:
+    """Volunteers who may take a seat now: not holding one, not at their consecutive-term limit."""
+    seated = {mandate.member_id for mandate, _ in holders(session, role)}
+    return [m for m in volunteers(session, role)
+            if m.id not in seated and streak(session, role, m.id, now) < role.max_terms]
+
+
+def volunteer(session: Session, role: Role, member_id: int, now: datetime) -> None:
+    if mandate_of(session, role, member_id) is not None:
+        raise RuleViolation(f"You already hold {role.name}.")
+    if session.get(Volunteer, (role.id, member_id)) is not None:
+        raise RuleViolation(f"You are already standing for {role.name}.")
+    session.add(Volunteer(role_id=role.id, member_id=member_id, since=now))
+
+
+def unvolunteer(session: Session, role: Role, member_id: int) -> None:
+    row = session.get(Volunteer, (role.id, member_id))
+    if row is None:
+        raise RuleViolation(f"You are not standing for {role.name}.")
+    session.delete(row)
+
+
+def shadow(session: Session, role: Role, member_id: int, now: datetime) -> None:
+    if mandate_of(session, role, member_id) is not None:
+        raise RuleViolation(f"You hold {role.name} yourself; invite someone else to shadow you.")
+    row = session.get(Trainee, (role.id, member_id))
+    if row is not None and any(row.since >= m.term_started_at for m, _ in holders(session, role)):
+        raise RuleViolation(f"You are already shadowing {role.name} this term.")
+    if row is None:
+        session.add(Trainee(role_id=role.id, member_id=member_id, since=now))
+    else:
+        row.since = now  # shadowing again in a new term counts for this term
+
+
+# filling seats -------------------------------------------------------------------
+
+def seat(session: Session, role: Role, member_id: int, filled_by: str, now: datetime,
+         warnings: tuple[timedelta, ...]) -> Mandate:
+    """Give a member a free seat; refuses when no seat is free or they are at their limit."""
+    free = free_seats(session, role)
+    if not free:
+        raise RuleViolation(f"Every seat of {role.name} is taken.")
+    if mandate_of(session, role, member_id) is not None:
+        raise RuleViolation(f"That member already holds {role.name}.")
+    terms = streak(session, role, member_id, now) + 1
+    if terms > role.max_terms:
+        raise RuleViolation(f"That member has held {role.name} {terms - 1} term{'s' if terms > 2 else ''} in a "
+                            f"row; the limit is {role.max_terms}.")
+    mandate = Mandate(group_id=role.group_id, role_id=role.id, member_id=member_id, seat=free[0],
+                      filled_by=filled_by, term_number=terms, started_at=now, term_started_at=now,
+                      ends_at=now + term_of(role))
+    mandate.next_warning_at = next_warning(mandate.ends_at, warnings, now, now)
+    session.add(mandate)
+    volunteer_row = session.get(Volunteer, (role.id, member_id))
+    if volunteer_row is not None:
+        session.delete(volunteer_row)  # standing is over once seated
+    session.flush()
+    return mandate
+
+
+def pick_index(seed: str, seat_number: int, remaining: int) -> int:
+    """The published lottery rule: SHA-256 of "<seed>:<seat>" as a number, modulo the candidates left."""
+    digest = hashlib.sha256(f"{seed}:{seat_number}".encode()).hexdigest()
+    return int(digest, 16) % remaining
+
+
+def draw(session: Session, role: Role, now: datetime, warnings: tuple[timedelta, ...],
+         seed: str | None = None) -> DrawResult:
+    """Fill every free seat by lot among eligible volunteers, verifiably."""
+    free = free_seats(session, role)
+    if not free:
+        raise RuleViolation(f"Every seat of {role.name} is taken; there is nothing to draw.")
+    pool = eligible(session, role, now)
+    if not pool:
+        raise RuleViolation(f"Nobody eligible is standing for {role.name}; volunteer with volunteer {role.key}.")
+    # Published order: by platform id, which every member can see and nobody chooses.
+    candidates = sorted(((m.id, m.display_name, m.user_id) for m in pool), key=lambda c: c[2])
+    seed = seed or secrets.token_hex(8)
+    remaining = [member_id for member_id, _, _ in candidates]
+    picks, mandates = [], []
+    for number in range(1, min(len(free), len(candidates)) + 1):
+        index = pick_index(seed, number, len(remaining))
+        member_id = remaining.pop(index)
+        picks.append((index, member_id))
+        mandates.append(seat(session, role, member_id, "lottery", now, warnings))
+    record = Draw(group_id=role.group_id, role_id=role.id, seed=seed,
+                  candidates=json.dumps([[c[0], c[1]] for c in candidates], ensure_ascii=False),
+                  picked=json.dumps([member_id for _, member_id in picks]), drawn_at=now)
+    session.add(record)
+    return DrawResult(record, [(c[0], c[1]) for c in candidates], picks, mandates)
+
+
+def open_role_proposal(session: Session, role: Role, kind: str) -> Proposal | None:
+    return session.scalars(select(Proposal).where(Proposal.role_id == role.id, Proposal.kind == kind,
+                                                  Proposal.status == OPEN)).first()
+
+
+def pending_appointments(session: Session, role: Role) -> list[Proposal]:
+    return list(session.scalars(select(Proposal).where(Proposal.role_id == role.id, Proposal.status == OPEN,
+                                                       Proposal.kind == "appointment")))
+
+
+def open_appointment(session: Session, role: Role, member_id: int, now: datetime,
+                     duration: timedelta) -> Proposal | None:
+    """fill=volunteer: a consent proposal seats the volunteer at its deadline unless someone
+    blocks — nobody is ever appointed silently. None when no seat is left to offer or the
+    member is not eligible or already up for one."""
+    from bot.commands.args import Quorum  # the one value type shared with the parser
+    from bot.governance.proposals import open_proposal
+
+    pending = pending_appointments(session, role)
+    if len(free_seats(session, role)) - len(pending) <= 0:
+        return None
+    if member_id not in {m.id for m in eligible(session, role, now)}:
+        return None
+    if any(p.subject_member_id == member_id for p in pending):
+        return None
+    member = session.get(Member, member_id)
+    return open_proposal(
+        session, group_id=role.group_id, author_id=member_id, title=f"Seat {member.display_name} as {role.name}",
+        details="A volunteer takes the seat unless someone blocks.", rule="consent", quorum=Quorum(0, False),
+        options=None, now=now, duration=duration, kind="appointment", role_id=role.id, subject_member_id=member_id)
+
+
+def open_appointments(session: Session, role: Role, now: datetime, duration: timedelta) -> list[Proposal]:
+    """After a seat opens: offer it to eligible volunteers, first come first served."""
+    opened = []
+    if role.fill != "volunteer":
+        return opened
+    for candidate in eligible(session, role, now):
+        proposal = open_appointment(session, role, candidate.id, now, duration)
+        if proposal is None:
+            break
+        opened.append(proposal)
+    return opened
+
+
+# ending and extending mandates -----------------------------------------------------
+
+def step_down(session: Session, role: Role, member_id: int, now: datetime) -> Mandate:
+    mandate = mandate_of(session, role, member_id)
+    if mandate is None:
+        raise RuleViolation(f"You do not hold {role.name}, so there is nothing to step down from.")
+    _end(mandate, now, STEPPED_DOWN)
+    return mandate
+
+
+def recall(mandate: Mandate, now: datetime) -> None:
+    _end(mandate, now, RECALLED)
+
+
+def check_renewable(session: Session, role: Role, mandate: Mandate, name: str) -> None:
+    """Why a renewal may not go ahead: the consecutive-term limit, or too few trainees."""
+    if mandate.term_number + 1 > role.max_terms:
+        raise RuleViolation(
+            f"{name} has held {role.name} for {mandate.term_number} term{'s' if mandate.term_number != 1 else ''} "
+            f"in a row and max_terms is {role.max_terms}: the seat rotates to someone else.")
+    if role.trainees_required:
+        learned = trainees(session, role, since=mandate.term_started_at)
+        if len(learned) < role.trainees_required:
+            raise RuleViolation(
+                f"{role.name} needs {role.trainees_required} trainee{'s' if role.trainees_required != 1 else ''} "
+                f"to have shadowed it this term before it can be renewed; so far {len(learned)} "
+                f"(shadow {role.key}).")
+
+
+def renew(session: Session, role: Role, mandate: Mandate, name: str, now: datetime,
+          warnings: tuple[timedelta, ...]) -> None:
+    check_renewable(session, role, mandate, name)
+    mandate.term_started_at = mandate.ends_at
+    mandate.ends_at = mandate.ends_at + term_of(role)
+    mandate.term_number += 1
+    mandate.renewals += 1
+    mandate.next_warning_at = next_warning(mandate.ends_at, warnings, now, mandate.term_started_at)
+
+
+def _end(mandate: Mandate, when: datetime, reason: str) -> None:
+    mandate.ended_at, mandate.end_reason, mandate.next_warning_at = when, reason, None
+
+
+# the scheduler's view ---------------------------------------------------------------
+
+def next_warning(ends_at: datetime, warnings: tuple[timedelta, ...], now: datetime,
+                 start: datetime) -> datetime | None:
+    """When the next warning is due: the earliest `ends_at - offset` still ahead, or — when
+    some passed while nobody sent them — the most recent passed one, so one warning goes out.
+    Offsets reaching back before the term started are skipped (a 2-minute term gets no
+    "7 days left")."""
+    times = sorted(ends_at - offset for offset in warnings if start <= ends_at - offset < ends_at)
+    upcoming = [t for t in times if t > now]
+    passed = [t for t in times if t <= now]
+    if passed and now < ends_at:
+        return passed[-1]
+    return upcoming[0] if upcoming else None
+
+
+def latest_due_warning(mandate: Mandate, warnings: tuple[timedelta, ...], now: datetime) -> datetime | None:
+    """The most recent warning time that has come (the one to send now), if any."""
+    passed = [mandate.ends_at - offset for offset in warnings
+              if mandate.term_started_at <= mandate.ends_at - offset <= now]
+    return max(passed, default=None)
+
+
+def warning_after(ends_at: datetime, warnings: tuple[timedelta, ...], sent_due: datetime) -> datetime | None:
+    later = sorted(ends_at - offset for offset in warnings if sent_due < ends_at - offset < ends_at)
+    return later[0] if later else None
+
+
+def due_lapse(session: Session, now: datetime) -> Mandate | None:
+    return session.scalars(select(Mandate).where(Mandate.ended_at.is_(None), Mandate.ends_at <= now)
+                           .order_by(Mandate.ends_at, Mandate.id).limit(1)).first()
+
+
+def due_warning(session: Session, now: datetime) -> Mandate | None:
+    return session.scalars(select(Mandate).where(Mandate.ended_at.is_(None), Mandate.next_warning_at <= now)
+                           .order_by(Mandate.next_warning_at, Mandate.id).limit(1)).first()
+
+
+def next_mandate_deadline(session: Session) -> datetime | None:
+    ends = session.scalar(select(func.min(Mandate.ends_at)).where(Mandate.ended_at.is_(None)))
+    warns = session.scalar(select(func.min(Mandate.next_warning_at)).where(Mandate.ended_at.is_(None)))
+    return min((t for t in (ends, warns) if t is not None), default=None)
+
+
+def lapse(mandate: Mandate) -> None:
+    _end(mandate, mandate.ends_at, EXPIRED)
+
+
+def reschedule_warnings(session: Session, group_id: int, warnings: tuple[timedelta, ...], now: datetime) -> None:
+    """After `set mandate_warnings`: recompute every open mandate's next warning in the group."""
+    for mandate in session.scalars(select(Mandate).where(Mandate.group_id == group_id, Mandate.ended_at.is_(None))):
+        mandate.next_warning_at = next_warning(mandate.ends_at, warnings, now, mandate.term_started_at)
+
+
+def holds(session: Session, group_id: int, role_key: str, member_id: int) -> bool:
+    return session.scalar(
+        select(func.count()).select_from(Mandate).join(Role, Role.id == Mandate.role_id)
+        .where(Role.group_id == group_id, Role.key == role_key, Mandate.member_id == member_id,
+               Mandate.ended_at.is_(None))) > 0
+
+
+def require_role(session: Session, group_id: int, role_key: str, member_id: int, task: str, prefix: str) -> None:
+    """A role-gated action: only holders may do it — unless nobody holds the role, so no group locks itself out."""
+    if role_key == "anyone":
+        return
+    role = session.scalars(select(Role).where(Role.group_id == group_id, Role.key == role_key,
+                                              Role.retired_at.is_(None))).first()
+    if role is None or holds(session, group_id, role_key, member_id):
+        return
+    current = holders(session, role)
+    if not current:
+        return
+    names = ", ".join(member.display_name for _, member in current)
+    raise RuleViolation(f"In this group, {task} is the {role.name}'s task (held by {names}). To take it on "
+                        f"next: {prefix}volunteer {role.key}")
