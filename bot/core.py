@@ -165,7 +165,8 @@ class Core:
                 self._claim(session, event.chat.platform, event.event_id, self.clock.now())
         except Replayed:
             return []
-        message = message[:1].upper() + message[1:]
+        if command is not None:  # the parser's messages are sentence fragments
+            message = message[:1].upper() + message[1:]
         if not message.endswith((".", "?", "!")):
             message += "."
         text = TextBuilder().line("⚠️ ", escape(message))

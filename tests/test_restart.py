@@ -138,3 +138,38 @@ async def test_announcements_wait_for_their_platforms_adapter(database_url):
         await room.wait("2h")  # no telegram adapter here: the outcome stays queued, quietly
         assert [a.chat.platform for _, a in room.core.pending_announcements(["telegram"])] == ["telegram"]
         assert room.core.pending_announcements(["console"]) == []
+
+
+async def test_a_restart_in_the_middle_of_a_warning_period_loses_nothing_and_repeats_nothing(database_url):
+    clock = ManualClock(START)
+    async with Room(database_url, clock) as room:
+        await room.say("!role add facilitator term=30d fill=lottery", as_="alice")
+        await room.say("!volunteer facilitator", as_="bob")
+        await room.say("!draw facilitator")
+        assert "(in 7 days)" in await room.wait("23d")
+    clock.advance(timedelta(days=3))  # down for three days inside the warning period: nothing is due
+    second = Room(database_url, clock)
+    assert "facilitator" not in "\n".join(await second.start())  # the 7-day warning is not repeated
+    await second.stop()
+    clock.advance(timedelta(days=5))  # down again across the 1-day warning AND the end of the term
+    third = Room(database_url, clock)
+    started = "\n".join(await third.start())
+    assert "bob's term as facilitator has ended" in started
+    assert "(in 1 day)" not in started  # a warning for a term that is already over would be noise
+    await third.stop()
+    fourth = Room(database_url, clock)
+    assert "facilitator" not in "\n".join(await fourth.start())
+    await fourth.stop()
+
+
+async def test_a_warning_that_fell_due_while_down_is_sent_once_at_start(database_url):
+    clock = ManualClock(START)
+    async with Room(database_url, clock) as room:
+        await room.say("!role add facilitator term=30d", as_="alice")
+        await room.say("!volunteer facilitator", as_="bob")
+        await room.say("!draw facilitator")
+    clock.advance(timedelta(days=29, hours=12))  # both warnings fell due while the bot was down
+    second = Room(database_url, clock)
+    started = "\n".join(await second.start())
+    await second.stop()
+    assert started.count("term as facilitator ends") == 1 and "(in 12 hours)" in started

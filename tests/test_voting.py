@@ -72,3 +72,15 @@ def test_choice_polls_are_decided_by_plurality_and_ties_are_reported():
     tie = decide("majority", NONE, 10, count_ballots(["Mon", "Wed"], options), options)
     assert (tie.result, tie.winners) == (TIE, ("Mon", "Wed"))
     assert decide("majority", NONE, 10, count_ballots(["abstain"], options), options).result == REJECTED
+
+
+def test_elections_for_several_seats_take_the_top_and_leave_boundary_ties_open():
+    options = ["Ana", "Ben", "Cy", "Di"]
+    top = decide("majority", NONE, 10, {"Ana": 4, "Ben": 3, "Cy": 1, "Di": 0, "abstain": 0}, options, seats=2)
+    assert (top.result, top.winners) == (CHOSEN, ("Ana", "Ben"))
+    tied = decide("majority", NONE, 10, {"Ana": 4, "Ben": 2, "Cy": 2, "Di": 0, "abstain": 0}, options, seats=2)
+    assert (tied.result, tied.winners) == (CHOSEN, ("Ana",))  # Ben and Cy tie for the last seat
+    all_tied = decide("majority", NONE, 10, {"Ana": 1, "Ben": 1, "Cy": 1, "Di": 0, "abstain": 0}, options, seats=2)
+    assert all_tied.result == TIE
+    few = decide("majority", NONE, 10, {"Ana": 1, "Ben": 0, "Cy": 0, "Di": 0, "abstain": 0}, options, seats=3)
+    assert (few.result, few.winners) == (CHOSEN, ("Ana",))

@@ -158,7 +158,7 @@ class Command:
             values.setdefault(flag, False)
         for option in self.options.values():
             if option.required and option.key not in values:
-                raise CommandError(f"{option.key}= is required, like {option.key}=…", self)
+                raise CommandError(f"the option {option.key}= is required", self)
             values.setdefault(option.key, None)
         values.update(self._parse_positionals(text, words))
         return values
