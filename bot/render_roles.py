@@ -46,6 +46,21 @@ def calendar_entry(role: Role, holders: list[tuple[Mandate, Member]], volunteers
     return lines
 
 
+def history_lines(role: Role, current: list[tuple[Mandate, Member]], past: list[tuple[Mandate, Member]],
+                  zone: ZoneInfo) -> list[str]:
+    lines = [f"{b(role.name)} — who held it"]
+    for mandate, member in current:
+        lines.append(f"• {escape(member.display_name)}: since {mandate.started_at.astimezone(zone):%d %b %Y}, "
+                     f"by {escape(mandate.filled_by)}, term {mandate.term_number}, until "
+                     f"{mandate.ends_at.astimezone(zone):%d %b %Y}")
+    for mandate, member in past:
+        renewed = f", renewed {mandate.renewals}×" if mandate.renewals else ""
+        lines.append(f"• {escape(member.display_name)}: {mandate.started_at.astimezone(zone):%d %b %Y} – "
+                     f"{mandate.ended_at.astimezone(zone):%d %b %Y}, by {escape(mandate.filled_by)}{renewed}, "
+                     f"{escape(mandate.end_reason or '')}")
+    return lines
+
+
 def draw_announcement(role: Role, result: roles.DrawResult, zone: ZoneInfo) -> RichText:
     text = TextBuilder().line(f"🎲 Lottery for {b(role.name)}")
     text.line("Candidates, in order of their platform id: " + ", ".join(

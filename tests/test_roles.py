@@ -236,3 +236,29 @@ async def test_recall_of_a_non_holder_and_a_full_seat_are_refused(room):
     other = "carol" if holder == "bob" else "bob"
     assert f"{other} does not hold treasurer" in await room.say(f"!recall treasurer @{other}", as_="dan")
     assert "Every seat of treasurer is taken" in await room.say("!elect treasurer", as_="dan")
+
+
+async def test_the_history_shows_who_held_a_role_and_how_it_ended(room):
+    await room.say("!role add host term=7d max_terms=2", as_="alice")
+    await volunteers(room, "host", "bob")
+    await room.say("!draw host")
+    await room.wait("8d")
+    await volunteers(room, "host", "carol")
+    await room.say("!draw host")
+    await room.say("!stepdown host", as_="carol")
+    shown = await room.say("!role history host")
+    assert "carol: 10 Mar 2026 – 10 Mar 2026, by lottery, stepped down" in shown
+    assert "bob: 02 Mar 2026 – 09 Mar 2026, by lottery, expired" in shown
+
+
+async def test_a_standing_volunteer_is_offered_a_seat_that_opens_later(room):
+    await room.say("!role add greeter term=30d fill=volunteer", as_="alice")
+    await room.say("!volunteer greeter", as_="bob")
+    await room.wait("3d")
+    await room.say("!volunteer greeter", as_="carol")  # no free seat: carol waits, standing
+    await room.say("!recall greeter @bob", as_="dan")
+    await room.say("!vote 2 yes", as_="dan")
+    assert "bob is recalled" in await room.wait("3d")
+    offered = await room.say("!volunteer greeter", as_="carol")
+    assert "Seat carol as greeter" in offered
+    assert "already standing" in await room.say("!volunteer greeter", as_="carol")

@@ -15,7 +15,7 @@ from bot.governance import roles
 from bot.governance.outcomes import next_step
 from bot.governance.proposals import RuleViolation
 from bot.render import vote_choices, when
-from bot.render_roles import calendar_entry, draw_announcement, handover_block, stepped_down
+from bot.render_roles import calendar_entry, draw_announcement, handover_block, history_lines, stepped_down
 from bot.text import RichText, TextBuilder, b, code, escape, i, plain
 from storage.models import Member, Proposal, Role
 
@@ -93,19 +93,36 @@ def show_roles(ctx: Context) -> None:
     ctx.reply(RichText(html="\n".join(lines)))
 
 
+@command("role history", summary="who held a role, when, and how each mandate ended",
+         example="role history facilitator", params=(Positional("name", Word("name")),))
+def role_history(ctx: Context, name: str) -> None:
+    found = roles.find_role(ctx.session, ctx.group_id, name)
+    rows = roles.history(ctx.session, found, limit=30)
+    current = roles.holders(ctx.session, found)
+    if not rows and not current:
+        ctx.reply(plain(f"Nobody has held {found.name} yet."))
+        return
+    ctx.reply(RichText(html="\n".join(history_lines(found, current, rows, ctx.settings.timezone))))
+
+
 @command("volunteer", summary="stand for a role", example="volunteer facilitator", params=(ROLE,),
          aliases=("stand",))
 def volunteer(ctx: Context, role: str) -> None:
     found = roles.find_role(ctx.session, ctx.group_id, role)
-    roles.volunteer(ctx.session, found, ctx.member_id, ctx.now)
+    standing = roles.is_volunteer(ctx.session, found, ctx.member_id)
+    if not standing:
+        roles.volunteer(ctx.session, found, ctx.member_id, ctx.now)
     reply = f"🙋 {escape(ctx.sender_name)} stands for {b(found.name)}."
     if found.fill == "volunteer":
+        # Also for someone already standing: a seat may have opened since (recall, step-down).
         proposal = roles.open_appointment(ctx.session, found, ctx.member_id, ctx.now, ctx.settings.vote_duration)
         if proposal is not None:
             ctx.reply(RichText(html=reply + " Nobody is appointed silently: if no one objects by the deadline, "
                                             "the seat is theirs."))
             _post_card(ctx, proposal)
             return
+    if standing:
+        raise RuleViolation(f"You are already standing for {found.name}.")
     ctx.reply(RichText(html=reply + f" {next_step(found, ctx.prefix)}"))
 
 

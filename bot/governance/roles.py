@@ -204,6 +204,10 @@ def eligible(session: Session, role: Role, now: datetime) -> list[Member]:
             if m.id not in seated and streak(session, role, m.id, now) < role.max_terms]
 
 
+def is_volunteer(session: Session, role: Role, member_id: int) -> bool:
+    return session.get(Volunteer, (role.id, member_id)) is not None
+
+
 def volunteer(session: Session, role: Role, member_id: int, now: datetime) -> None:
     if mandate_of(session, role, member_id) is not None:
         raise RuleViolation(f"You already hold {role.name}.")
