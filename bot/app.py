@@ -16,7 +16,9 @@ from pathlib import Path
 from adapters.console import PLATFORM as CONSOLE
 from adapters.console import ConsoleAdapter, ConsoleRoom
 from bot.clock import Clock, OffsetClock, SystemClock
-from bot.config import AppConfig, DefaultsConfig
+from bot.commands.catalog import REGISTRY
+from bot.commands.registry import Command, Registry
+from bot.config import AppConfig, DefaultsConfig, TelegramConfig
 from bot.core import Core
 from bot.durations import parse_duration
 from bot.runtime import Runtime
@@ -25,12 +27,16 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 
+# How each platform writes commands (Matrix's prefix is configurable).
+PREFIXES = {"telegram": "/", "matrix": "!", CONSOLE: "!"}
+
+
 def build_core(database_url: str, clock: Clock, defaults: DefaultsConfig,
                prefixes: dict[str, str] | None = None, migrate: bool = True) -> Core:
     db = Database(database_url)
     if migrate:
         db.upgrade()
-    return Core(db, clock, defaults.canonical(), prefixes)
+    return Core(db, clock, defaults.canonical(), PREFIXES | (prefixes or {}))
 
 
 def freeze_start_up_objects() -> None:
@@ -43,18 +49,44 @@ def freeze_start_up_objects() -> None:
 
 # commons-bot run ------------------------------------------------------------
 
+def published_commands(registry: Registry = REGISTRY) -> list[tuple[str, str]]:
+    """One entry per command word, for menus like Telegram's (`role` stands for its subcommands)."""
+    families: dict[str, list[Command]] = {}
+    for command in registry.visible():
+        families.setdefault(command.name.split()[0], []).append(command)
+    published = []
+    for word, members in families.items():
+        if len(members) == 1 and members[0].name == word:
+            published.append((word, members[0].summary))
+        else:
+            published.append((word, f"{word} " + ", ".join(m.name.split(" ", 1)[-1] for m in members)))
+    return published
+
+
+def telegram_adapter(config: TelegramConfig):
+    from adapters.telegram import TelegramAdapter  # imported only when Telegram is configured
+
+    return TelegramAdapter(
+        config.token.get_secret_value(), commands=published_commands(), base_url=config.base_url,
+        mode=config.mode, webhook_url=config.webhook_url, listen=config.listen, port=config.port,
+        secret_token=config.secret_token.get_secret_value(), history_window=parse_duration(config.history_window))
+
+
 def configured_adapters(config: AppConfig) -> tuple[list, list[str]]:
     """The adapters this configuration asks for, and problems to report."""
-    problems = []
+    problems, adapters = [], []
     if config.matrix is not None:
         problems.append("[matrix] is configured, but the Matrix adapter is not part of this version yet.")
     if config.telegram is not None:
-        problems.append("[telegram] is configured, but the Telegram adapter is not part of this version yet.")
+        if not config.telegram.token.get_secret_value():
+            problems.append("[telegram] needs the token from @BotFather (or COMMONS_TELEGRAM__TOKEN).")
+        else:
+            adapters.append(telegram_adapter(config.telegram))
     if config.matrix is None and config.telegram is None:
         problems.append("No chat platform is configured. Add a [matrix] section (homeserver, user_id, "
                         "password) or a [telegram] section (token) to the configuration file — see "
                         "config.example.toml — or try the bot locally with `commons-bot console`.")
-    return [], problems
+    return adapters, problems
 
 
 async def serve(config: AppConfig) -> int:
@@ -63,7 +95,7 @@ async def serve(config: AppConfig) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         return 2
-    prefixes = {"telegram": "/", "matrix": config.matrix.command_prefix if config.matrix else "!"}
+    prefixes = {"matrix": config.matrix.command_prefix} if config.matrix else {}
     core = build_core(config.database.url, SystemClock(), config.defaults, prefixes)
     runtime = Runtime(core, adapters, parse_duration(config.scheduler.sweep_interval))
     stopping = asyncio.Event()
