@@ -10,7 +10,6 @@ half done.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlmodel import Session
@@ -45,6 +44,9 @@ def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: da
 
 def warn_before_mandate_ends(core: Core, session: Session, mandate: Mandate, now: datetime) -> None:
     """A warning to the group (mentioning the holder) and privately to the holder, once per offset."""
+    if now >= mandate.ends_at:
+        mandate.next_warning_at = None  # came back after the end: the lapse announcement says it all
+        return
     group = session.get(Group, mandate.group_id)
     settings = core.directory.settings(session, group.id)
     due = roles.latest_due_warning(mandate, settings.mandate_warnings, now)
@@ -84,19 +86,27 @@ def lapse_mandate(core: Core, session: Session, mandate: Mandate, now: datetime)
     log.info("mandate %s (%s in group %s) lapsed", mandate.id, role.key, group.id)
 
 
+# Each kind of due work: how to find the earliest due item (id, due time), its
+# table, and the job. On a tie, earlier kinds go first: a renewal decided at the
+# deadline beats the lapse at the same instant.
+DUE_WORK = (
+    (rules.next_due_id, Proposal, close_due_proposal),
+    (roles.next_warning_id, Mandate, warn_before_mandate_ends),
+    (roles.next_lapse_id, Mandate, lapse_mandate),
+)
+
+
 def _earliest_due(session: Session, now: datetime):
-    """The next due item of any kind, as (due time, job, item)."""
-    found: list[tuple[datetime, int, Callable, object]] = []
-    for order, (query, job, due_of) in enumerate((
-        (lambda: next(iter(rules.due(session, now, limit=1)), None), close_due_proposal, lambda p: p.closes_at),
-        (lambda: roles.due_warning(session, now), warn_before_mandate_ends, lambda m: m.next_warning_at),
-        (lambda: roles.due_lapse(session, now), lapse_mandate, lambda m: m.ends_at),
-    )):
-        item = query()
-        if item is not None:
-            found.append((due_of(item), order, job, item))
-    # Same instant: proposals first (a renewal decided at the deadline beats the lapse).
-    return min(found, key=lambda entry: (entry[0], entry[1]), default=None)
+    """The next due item of any kind, as (due time, order, job, item), or None."""
+    found = []
+    for order, (next_id, model, job) in enumerate(DUE_WORK):
+        hit = next_id(session, now)
+        if hit is not None:
+            found.append((hit[1], order, job, model, hit[0]))
+    if not found:
+        return None
+    due, order, job, model, item_id = min(found, key=lambda entry: (entry[0], entry[1]))
+    return due, order, job, session.get(model, item_id)
 
 
 def run_due_work(core: Core, limit: int = 10_000) -> int:

@@ -191,8 +191,12 @@ class Mandate(SQLModel, table=True):
     __table_args__ = (
         Index("uq_open_seat", "role_id", "seat", unique=True,
               sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
-        Index("ix_mandates_due", "ended_at", "ends_at"),
-        Index("ix_mandates_warning", "ended_at", "next_warning_at"),
+        # Only open mandates are ever due: partial indexes keep "what is due next" an
+        # index lookup on PostgreSQL too (a two-column index made it scan every row).
+        Index("ix_mandates_open_ends", "ends_at", "id",
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index("ix_mandates_open_warning", "next_warning_at", "id",
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

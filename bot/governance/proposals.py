@@ -189,6 +189,18 @@ def close(session: Session, proposal: Proposal, now: datetime, members: int) -> 
     return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
 
 
+_proposals = Proposal.__table__.c
+_NEXT_DUE = (select(_proposals.id, _proposals.closes_at)
+             .where(_proposals.status == OPEN, _proposals.closes_at <= bindparam("now"))
+             .order_by(_proposals.closes_at, _proposals.id).limit(1))
+
+
+def next_due_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    """The proposal whose deadline passed first (id and deadline), for the scheduler's loop."""
+    row = session.connection().execute(_NEXT_DUE, {"now": now}).first()
+    return (row.id, row.closes_at) if row else None
+
+
 def due(session: Session, now: datetime, limit: int = 100) -> list[Proposal]:
     return list(session.scalars(
         select(Proposal).where(Proposal.status == OPEN, Proposal.closes_at <= now)

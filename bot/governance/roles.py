@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from bot.governance.proposals import OPEN, RuleViolation
@@ -407,6 +407,25 @@ def latest_due_warning(mandate: Mandate, warnings: tuple[timedelta, ...], now: d
 def warning_after(ends_at: datetime, warnings: tuple[timedelta, ...], sent_due: datetime) -> datetime | None:
     later = sorted(ends_at - offset for offset in warnings if sent_due < ends_at - offset < ends_at)
     return later[0] if later else None
+
+
+_mandates = Mandate.__table__.c
+_NEXT_LAPSE = (select(_mandates.id, _mandates.ends_at)
+               .where(_mandates.ended_at.is_(None), _mandates.ends_at <= bindparam("now"))
+               .order_by(_mandates.ends_at, _mandates.id).limit(1))
+_NEXT_WARNING = (select(_mandates.id, _mandates.next_warning_at)
+                 .where(_mandates.ended_at.is_(None), _mandates.next_warning_at <= bindparam("now"))
+                 .order_by(_mandates.next_warning_at, _mandates.id).limit(1))
+
+
+def next_lapse_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.connection().execute(_NEXT_LAPSE, {"now": now}).first()
+    return tuple(row) if row else None
+
+
+def next_warning_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.connection().execute(_NEXT_WARNING, {"now": now}).first()
+    return tuple(row) if row else None
 
 
 def due_lapse(session: Session, now: datetime) -> Mandate | None:
