@@ -17,6 +17,8 @@ class Adapter(Protocol):
     # Action kinds this platform can perform natively ("send", "edit", "ack", "image", "file", "dm");
     # the delivery layer falls back for the rest.
     can: frozenset[str]
+    # Optional `paced = True`: messages may wait for a rate limit, so the delivery layer
+    # sends them in the background, in order per chat.
 
     async def start(self, sink: Sink) -> None:
         """Connect and begin handing inbound events to `sink`."""

@@ -1,8 +1,16 @@
 """Hands the core's actions to the right adapter, with fallbacks for what a
-platform cannot do, and drains the announcement outbox."""
+platform cannot do, and drains the announcement outbox.
+
+Adapters whose messages can wait for a rate limit (Telegram: 20 messages a
+minute per group) say `paced = True`. Their messages go out in the
+background, in order per chat, so a reply waiting for the group's budget never
+holds up the next member's vote; acknowledgements and edits are performed at
+once (they are not messages, and edits are coalesced by the adapter).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -15,6 +23,7 @@ from bot.text import TextBuilder, join
 log = logging.getLogger(__name__)
 
 CallCore = Callable[..., Awaitable[Any]]
+IMMEDIATE = frozenset({"ack", "edit"})
 
 
 class Delivery:
@@ -22,14 +31,43 @@ class Delivery:
         self.core = core
         self.adapters = {adapter.platform: adapter for adapter in adapters}
         self.call_core = call_core  # runs core methods on the core's worker thread
+        self._queues: dict[tuple[str, str], list[Action]] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task] = {}
 
     async def perform(self, actions: Iterable[Action]) -> None:
-        """Command replies: best effort, in order; a failure is logged, not retried."""
+        """Command replies: best effort, in order per chat; a failure is logged, not retried."""
         for action in actions:
-            try:
-                await self._perform(action)
-            except Exception:
-                log.exception("could not perform %s", action.kind)
+            adapter = self.adapters.get(platform_of(action))
+            if getattr(adapter, "paced", False) and action.kind not in IMMEDIATE:
+                self._enqueue(action)
+            else:
+                await self._best_effort(action)
+
+    async def _best_effort(self, action: Action) -> None:
+        try:
+            await self._perform(action)
+        except Exception:
+            log.exception("could not perform %s", action.kind)
+
+    def _enqueue(self, action: Action) -> None:
+        target = action.user if isinstance(action, DirectMessage) else action.chat
+        key = (platform_of(action), getattr(target, "chat_id", None) or getattr(target, "user_id", ""))
+        self._queues.setdefault(key, []).append(action)
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._drain_chat(key))
+
+    async def _drain_chat(self, key: tuple[str, str]) -> None:
+        try:
+            while self._queues.get(key):
+                await self._best_effort(self._queues[key].pop(0))
+        finally:
+            self._queues.pop(key, None)
+            self._workers.pop(key, None)
+
+    async def drain(self) -> None:
+        """Wait until every queued reply is out (before shutting down, and in tests)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     async def flush_announcements(self) -> int:
         """Send every queued announcement; failures stay queued for the next sweep."""

@@ -58,6 +58,7 @@ class Runtime:
             await adapter.start(self.handle)
 
     async def stop(self) -> None:
+        await self.delivery.drain()  # replies still waiting for a rate limit go out first
         for adapter in self.adapters:
             try:
                 await adapter.stop()

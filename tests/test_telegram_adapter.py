@@ -230,3 +230,26 @@ async def test_webhook_mode_checks_the_secret_token(emu, sqlite_url, unused_tcp_
             assert wrong.status == 403
     finally:
         await rig.stop()
+
+
+async def test_replies_waiting_for_the_group_budget_do_not_hold_up_votes(emu, sqlite_url):
+    from adapters.telegram import CommonsRateLimiter
+
+    # Telegram's budget, compressed in time: 20 messages per 6 s instead of per 60 s.
+    limiter = CommonsRateLimiter(group_per_minute=20, group_window=6)
+    rig = await Rig(emu, sqlite_url, ManualClock(START), rate_limiter=limiter).start()
+    try:
+        card = await open_proposal(emu)
+        for _ in range(30):
+            emu.send_text(GROUP, CAROL, "/help")
+        await emu.wait_for(lambda: len(emu.messages_to(GROUP)) >= 10, timeout=10)
+        pressed = time.monotonic()
+        query = emu.press(GROUP, card["message_id"], BOB, "vote 1 yes")
+        await emu.wait_for(lambda: query in emu.answers, timeout=10)
+        assert emu.answers[query]["at"] - pressed < 1.0  # not behind the queued replies
+        assert len(emu.messages_to(GROUP)) < 31  # the replies were still queued when the vote was answered
+        await emu.wait_for(lambda: len(emu.messages_to(GROUP)) == 31, timeout=30)
+        times = sorted(m["at"] for m in emu.messages_to(GROUP))
+        assert max(sum(1 for t in times if start <= t < start + 6) for start in times) <= 20
+    finally:
+        await rig.stop()
