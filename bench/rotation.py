@@ -30,12 +30,8 @@ _T_PROCESS = time.perf_counter()
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import cProfile  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import pstats  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
@@ -53,6 +49,7 @@ from sqlalchemy import insert  # noqa: E402
 from sqlalchemy import text as sql_text  # noqa: E402
 
 import bot.app  # noqa: E402
+from bench import common  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import DefaultsConfig  # noqa: E402
 from bot.durations import format_duration, parse_duration  # noqa: E402
@@ -431,26 +428,9 @@ def pct(sorted_values, q: float) -> float:
 # report
 
 def machine() -> list[str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        nproc = str(os.cpu_count())
-    import sqlite3
-
     import apscheduler
-    import sqlalchemy
-    return [f"machine: {platform.machine()} {platform.processor() or '-'}, CPU {model}, nproc {nproc}, "
-            f"{platform.system()} {platform.release()}",
-            f"python {platform.python_version()} ({platform.python_implementation()}), SQLAlchemy "
-            f"{sqlalchemy.__version__}, SQLite {sqlite3.sqlite_version}, APScheduler {apscheduler.__version__}"]
+
+    return common.machine({"APScheduler": apscheduler.__version__})
 
 
 def fmt_start(label: str, t: dict) -> str:
@@ -459,20 +439,6 @@ def fmt_start(label: str, t: dict) -> str:
             f"next_due {t['next_due']:.3f} s, the rest {t['runtime_start'] - t['run_due_work'] - t['next_due']:.3f} s) "
             f"+ gc.freeze {t['gc_freeze']:.2f} s; scheduler running: {t['scheduler_running']}, "
             f"jobs {', '.join(t['aps_jobs'])}")
-
-
-def print_profile(profiler: cProfile.Profile, path: str) -> None:
-    profiler.dump_stats(path)
-    buffer = io.StringIO()
-    stats = pstats.Stats(profiler, stream=buffer)
-    stats.sort_stats("cumulative")
-    project = "|".join(str(ROOT / part) for part in ("bot", "storage", "scheduler"))
-    stats.print_stats(rf"({project}|sqlalchemy|sqlmodel)", 25)
-    print(f"--- cProfile of the simulation's run_due_work + next_due calls (saved to {path}), sorted by "
-          "cumulative time, top 25 lines from the project, SQLAlchemy and SQLModel ---")
-    text = buffer.getvalue()
-    start = text.find("   ncalls")
-    print(text[start:] if start >= 0 else text)
 
 
 # --------------------------------------------------------------------------
@@ -534,7 +500,7 @@ def bench_backend(backend: str, groups: int, roles_per_group: int, sweep: timede
                      dict(before=rss_before, started=rss_started, peak_started=peak_started, sim=rss_sim,
                           peak_sim=peak_sim))
         if profiler is not None:
-            print_profile(profiler, profile_path)
+            common.print_profile(profiler, profile_path, "the simulation's run_due_work + next_due calls", ROOT)
         return met
     finally:
         if core is not None:
@@ -671,12 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.backend == "both":
-        status = 0
-        for backend in ("sqlite", "postgresql"):
-            forwarded = _replace_backend(list(argv if argv is not None else sys.argv[1:]), backend)
-            result = subprocess.run([sys.executable, str(Path(__file__).resolve()), *forwarded])
-            status = status or result.returncode
-        return status
+        return common.run_each_backend(__file__, list(argv if argv is not None else sys.argv[1:]))
 
     print(f"Commons rotation scheduler benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
     try:
@@ -687,21 +648,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.stdout.flush()
     return 1 if (args.strict and not met) else 0
-
-
-def _replace_backend(argv: list[str], backend: str) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--backend":
-            skip = True
-            continue
-        if arg.startswith("--backend="):
-            continue
-        out.append(arg)
-    return [*out, "--backend", backend]
 
 
 if __name__ == "__main__":

@@ -17,13 +17,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import io
-import os
-import platform
-import pstats
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +35,7 @@ from sqlalchemy import text as sql_text  # noqa: E402
 
 import bot.app  # noqa: E402
 import bot.config  # noqa: E402
+from bench import common  # noqa: E402
 from bot.actions import Acknowledge, EditMessage, SendMessage  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.events import ChatRef, CommandMessage, MemberJoined, UserRef  # noqa: E402
@@ -457,25 +453,7 @@ ORDER = ("member_joined", "propose", DELIVERY, "vote (new ballot)", "vote (chang
 
 
 def machine() -> list[str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        nproc = str(os.cpu_count())
-    import sqlite3
-
-    import sqlalchemy
-    return [f"machine: {platform.machine()} {platform.processor() or '-'}, CPU {model}, nproc {nproc}, "
-            f"{platform.system()} {platform.release()}",
-            f"python {platform.python_version()} ({platform.python_implementation()}), SQLAlchemy "
-            f"{sqlalchemy.__version__}, SQLite {sqlite3.sqlite_version}"]
+    return common.machine({})
 
 
 def report(backend: str, cfg: Config, samples, wall: float, handled: int, edits: int, server: str,
@@ -574,8 +552,8 @@ def bench_backend(backend: str, cfg: Config, profile_path: str | None, profile_a
         notes = verify(core, cfg, expected)
         met = report(backend, cfg, samples, wall, handled, edits, server, notes, gc_info)
         if profiler is not None:
-            print_profile(profiler, profile_path, "all core.handle calls" if profile_all else
-                          "the vote core.handle calls only")
+            common.print_profile(profiler, profile_path, "all core.handle calls" if profile_all else
+                                 "the vote core.handle calls only", ROOT)
         return met
     finally:
         if core is not None:
@@ -584,20 +562,6 @@ def bench_backend(backend: str, cfg: Config, profile_path: str | None, profile_a
             pg.stop()
         if tmp is not None:
             tmp.cleanup()
-
-
-def print_profile(profiler: cProfile.Profile, path: str, what: str) -> None:
-    profiler.dump_stats(path)
-    buffer = io.StringIO()
-    stats = pstats.Stats(profiler, stream=buffer)
-    stats.sort_stats("cumulative")
-    project = "|".join(str(ROOT / part) for part in ("bot", "storage", "scheduler"))
-    stats.print_stats(rf"({project}|sqlalchemy|sqlmodel|pydantic)", 25)
-    print(f"--- cProfile of {what} (saved to {path}), sorted by cumulative time, top 25 lines "
-          "from the project, SQLAlchemy, SQLModel and pydantic ---")
-    text = buffer.getvalue()
-    start = text.find("   ncalls")
-    print(text[start:] if start >= 0 else text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -620,13 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = make_config(args)
 
     if args.backend == "both":
-        # One process per backend, so each peak RSS is that backend's own.
-        status = 0
-        for backend in ("sqlite", "postgresql"):
-            forwarded = _replace_backend(list(argv if argv is not None else sys.argv[1:]), backend)
-            result = subprocess.run([sys.executable, str(Path(__file__).resolve()), *forwarded])
-            status = status or result.returncode
-        return status
+        return common.run_each_backend(__file__, list(argv if argv is not None else sys.argv[1:]))
 
     print(f"Commons core benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
     try:
@@ -636,21 +594,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.stdout.flush()
     return 1 if (args.strict and not met) else 0
-
-
-def _replace_backend(argv: list[str], backend: str) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--backend":
-            skip = True
-            continue
-        if arg.startswith("--backend="):
-            continue
-        out.append(arg)
-    return [*out, "--backend", backend]
 
 
 if __name__ == "__main__":

@@ -30,11 +30,8 @@ if str(ROOT) not in sys.path:
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -44,6 +41,7 @@ from sqlalchemy import text as sql_text  # noqa: E402
 
 import bot.app  # noqa: E402
 from adapters.telegram import SEND_METHODS, CommonsRateLimiter, TelegramAdapter  # noqa: E402
+from bench import common  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import DefaultsConfig, SchedulerConfig  # noqa: E402
 from bot.durations import parse_duration  # noqa: E402
@@ -393,28 +391,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def machine() -> list[str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        nproc = str(os.cpu_count())
-    import sqlite3
-
     import aiohttp
-    import sqlalchemy
     import telegram
-    return [f"machine: {platform.machine()} {platform.processor() or '-'}, CPU {model}, nproc {nproc}, "
-            f"{platform.system()} {platform.release()}",
-            f"python {platform.python_version()} ({platform.python_implementation()}), SQLAlchemy "
-            f"{sqlalchemy.__version__}, SQLite {sqlite3.sqlite_version}, python-telegram-bot "
-            f"{telegram.__version__}, aiohttp {aiohttp.__version__}"]
+
+    return common.machine({"python-telegram-bot": telegram.__version__, "aiohttp": aiohttp.__version__})
 
 
 def report(r: dict) -> None:

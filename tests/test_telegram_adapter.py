@@ -253,3 +253,44 @@ async def test_replies_waiting_for_the_group_budget_do_not_hold_up_votes(emu, sq
         assert max(sum(1 for t in times if start <= t < start + 6) for start in times) <= 20
     finally:
         await rig.stop()
+
+
+async def test_images_and_files_go_out_as_photo_and_document(emu, rig):
+    from bot.actions import SendFile, SendImage
+    from bot.events import ChatRef
+
+    chat = ChatRef(platform="telegram", chat_id=str(GROUP))
+    png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
+           b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+    await rig.adapter.perform(SendImage(chat=chat, filename="audit.png", data=png,
+                                        caption=RichText(html="<b>Audit</b> chart")))
+    await rig.adapter.perform(SendFile(chat=chat, filename="audit.csv", data=b"area,count\nfood,12\n",
+                                       mime_type="text/csv"))
+    photo, document = emu.messages_to(GROUP)
+    assert photo["method"] == "sendPhoto" and photo["caption"] == "<b>Audit</b> chart"
+    assert document["method"] == "sendDocument" and document["file"]["bytes"] == b"area,count\nfood,12\n"
+    assert not emu.errors
+
+
+async def test_commons_bot_run_serves_telegram_and_stops_cleanly_on_sigterm(emu, tmp_path):
+    import os
+    import signal
+    import sys
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "run.db"}"\n'
+                      f'[telegram]\ntoken = "123456:TEST-TOKEN"\nbase_url = "{emu.base_url}"\n'
+                      f'[scheduler]\nsweep_interval = "5s"\n')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--log-level", "WARNING",
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await emu.wait_for(lambda: emu.commands.get('{"type":"all_group_chats"}'), timeout=30)
+        [reply] = await reply_to(emu, ALICE, "/propose Rent the hall closes=1d")
+        assert "#1 Rent the hall" in reply["plain"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=20)
+    stderr = (await process.stderr.read()).decode()
+    assert code == 0, stderr

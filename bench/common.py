@@ -1,0 +1,79 @@
+"""What every benchmark prints the same way: the machine, and how `--backend both`
+re-runs a script once per backend."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+from pathlib import Path
+
+
+def machine(versions: dict[str, str]) -> list[str]:
+    """Two lines: the hardware, then Python and the given library versions."""
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        nproc = str(os.cpu_count())
+    import sqlalchemy
+
+    libraries = {"SQLAlchemy": sqlalchemy.__version__, "SQLite": sqlite3.sqlite_version, **versions}
+    return [f"machine: {platform.machine()} {platform.processor() or '-'}, CPU {model}, nproc {nproc}, "
+            f"{platform.system()} {platform.release()}",
+            f"python {platform.python_version()} ({platform.python_implementation()}), "
+            + ", ".join(f"{name} {version}" for name, version in libraries.items())]
+
+
+def run_each_backend(script: str, argv: list[str]) -> int:
+    """`--backend both`: run the script once per backend, each in its own process,
+    so each peak RSS is that backend's own."""
+    import sys
+
+    status = 0
+    for backend in ("sqlite", "postgresql"):
+        result = subprocess.run([sys.executable, str(Path(script).resolve()), *replace_backend(argv, backend)])
+        status = status or result.returncode
+    return status
+
+
+def replace_backend(argv: list[str], backend: str) -> list[str]:
+    """The same command line with `--backend <backend>` instead of whatever was given."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--backend":
+            skip = True
+            continue
+        if arg.startswith("--backend="):
+            continue
+        out.append(arg)
+    return [*out, "--backend", backend]
+
+
+def print_profile(profiler, path: str, what: str, root: Path) -> None:
+    """Save a cProfile run and print its top 25 cumulative lines from the project and the ORM."""
+    import io
+    import pstats
+
+    profiler.dump_stats(path)
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer)
+    stats.sort_stats("cumulative")
+    project = "|".join(str(root / part) for part in ("bot", "storage", "scheduler"))
+    stats.print_stats(rf"({project}|sqlalchemy|sqlmodel|pydantic)", 25)
+    print(f"--- cProfile of {what} (saved to {path}), sorted by cumulative time, top 25 lines "
+          "from the project, SQLAlchemy, SQLModel and pydantic ---")
+    text = buffer.getvalue()
+    start = text.find("   ncalls")
+    print(text[start:] if start >= 0 else text)
