@@ -262,3 +262,13 @@ async def test_a_standing_volunteer_is_offered_a_seat_that_opens_later(room):
     offered = await room.say("!volunteer greeter", as_="carol")
     assert "Seat carol as greeter" in offered
     assert "already standing" in await room.say("!volunteer greeter", as_="carol")
+
+
+async def test_the_facilitator_may_close_a_proposal_early(room):
+    await room.say("!role add facilitator term=30d", as_="alice")
+    await room.say("!set propose_role facilitator", as_="alice")
+    await room.say("!propose Paint the hall", as_="bob")  # nobody facilitates yet: anyone may propose
+    assert "Only bob, who proposed #1, can close it early" in await room.say("!close 1", as_="carol")
+    await volunteers(room, "facilitator", "carol")
+    await room.say("!draw facilitator")
+    assert "#1 Paint the hall: rejected" in await room.say("!close 1", as_="carol")

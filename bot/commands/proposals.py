@@ -133,7 +133,8 @@ def withdraw(ctx: Context, number: int) -> None:
 
 @command("close", summary="close your proposal now and count the ballots", example="close 3",
          params=(Positional("number", Number(), label="#"),),
-         details="Only the author can close early; otherwise proposals close at their deadline.")
+         details="The author can close early, and so can the holder of the role set as propose_role; "
+                 "otherwise proposals close at their deadline.")
 def close_early(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     members = ctx.directory.member_count(ctx.session, ctx.group)

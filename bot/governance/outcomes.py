@@ -49,8 +49,12 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
 
 def close_early(session: Session, proposal: Proposal, member_id: int, now: datetime, members: int,
                 settings: GroupSettings, prefix: str) -> Concluded:
-    """Only the author may end a vote before its deadline; everyone else waits for it."""
-    if proposal.author_id != member_id:
+    """The author may end a vote before its deadline, and so may whoever holds the role the
+    group made responsible for proposals (`set propose_role facilitator`); everyone else
+    waits for the deadline."""
+    facilitating = settings.propose_role != "anyone" and roles.holds(session, proposal.group_id,
+                                                                     settings.propose_role, member_id)
+    if proposal.author_id != member_id and not facilitating:
         author = session.get(Member, proposal.author_id)
         raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
                             "otherwise it closes by itself at its deadline.")
