@@ -73,6 +73,9 @@ class Core:
             return self._refuse(event, f"That message is {len(event.text):,} characters long; a command "
                                        f"can be at most {MAX_COMMAND_LENGTH:,}. Nothing was changed.")
         if invocation.command is None:
+            if not event.is_private and self.registry.closest(invocation.name) is None:
+                # Probably another bot's command (groups often have several): stay quiet.
+                return []
             hint = self.registry.suggest(invocation.name, prefix)
             return self._refuse(event, f"I don't know the command “{invocation.name}”.{hint}")
         return self._run(event, invocation, prefix, tapped=False)

@@ -131,7 +131,7 @@ BAD_INPUT = [
     ("!propose | only details", "title is empty"),
     ("!propose " + "x" * 250, "keep it under 200"),
     ("!propose x closes=0s", "longer than zero"),
-    ("!frobnicate", "don't know the command"),
+    ("!vot 1 yes", "don't know the command “vot”. Did you mean !vote?"),
     ("!propose " + "y" * 100_000, "100,009 characters long"),
 ]
 
@@ -143,6 +143,10 @@ async def test_bad_input_gets_a_clear_reply_and_changes_nothing(room, line, comp
     reply = await room.say(line, as_="bob")
     assert "⚠️" in reply and complaint in reply
     assert (count(room, Proposal), count(room, Ballot), count(room, Decision)) == before
+
+
+async def test_another_bots_command_is_left_alone_in_a_group(room):
+    assert await room.say("!weather Lisbon", as_="bob") == ""
 
 
 async def test_a_wrong_command_shows_the_right_form(room):
@@ -197,3 +201,15 @@ async def test_mentions_resolve_to_members_by_id_or_unique_name(room):
         assert resolve(session, group.id, "@bob").display_name == "Bob"
         assert resolve(session, group.id, "Carol").user_id == "carol"
         assert resolve(session, group.id, "@nobody") is None
+
+
+async def test_in_a_private_chat_every_unknown_command_gets_an_answer(room):
+    from bot.events import ChatRef, CommandMessage, UserRef
+
+    private = CommandMessage(chat=ChatRef(platform="console", chat_id="dm-bob"),
+                             sender=UserRef(platform="console", user_id="bob"), sender_name="bob",
+                             text="frobnicate", event_id="dm-1", is_private=True)
+    [reply] = room.core.handle(private)
+    assert "I don't know the command “frobnicate”" in reply.text.plain() and "help" in reply.text.plain()
+    [refusal] = room.core.handle(private.model_copy(update={"text": "vote 1 yes", "event_id": "dm-2"}))
+    assert "works in a group chat" in refusal.text.plain()

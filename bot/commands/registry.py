@@ -269,11 +269,15 @@ class Registry:
             return Invocation(compound, compound.name, sub_rest, prefix)
         return Invocation(self.find(name), name, rest, prefix)
 
+    def closest(self, name: str) -> str | None:
+        close = difflib.get_close_matches(name.lower(), list(self._lookup), n=1, cutoff=0.6)
+        return close[0] if close else None
+
     def suggest(self, name: str, prefix: str) -> str:
         """' Did you mean !vote?' for a near miss, else a pointer to help."""
-        close = difflib.get_close_matches(name.lower(), list(self._lookup), n=1, cutoff=0.6)
+        close = self.closest(name)
         if close:
-            return f" Did you mean {prefix}{close[0]}?"
+            return f" Did you mean {prefix}{close}?"
         return f" Send {prefix}help for the list."
 
     def visible(self) -> list[Command]:
