@@ -458,7 +458,7 @@ class TelegramAdapter:
             try:
                 return await call()
             except (TimedOut, NetworkError) as error:
-                if isinstance(error, (BadRequest, Forbidden)) or attempt == attempts - 1:
+                if isinstance(error, BadRequest) or attempt == attempts - 1:  # BadRequest subclasses NetworkError
                     raise
                 await asyncio.sleep(0.5 * 2 ** attempt)
         raise AssertionError("unreachable")

@@ -50,8 +50,8 @@ class Delivery:
             log.exception("could not perform %s", action.kind)
 
     def _enqueue(self, action: Action) -> None:
-        target = action.user if isinstance(action, DirectMessage) else action.chat
-        key = (platform_of(action), getattr(target, "chat_id", None) or getattr(target, "user_id", ""))
+        where = action.user.user_id if isinstance(action, DirectMessage) else action.chat.chat_id
+        key = (platform_of(action), where)
         self._queues.setdefault(key, []).append(action)
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._drain_chat(key))

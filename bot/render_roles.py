@@ -103,18 +103,18 @@ def private_warning(role: Role, mandate: Mandate, group_title: str | None, now: 
 
 
 def lapse(role: Role, holder: Member, eligible: list[Member], next_hint: str) -> RichText:
-    text = TextBuilder()
-    text.line(f"⌛ {b(holder.display_name)}'s term as {b(role.name)} has ended, as every mandate does. "
-              "Thank you!")
-    text.line(f"The seat is open. Eligible volunteers: {names(eligible)}. {next_hint}")
-    text.line(handover_block(role))
-    return text.build()
+    return _seat_opened(f"⌛ {b(holder.display_name)}'s term as {b(role.name)} has ended, as every mandate "
+                        "does. Thank you!", role, eligible, next_hint)
 
 
 def stepped_down(role: Role, member: Member, eligible: list[Member], next_hint: str) -> RichText:
-    text = TextBuilder()
-    text.line(f"🌱 {b(member.display_name)} steps down from {b(role.name)} — thank you for the work, and for "
-              "making room. Rotation is how a group stays healthy.")
+    return _seat_opened(f"🌱 {b(member.display_name)} steps down from {b(role.name)} — thank you for the work, "
+                        "and for making room. Rotation is how a group stays healthy.", role, eligible, next_hint)
+
+
+def _seat_opened(headline: str, role: Role, eligible: list[Member], next_hint: str) -> RichText:
+    """A seat just opened: who may take it, how, and the handover note."""
+    text = TextBuilder().line(headline)
     text.line(f"The seat is open. Eligible volunteers: {names(eligible)}. {next_hint}")
     text.line(handover_block(role))
     return text.build()

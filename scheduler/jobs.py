@@ -124,19 +124,6 @@ def run_due_work(core: Core, limit: int = 10_000) -> int:
     return done
 
 
-def close_due_proposals(core: Core) -> int:
-    """Only the proposal deadlines (used where a test simulates a crash after recording)."""
-    done = 0
-    while True:
-        now = core.clock.now()
-        with core.db.transaction() as session:
-            due = rules.due(session, now, limit=1)
-            if not due:
-                return done
-            close_due_proposal(core, session, due[0], now)
-        done += 1
-
-
 def next_due(core: Core) -> datetime | None:
     """When the next piece of work falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:

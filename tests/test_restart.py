@@ -42,7 +42,7 @@ async def test_an_announcement_recorded_but_not_sent_is_sent_once_after_a_crash(
         await room.say("!propose Rent the hall closes=1h", as_="alice")
         clock.advance(timedelta(hours=2))
         # The scheduler recorded the outcome, then the process died before sending it.
-        assert jobs.close_due_proposals(room.core) == 1
+        assert jobs.run_due_work(room.core) == 1
     restarted = Room(database_url, clock)
     assert "\n".join(await restarted.start()).count("#1 Rent the hall: rejected") == 1
     await restarted.stop()

@@ -15,6 +15,7 @@ from bot.governance.voting import RULE_ALIASES, RULES
 from bot.render import (
     decision_line,
     outcome_announcement,
+    outcome_headline,
     proposal_card,
     relative,
     tally_line,
@@ -118,7 +119,7 @@ def show(ctx: Context, number: int) -> None:
         else [i("No ballots yet.")]
     decision = rules.decision_of(ctx.session, proposal)
     if decision is not None:
-        lines.append(outcome_announcement(proposal, decision, ctx.settings.timezone).html.split("\n")[0])
+        lines.append(outcome_headline(proposal, decision))
     ctx.reply(RichText(html=text.html + "\n" + "\n".join(lines), mentions=text.mentions))
 
 

@@ -80,13 +80,9 @@ def _appointment(session, proposal, role, outcome, now, settings, prefix, lines)
 
 
 def _renewal(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
-    mandate, name = _subject_mandate(session, proposal, role)
-    if not outcome.carried:
-        if mandate is not None:
-            lines.append(f"{escape(name)}'s mandate ends as planned.")
-        return
+    mandate, name = _decided_holder(session, proposal, role, outcome, lines, kept="{name}'s mandate ends as planned.",
+                                    gone="{name} no longer holds {role}; nothing to renew.")
     if mandate is None:
-        lines.append(f"{escape(name)} no longer holds {escape(role.name)}; nothing to renew.")
         return
     try:
         roles.renew(session, role, mandate, name, now, settings.mandate_warnings)
@@ -98,17 +94,27 @@ def _renewal(session, proposal, role, outcome, now, settings, prefix, lines) -> 
 
 
 def _recall(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
-    mandate, name = _subject_mandate(session, proposal, role)
-    if not outcome.carried:
-        if mandate is not None:
-            lines.append(f"{escape(name)} stays in {escape(role.name)}.")
-        return
+    mandate, name = _decided_holder(session, proposal, role, outcome, lines, kept="{name} stays in {role}.",
+                                    gone="{name} no longer holds {role}.")
     if mandate is None:
-        lines.append(f"{escape(name)} no longer holds {escape(role.name)}.")
         return
     roles.recall(mandate, now)
     lines.append(f"{escape(name)} is recalled from {b(role.name)}; the seat is open. "
                  f"{next_step(role, prefix)}")
+
+
+def _decided_holder(session, proposal, role, outcome, lines, kept: str, gone: str) -> tuple[Mandate | None, str]:
+    """The mandate a renewal or recall acts on, if it passed and the holder still holds it;
+    otherwise says why nothing happens (`kept`: it did not pass, `gone`: no mandate left)."""
+    mandate, name = _subject_mandate(session, proposal, role)
+    words = {"name": escape(name), "role": escape(role.name)}
+    if not outcome.carried:
+        if mandate is not None:
+            lines.append(kept.format(**words))
+        return None, name
+    if mandate is None:
+        lines.append(gone.format(**words))
+    return mandate, name
 
 
 def _subject_mandate(session: Session, proposal: Proposal, role: Role) -> tuple[Mandate | None, str]:

@@ -201,13 +201,6 @@ def next_due_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
     return (row.id, row.closes_at) if row else None
 
 
-def due(session: Session, now: datetime, limit: int = 100) -> list[Proposal]:
-    return list(session.scalars(
-        select(Proposal).where(Proposal.status == OPEN, Proposal.closes_at <= now)
-        .order_by(Proposal.closes_at, Proposal.id).limit(limit)
-    ))
-
-
 def next_deadline(session: Session) -> datetime | None:
     return session.scalar(select(func.min(Proposal.closes_at)).where(Proposal.status == OPEN))
 

@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
-from bot.governance.proposals import OPEN, RuleViolation
+from bot.commands.args import Quorum
+from bot.durations import format_duration
+from bot.governance.proposals import OPEN, RuleViolation, open_proposal
 from storage.models import Draw, Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
 
 FILLS = ("election", "lottery", "volunteer")
@@ -121,8 +123,6 @@ def retire_role(session: Session, role: Role, member_id: int, now: datetime) -> 
 
 
 def describe(role: Role) -> str:
-    from bot.durations import format_duration
-
     return (f"term {format_duration(timedelta(seconds=role.term_seconds))}, {role.seats} seat"
             f"{'s' if role.seats != 1 else ''}, max {role.max_terms} term{'s' if role.max_terms != 1 else ''} "
             f"in a row, fill by {role.fill}"
@@ -308,9 +308,6 @@ def open_appointment(session: Session, role: Role, member_id: int, now: datetime
     """fill=volunteer: a consent proposal seats the volunteer at its deadline unless someone
     blocks — nobody is ever appointed silently. None when no seat is left to offer or the
     member is not eligible or already up for one."""
-    from bot.commands.args import Quorum  # the one value type shared with the parser
-    from bot.governance.proposals import open_proposal
-
     pending = pending_appointments(session, role)
     if len(free_seats(session, role)) - len(pending) <= 0:
         return None
@@ -426,16 +423,6 @@ def next_lapse_id(session: Session, now: datetime) -> tuple[int, datetime] | Non
 def next_warning_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
     row = session.connection().execute(_NEXT_WARNING, {"now": now}).first()
     return tuple(row) if row else None
-
-
-def due_lapse(session: Session, now: datetime) -> Mandate | None:
-    return session.scalars(select(Mandate).where(Mandate.ended_at.is_(None), Mandate.ends_at <= now)
-                           .order_by(Mandate.ends_at, Mandate.id).limit(1)).first()
-
-
-def due_warning(session: Session, now: datetime) -> Mandate | None:
-    return session.scalars(select(Mandate).where(Mandate.ended_at.is_(None), Mandate.next_warning_at <= now)
-                           .order_by(Mandate.next_warning_at, Mandate.id).limit(1)).first()
 
 
 def next_mandate_deadline(session: Session) -> datetime | None:

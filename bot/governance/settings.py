@@ -138,7 +138,7 @@ class GroupSettings:
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> GroupSettings:
         return cls(
-            timezone=ZoneInfo(values["timezone"]) if values["timezone"] != "UTC" else ZoneInfo("UTC"),
+            timezone=ZoneInfo(values["timezone"]),
             vote_duration=parse_duration(values["vote_duration"]),
             rule=values["rule"],
             quorum=Quorum.parse(values["quorum"]),
