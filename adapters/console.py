@@ -22,10 +22,12 @@ from bot.text import RichText
 
 PLATFORM = "console"
 ROOM = ChatRef(platform=PLATFORM, chat_id="room")
+PRIVATE = "dm-"  # a member's private chat with the bot is "dm-<name>"
 HELP = """Console room commands:
   :as NAME     speak as another member (they join the room)
   :wait 3d     move the simulated clock forward (30s 15m 12h 3d 2w)
   :who         who is in the room
+  :dm TEXT     say TEXT to the bot privately, as the current member (e.g. :dm need "…" group=#1)
   :help        this text        :quit  leave
 Everything else is sent to the room; bot commands start with ! (try !help)."""
 
@@ -51,7 +53,8 @@ class ConsoleAdapter:
     async def perform(self, action: Action) -> str | None:
         if isinstance(action, SendMessage):
             message_id = f"m{next(self._ids)}"
-            self._print("bot", action.text)
+            private = action.chat.chat_id.startswith(PRIVATE)
+            self._print(f"bot → {action.chat.chat_id[len(PRIVATE):]} (private)" if private else "bot", action.text)
             if action.choices:
                 self.write("      " + " ".join(f"[{choice.label}]" for choice in action.choices))
             return message_id
@@ -126,6 +129,10 @@ class ConsoleRoom:
                 return True
             self.adapter.write(f"  (… {format_duration(step)} pass …)")
             await self.advance(step)
+        elif verb == "dm" and rest:
+            await self.sink(CommandMessage(chat=ChatRef(platform=PLATFORM, chat_id=PRIVATE + self.member.lower()),
+                                           sender=self._user(self.member), sender_name=self.member, text=rest,
+                                           event_id=self._event_id(), is_private=True))
         elif verb == "who":
             self.adapter.write(f"  (in the room: {', '.join(sorted(self.members)) or 'nobody yet'})")
         else:

@@ -72,14 +72,21 @@ class DefaultsConfig(BaseModel):
     audit_every: str = "90d"
     propose_role: str = "anyone"
     auto_draw: str | bool = "off"
+    digest: str = "mon 09:00"
+    audit_window: str = "7d"
+    audit_areas: list[str] | str = ["food", "housing", "childcare", "health", "conflict resolution", "money"]
+    audit_draw: str | bool = "on"
 
     def canonical(self) -> dict[str, str]:
         """Every default in the canonical form group settings use; raises ValueError when invalid."""
         values = self.model_dump()
         if isinstance(values["mandate_warnings"], list):
             values["mandate_warnings"] = " ".join(values["mandate_warnings"])
-        if isinstance(values["auto_draw"], bool):
-            values["auto_draw"] = "on" if values["auto_draw"] else "off"
+        if isinstance(values["audit_areas"], list):
+            values["audit_areas"] = ", ".join(values["audit_areas"])
+        for key in ("auto_draw", "audit_draw"):
+            if isinstance(values[key], bool):
+                values[key] = "on" if values[key] else "off"
         result = {}
         for key, spec in SPECS.items():
             try:
@@ -89,7 +96,7 @@ class DefaultsConfig(BaseModel):
         return result
 
     @field_validator("timezone", "vote_duration", "rule", "quorum", "need_nudge_after", "audit_every",
-                     "propose_role")
+                     "propose_role", "digest", "audit_window")
     @classmethod
     def _valid(cls, value: str, info) -> str:
         try:

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from bot.actions import Acknowledge, Action, Choice, SendMessage
 from bot.commands.registry import Registry
 from bot.events import ChatRef, UserRef
+from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.groups import Directory
 from bot.text import RichText
@@ -33,6 +34,8 @@ class Context:
     group_id: int | None = None  # None in a private chat
     member_id: int | None = None
     tapped: bool = False  # a button/poll/reaction rather than a typed command
+    # A command sent privately but acting on a group (`group=`): announcements go there.
+    group_chat: ChatRef | None = None
     actions: list[Action] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -60,10 +63,39 @@ class Context:
 
     def post(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None) -> None:
         """A message to the whole group, not as a reply (announcements)."""
-        self.actions.append(SendMessage(chat=self.chat, text=text, choices=choices, track=track))
+        self.actions.append(SendMessage(chat=self.group_chat or self.chat, text=text, choices=choices, track=track))
 
     def ack(self, text: RichText) -> None:
         self.actions.append(Acknowledge(chat=self.chat, event_id=self.event_id, text=text))
+
+    def enter_group(self, named: str | None) -> None:
+        """Make a private command act on one of the sender's groups (`group=<name or #>`).
+
+        Only groups where the sender is an active member are considered, so this
+        reveals nothing about groups they are not in."""
+        if not self.is_private:
+            if named is not None:
+                raise RuleViolation("group= is for direct messages; here you are in the group already.")
+            return
+        mine = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)
+        if not mine:
+            raise RuleViolation("I don't know you from any group yet. Say something in your group (for example "
+                                "needs), then write to me again.")
+        if named is not None:
+            wanted = named.strip()
+            mine = [(g, m) for g, m in mine
+                    if wanted.lstrip("#") == str(g.id) or (g.title or "").casefold() == wanted.casefold()]
+            if not mine:
+                raise RuleViolation(f"You are not in a group called “{wanted[:40]}” that I know. "
+                                    f"Yours: {self._list_groups()}.")
+        if len(mine) > 1:
+            raise RuleViolation(f"Which group? Add group=<name or #>: {self._list_groups()}.")
+        group, member = mine[0]
+        self.group_id, self.member_id, self.group_chat = group.id, member.id, self.directory.chat_of(group)
+
+    def _list_groups(self) -> str:
+        mine = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)
+        return ", ".join(f"{g.title or 'untitled'} (#{g.id})" for g, _ in mine)
 
     def usage_of(self, name: str) -> str:
         command = self.registry.find(name)

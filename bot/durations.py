@@ -49,13 +49,13 @@ def humanize(value: timedelta) -> str:
     minutes = round(seconds / 60)
     hours = round(seconds / 3600)
     if seconds < 60:
-        return _plural(seconds, "second")
+        return plural(seconds, "second")
     if minutes < 60:
-        return _plural(minutes, "minute")
+        return plural(minutes, "minute")
     if hours < 24:
-        return _plural(hours, "hour")
-    return _plural(round(seconds / 86400), "day")
+        return plural(hours, "hour")
+    return plural(round(seconds / 86400), "day")
 
 
-def _plural(count: int, unit: str) -> str:
+def plural(count: int, unit: str) -> str:
     return f"{count} {unit}{'s' if count != 1 else ''}"

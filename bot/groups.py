@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from bot.events import ChatRef, UserRef
+from bot.governance import audits
 from bot.governance.settings import GroupSettings
 from storage.models import BotMessage, Group, GroupSetting, Member
 
@@ -71,6 +72,7 @@ class Directory:
                           created_at=now)
             session.add(group)
             session.flush()
+            audits.schedule(session, group, self.settings(session, group.id), since=now)
         elif title and group.title != clean_name(title):
             group.title = clean_name(title)
         return group
@@ -120,6 +122,13 @@ class Directory:
         return session.scalars(
             select(Member).where(Member.group_id == group_id, Member.user_id == user_id)
         ).first()
+
+    @staticmethod
+    def memberships(session: Session, platform: str, user_id: str) -> list[tuple[Group, Member]]:
+        """The groups where this user is an active member (to act on one from a private chat)."""
+        return [tuple(row) for row in session.execute(
+            select(Group, Member).join(Member, Member.group_id == Group.id)
+            .where(Group.platform == platform, Member.user_id == user_id, Member.active).order_by(Group.id))]
 
     @staticmethod
     def resolve_mention(session: Session, group_id: int, text: str) -> Member | None:

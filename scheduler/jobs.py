@@ -10,23 +10,26 @@ half done.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from bot import outbox
-from bot.actions import DirectMessage, SendMessage
+from bot import outbox, render_audits, render_needs
+from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
+from bot.governance import audits, roles
+from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
-from bot.governance import roles
 from bot.governance.outcomes import conclude, next_step
 from bot.render import outcome_announcement, proposal_card, vote_choices
 from bot.render_roles import draw_announcement, lapse, private_warning, warning
-from bot.text import join
-from storage.models import Group, Mandate, Member, Proposal, Role
+from bot.text import join, plain
+from storage.models import Audit, Group, Mandate, Member, Need, Proposal, Role
 
 log = logging.getLogger(__name__)
+WEEK = timedelta(days=7)
+DIGEST_ITEMS = 10
 
 
 def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: datetime) -> None:
@@ -86,6 +89,89 @@ def lapse_mandate(core: Core, session: Session, mandate: Mandate, now: datetime)
     log.info("mandate %s (%s in group %s) lapsed", mandate.id, role.key, group.id)
 
 
+def schedule_group(core: Core, session: Session, group: Group, now: datetime) -> None:
+    """A group from before audits existed gets its digest and audit dates (new groups get them at creation)."""
+    audits.schedule(session, group, core.directory.settings(session, group.id), since=group.created_at)
+
+
+def nudge_need(core: Core, session: Session, need: Need, now: datetime) -> None:
+    """An unclaimed need is posted again, once, briefly; its anonymous author is told privately."""
+    group = session.get(Group, need.group_id)
+    needs_rules.nudged(session, need, now)
+    if need.status != needs_rules.OPEN:
+        return
+    prefix = core.prefix_for(group.platform)
+    outbox.record(session, key=f"need:{need.id}:nudge", group_id=group.id, now=now, action=SendMessage(
+        chat=core.directory.chat_of(group), text=render_needs.nudge(need, now, prefix)))
+    if need.anonymous:
+        author = session.get(Member, need.author_id)
+        outbox.record(session, key=f"need:{need.id}:nudge:dm", group_id=group.id, now=now, action=DirectMessage(
+            user=UserRef(platform=group.platform, user_id=author.user_id),
+            text=render_needs.private_update(need, group.title, "nobody has claimed it yet, so I posted it again.")))
+
+
+def send_digest(core: Core, session: Session, group: Group, now: datetime) -> None:
+    """The weekly digest: open needs (overdue flagged), needs met this week and how fast. Skipped
+    in a week with nothing open and nothing met, so groups that do not use needs hear nothing."""
+    due = group.next_digest_at
+    settings = core.directory.settings(session, group.id)
+    group.next_digest_at = (audits.next_weekly(settings.digest, settings.timezone, now)
+                            if settings.digest else None)
+    open_needs, overdue, open_offers = needs_rules.open_counts(session, group.id, now)
+    waits = needs_rules.times_to_met(session, group.id, now - WEEK, now)
+    if not (open_needs or open_offers or waits):
+        return
+    entries, _ = needs_rules.listing(session, group.id, None, DIGEST_ITEMS)
+    text = render_needs.digest(entries, open_needs, overdue, open_offers, len(waits),
+                               needs_rules.median_wait(waits), now, core.prefix_for(group.platform))
+    outbox.record(session, key=f"digest:{group.id}:{due.isoformat()}", group_id=group.id, now=now,
+                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+
+
+def start_due_audit(core: Core, session: Session, group: Group, now: datetime) -> None:
+    settings = core.directory.settings(session, group.id)
+    current = audits.open_audit(session, group.id)
+    if current is not None:  # started by hand in the meantime: the cadence counts from that one
+        group.next_audit_at = current.started_at + settings.audit_every
+        return
+    audit = audits.start(session, group, settings, now, started_by=None)
+    auditor = session.get(Member, audit.auditor_id) if audit.auditor_id else None
+    text = render_audits.prompt(audit, auditor, group.platform, core.prefix_for(group.platform), settings.timezone)
+    outbox.record(session, key=f"audit:{audit.id}:prompt", group_id=group.id, now=now,
+                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+    log.info("audit %s of group %s opened", audit.number, group.id)
+
+
+def remind_audit(core: Core, session: Session, audit: Audit, now: datetime) -> None:
+    audit.remind_at = None
+    if now >= audit.closes_at:
+        return  # came back after the close: the report says it all
+    group = session.get(Group, audit.group_id)
+    settings = core.directory.settings(session, group.id)
+    text = render_audits.reminder(audit, audits.entries(session, audit), core.prefix_for(group.platform),
+                                  settings.timezone)
+    outbox.record(session, key=f"audit:{audit.id}:reminder", group_id=group.id, now=now,
+                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+
+
+def close_audit(core: Core, session: Session, audit: Audit, now: datetime) -> None:
+    """At the end of the window: measure, store the figures, post the story and its chart."""
+    group = session.get(Group, audit.group_id)
+    settings = core.directory.settings(session, group.id)
+    audits.close(session, audit)
+    session.flush()
+    auditor = session.get(Member, audit.auditor_id) if audit.auditor_id else None
+    chat = core.directory.chat_of(group)
+    text = render_audits.report(audit, audits.entries(session, audit), settings.timezone, auditor)
+    outbox.record(session, key=f"audit:{audit.id}:report", group_id=group.id, now=now,
+                  action=SendMessage(chat=chat, text=text))
+    png = render_audits.chart(audits.closed_audits(session, group.id, render_audits.MAX_CHART_AUDITS), group.title)
+    outbox.record(session, key=f"audit:{audit.id}:chart", group_id=group.id, now=now, action=SendImage(
+        chat=chat, filename=f"audit-{audit.number}.png", data=png,
+        caption=plain(f"Audit #{audit.number}: our figures across the audits so far.")))
+    log.info("audit %s of group %s closed", audit.number, group.id)
+
+
 # Each kind of due work: how to find the earliest due item (id, due time), its
 # table, and the job. On a tie, earlier kinds go first: a renewal decided at the
 # deadline beats the lapse at the same instant.
@@ -93,6 +179,12 @@ DUE_WORK = (
     (rules.next_due_id, Proposal, close_due_proposal),
     (roles.next_warning_id, Mandate, warn_before_mandate_ends),
     (roles.next_lapse_id, Mandate, lapse_mandate),
+    (audits.next_unscheduled_id, Group, schedule_group),
+    (needs_rules.next_nudge_id, Need, nudge_need),
+    (audits.next_close_id, Audit, close_audit),
+    (audits.next_reminder_id, Audit, remind_audit),
+    (audits.next_audit_start_id, Group, start_due_audit),
+    (audits.next_digest_id, Group, send_digest),
 )
 
 
@@ -127,5 +219,6 @@ def run_due_work(core: Core, limit: int = 10_000) -> int:
 def next_due(core: Core) -> datetime | None:
     """When the next piece of work falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:
-        times = (rules.next_deadline(session), roles.next_mandate_deadline(session))
+        times = (rules.next_deadline(session), roles.next_mandate_deadline(session), needs_rules.next_nudge(session),
+                 audits.next_deadline(session))
         return min((t for t in times if t is not None), default=None)

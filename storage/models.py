@@ -27,6 +27,10 @@ class Group(SQLModel, table=True):
     created_at: datetime = _when()
     # A platform's own head count (Telegram gives a count, not a list).
     reported_member_count: int | None = None
+    # When the weekly needs digest and the next sovereignty audit fall due
+    # (None: digest off / not scheduled); kept here so "what is due" is an index lookup.
+    next_digest_at: datetime | None = _when(nullable=True, index=True)
+    next_audit_at: datetime | None = _when(nullable=True, index=True)
 
 
 class Member(SQLModel, table=True):
@@ -259,3 +263,98 @@ class RoleChange(SQLModel, table=True):
     action: str = Field(max_length=16)
     summary: str = Field(sa_column=Column(Text, nullable=False))
     changed_at: datetime = _when()
+
+
+class Need(SQLModel, table=True):
+    """A need or an offer (mutual aid), numbered per group.
+
+    `anonymous` needs were posted by direct message: the author is stored (to
+    send them updates and let them mark it met) but never shown to anyone."""
+
+    __tablename__ = "needs"
+    __table_args__ = (
+        UniqueConstraint("group_id", "number", name="uq_need_number"),
+        Index("ix_needs_listing", "group_id", "status", "urgent", "created_at"),
+        Index("ix_needs_nudge", "nudge_at", "id",
+              sqlite_where=text("nudge_at IS NOT NULL"), postgresql_where=text("nudge_at IS NOT NULL")),
+        Index("ix_needs_met", "group_id", "met_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    number: int
+    kind: str = Field(max_length=8)  # need | offer
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    category: str = Field(max_length=32)
+    urgent: bool = False
+    author_id: int = Field(foreign_key="members.id")
+    anonymous: bool = False
+    status: str = Field(default="open", max_length=16)  # open | claimed | met | cancelled
+    claimer_id: int | None = Field(default=None, foreign_key="members.id")
+    # `claim <need> with <offer>`: the offer that meets this need.
+    offer_id: int | None = Field(default=None, foreign_key="needs.id")
+    created_at: datetime = _when()
+    claimed_at: datetime | None = _when(nullable=True)
+    met_at: datetime | None = _when(nullable=True)
+    cancelled_at: datetime | None = _when(nullable=True)
+    # When an unclaimed need is posted again (once); cleared when claimed or closed.
+    nudge_at: datetime | None = _when(nullable=True)
+    nudged_at: datetime | None = _when(nullable=True)
+
+
+class NeedEvent(SQLModel, table=True):
+    """Every state change of a need, timestamped: posted, claimed, unclaimed, met, cancelled, nudged."""
+
+    __tablename__ = "need_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    need_id: int = Field(foreign_key="needs.id", index=True)
+    action: str = Field(max_length=16)
+    member_id: int | None = Field(default=None, foreign_key="members.id")
+    offer_id: int | None = Field(default=None, foreign_key="needs.id")
+    at: datetime = _when()
+
+
+class Audit(SQLModel, table=True):
+    """One sovereignty audit: a window in which members report what the group
+    provided itself, closed by a report. `figures` (JSON) is what the bot measured
+    at the close, kept so every later chart and CSV shows the same numbers."""
+
+    __tablename__ = "audits"
+    __table_args__ = (
+        UniqueConstraint("group_id", "number", name="uq_audit_number"),
+        Index("ix_audits_open_closes", "closes_at", "id",
+              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+        Index("ix_audits_open_reminder", "remind_at", "id",
+              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    number: int
+    period_start: datetime = _when()  # the period the report covers starts here (the previous close)
+    started_at: datetime = _when()
+    closes_at: datetime = _when()
+    remind_at: datetime | None = _when(nullable=True)  # the halfway reminder; None once sent
+    closed_at: datetime | None = _when(nullable=True)
+    areas: str = Field(sa_column=Column(Text, nullable=False))  # JSON list, as tracked when it started
+    started_by: int | None = Field(default=None, foreign_key="members.id")  # None: the schedule
+    auditor_id: int | None = Field(default=None, foreign_key="members.id")
+    draw_seed: str | None = Field(default=None, max_length=64)
+    draw_candidates: str | None = Field(default=None, sa_column=Column(Text))  # JSON [[member_id, name], ...]
+    figures: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class AuditEntry(SQLModel, table=True):
+    """A member's report for one area in one audit; reporting the area again replaces it."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (UniqueConstraint("audit_id", "member_id", "area", name="uq_audit_entry"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    audit_id: int = Field(foreign_key="audits.id", index=True)
+    member_id: int = Field(foreign_key="members.id")
+    area: str = Field(max_length=40)
+    count: int
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    reported_at: datetime = _when()

@@ -6,11 +6,13 @@ from bot.commands.args import ArgError, Text, Word
 from bot.commands.base import command
 from bot.commands.registry import Positional
 from bot.context import Context
-from bot.governance import roles
+from bot.governance import audits, roles
 from bot.governance import settings as group_settings
 from bot.governance.proposals import RuleViolation
 from bot.text import TextBuilder, b, code, escape, i
 from storage.models import GroupSetting, SettingChange
+
+RESCHEDULES_GROUP = ("digest", "timezone", "audit_every")  # keys that move the digest or the next audit
 
 
 @command("settings", summary="show this group's settings", example="settings")
@@ -24,7 +26,7 @@ def show_settings(ctx: Context) -> None:
 
 
 @command("set", summary="change one of this group's settings", example="set vote_duration 2d",
-         params=(Positional("key", Word("key")), Positional("value", Text("value", max_length=100), rest=True)),
+         params=(Positional("key", Word("key")), Positional("value", Text("value", max_length=250), rest=True)),
          details="Keys: " + ", ".join(f"{k} (e.g. {s.example})" for k, s in group_settings.SPECS.items()))
 def set_setting(ctx: Context, key: str, value: str) -> None:
     key = key.lower()
@@ -49,6 +51,8 @@ def set_setting(ctx: Context, key: str, value: str) -> None:
     ctx.directory.forget_settings(group_id)
     if key == "mandate_warnings":
         roles.reschedule_warnings(ctx.session, group_id, ctx.settings.mandate_warnings, ctx.now)
+    if key in RESCHEDULES_GROUP:
+        audits.schedule(ctx.session, ctx.group, ctx.settings, since=ctx.now)
     ctx.after_commit.append(lambda: ctx.directory.forget_settings(group_id))
     ctx.post(TextBuilder().line(
         f"⚙️ {escape(ctx.sender_name)} changed {code(key)}: {escape(old)} → {b(new)}"

@@ -85,6 +85,35 @@ def _timezone(text: str) -> str:
     return name
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_AREAS = 12
+MAX_AREA = 32
+
+
+def _weekly(text: str) -> str:
+    """A weekly moment like `mon 09:00` (in the group's time zone), or off."""
+    value = " ".join(text.strip().lower().split())
+    if value in ("off", "no", "none", "0"):
+        return "off"
+    match = re.fullmatch(r"([a-z]{3})[a-z]*\s+(\d{1,2})(?::(\d{2}))?", value)
+    if not match or match[1] not in WEEKDAYS or int(match[2]) > 23 or int(match[3] or 0) > 59:
+        raise ArgError("give a day and a time like mon 09:00, or off")
+    return f"{match[1]} {int(match[2]):02d}:{int(match[3] or 0):02d}"
+
+
+def _areas(text: str) -> str:
+    """The areas of life audits ask about, comma-separated: `food, housing, conflict resolution`."""
+    areas = list(dict.fromkeys(" ".join(part.lower().split()) for part in text.split(",") if part.strip()))
+    if not areas:
+        raise ArgError("give the areas separated by commas, like food, housing, childcare")
+    if len(areas) > MAX_AREAS:
+        raise ArgError(f"at most {MAX_AREAS} areas")
+    for area in areas:
+        if len(area) > MAX_AREA or not re.fullmatch(r"[^\W\d_][\w' -]*", area):
+            raise ArgError(f"“{area[:40]}” is not an area name (words, up to {MAX_AREA} characters)")
+    return ", ".join(areas)
+
+
 _ZONES: set[str] = set()
 
 
@@ -116,6 +145,12 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("propose_role", "who may open proposals: anyone, or the holders of a role", "facilitator",
                     _role_or_anyone, names_role=True),
         SettingSpec("auto_draw", "draw a successor by lot as soon as a lottery seat lapses", "on", _on_off),
+        SettingSpec("digest", "when the weekly needs digest is posted (group time zone), or off", "mon 09:00",
+                    _weekly),
+        SettingSpec("audit_window", "how long members have to report figures for an audit", "7d", _duration),
+        SettingSpec("audit_areas", "the areas of life audits ask about", "food, housing, childcare", _areas),
+        SettingSpec("audit_draw", "draw an auditor by lot (not a current role holder) for each audit", "on",
+                    _on_off),
     )
 }
 
@@ -133,6 +168,10 @@ class GroupSettings:
     audit_every: timedelta
     propose_role: str
     auto_draw: bool
+    digest: tuple[int, int, int] | None  # (weekday 0=Monday, hour, minute); None: off
+    audit_window: timedelta
+    audit_areas: tuple[str, ...]
+    audit_draw: bool
     raw: Mapping[str, str]
 
     @classmethod
@@ -147,6 +186,10 @@ class GroupSettings:
             audit_every=parse_duration(values["audit_every"]),
             propose_role=values["propose_role"],
             auto_draw=values["auto_draw"] == "on",
+            digest=_weekly_parts(values["digest"]),
+            audit_window=parse_duration(values["audit_window"]),
+            audit_areas=tuple(values["audit_areas"].split(", ")),
+            audit_draw=values["audit_draw"] == "on",
             raw=dict(values),
         )
 
@@ -156,3 +199,11 @@ def canonical(key: str, value: str) -> str:
     if spec is None:
         raise ArgError(f"there is no setting “{key[:40]}”; the settings are {', '.join(SPECS)}")
     return spec.canonical(value)
+
+
+def _weekly_parts(value: str) -> tuple[int, int, int] | None:
+    if value == "off":
+        return None
+    day, clock = value.split()
+    hour, minute = clock.split(":")
+    return WEEKDAYS.index(day), int(hour), int(minute)

@@ -1,0 +1,48 @@
+"""Pictures of the group's own figures: the audit chart, rendered headless.
+
+matplotlib's object API with the Agg canvas (no pyplot): no display, no
+global state, safe on the core's worker thread.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+MEASURED = (  # (figure key, legend label)
+    ("needs_met", "needs met"),
+    ("met_within_48h", "met within 48 h"),
+    ("decisions", "decisions taken"),
+    ("role_holders", "people who held a role"),
+)
+
+
+def audit_chart(audits: list[tuple[str, dict]], group_title: str | None = None) -> bytes:
+    """A PNG of reported and measured figures across audits: `audits` is [(label, figures), …], oldest first."""
+    figure = Figure(figsize=(8, 6.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    reported_axes, measured_axes = figure.subplots(2, 1, sharex=True)
+    labels = [label for label, _ in audits]
+    positions = list(range(len(audits)))
+    areas = list(dict.fromkeys(area for _, figures in audits for area in figures.get("reported", {})))
+    for area in areas:
+        values = [figures.get("reported", {}).get(area) for _, figures in audits]
+        reported_axes.plot(positions, [v if v is not None else float("nan") for v in values], marker="o", label=area)
+    reported_axes.set_title("What members reported the group provided itself")
+    for key, legend in MEASURED:
+        measured_axes.plot(positions, [figures.get(key) or 0 for _, figures in audits], marker="s", label=legend)
+    measured_axes.set_title("What the bot measured")
+    for axes in (reported_axes, measured_axes):
+        axes.grid(True, alpha=0.3)
+        axes.set_ylim(bottom=0)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc="upper left", fontsize="small", ncols=2)
+    measured_axes.set_xticks(positions, labels, rotation=45 if len(labels) > 8 else 0, ha="right"
+                             if len(labels) > 8 else "center", fontsize="small")
+    title = (group_title or "").replace("$", r"\$")  # `$` would start matplotlib's math mode
+    figure.suptitle(f"Sovereignty audits{f' — {title}' if title else ''}")
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

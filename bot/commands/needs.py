@@ -1,0 +1,165 @@
+"""Mutual aid commands: need, offer, needs, claim, unclaim, met, cancel.
+
+Sent privately with `group=<name or #>`, a need is posted without the
+author's name; its author then hears about every change by direct message.
+Whenever the author of an anonymous need acts, what the group sees says
+"its author", never who.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.actions import DirectMessage
+from bot.commands.args import ArgError, ArgType, Number, Text, Word
+from bot.commands.base import command
+from bot.commands.registry import Flag, Option, Positional, tokenize
+from bot.context import Context
+from bot.governance import needs
+from bot.render_needs import cancelled, claimed, listing, met, posted, private_receipt, private_update, unclaimed
+from bot.text import TextBuilder
+from storage.models import Member, Need
+
+GROUP = Option("group", Text("group", max_length=120), label="<name or #>")
+CATEGORY = Option("category", Word("category"), aliases=("cat",), label="food|housing|…")
+NUMBER = Positional("number", Number())
+LIST_LIMIT = 15
+CATEGORY_HELP = "Categories are free words; common ones: " + ", ".join(needs.CATEGORIES) + "."
+PRIVATE_HELP = ("Sent to me by direct message with group=<name or #>, it is posted without your name, and I "
+                "tell you privately about every change.")
+
+
+class WithOffer(ArgType):
+    """`with <offer#>` after a need's number."""
+
+    metavar = "with <offer#>"
+
+    def parse(self, raw: str) -> int:
+        match = re.fullmatch(r"with\s+#?(\d{1,9})", raw.strip(), re.I)
+        if not match or int(match[1]) < 1:
+            raise ArgError(f"write the offer as with <offer#>, like with 3 (not “{raw[:30]}”)")
+        return int(match[1])
+
+
+@command("need", summary="ask the group for help (privately: anonymous)",
+         example='need "a ride to the clinic on Tuesday" category=transport urgent',
+         params=(Positional("text", Text("text", max_length=needs.MAX_TEXT), rest=True), CATEGORY, Flag("urgent"),
+                 GROUP),
+         where="any", details=f"{CATEGORY_HELP} {PRIVATE_HELP}")
+def need(ctx: Context, text: str, category: str | None, urgent: bool, group: str | None) -> None:
+    _post(ctx, needs.NEED, text, category, urgent, group)
+
+
+@command("offer", summary="offer something to the group", example='offer "I can fix bikes on Saturdays" '
+         "category=repair", params=(Positional("text", Text("text", max_length=needs.MAX_TEXT), rest=True),
+                                    CATEGORY, GROUP),
+         where="any", details=CATEGORY_HELP)
+def offer(ctx: Context, text: str, category: str | None, group: str | None) -> None:
+    _post(ctx, needs.OFFER, text, category, False, group)
+
+
+def _post(ctx: Context, kind: str, text: str, category: str | None, urgent: bool, group: str | None) -> None:
+    ctx.enter_group(group)
+    words = tokenize(text)
+    if len(words) == 1:  # `need "a ride on Tuesday"`: the quotes only group the words
+        text = words[0].value.strip() or text
+    anonymous = ctx.is_private
+    item = needs.post(ctx.session, group_id=ctx.group_id, author_id=ctx.member_id, kind=kind, text=text,
+                      category=needs.category_of(category), urgent=urgent, anonymous=anonymous, now=ctx.now,
+                      nudge_after=ctx.settings.need_nudge_after)
+    announcement = posted(item, None if anonymous else ctx.sender_name, ctx.prefix)
+    if anonymous:
+        ctx.post(announcement)
+        ctx.reply(private_receipt(item, ctx.group.title, ctx.prefix))
+    else:
+        ctx.reply(announcement)
+
+
+@command("needs", summary="open needs and offers: urgent first, then oldest", example="needs food",
+         params=(Positional("category", Word("category"), optional=True), GROUP), where="any",
+         aliases=("offers",))
+def show_needs(ctx: Context, category: str | None, group: str | None) -> None:
+    ctx.enter_group(group)
+    wanted = needs.category_of(category) if category else None
+    entries, total = needs.listing(ctx.session, ctx.group_id, wanted, LIST_LIMIT)
+    if not total:
+        hint = f" in {wanted}" if wanted else ""
+        in_use = needs.categories_in_use(ctx.session, ctx.group_id) if wanted else []
+        text = TextBuilder().line(f"Nothing open{hint} right now.")
+        if in_use:
+            text.line("Open categories: " + ", ".join(in_use) + ".")
+        text.line(f"Ask for help: {ctx.prefix}need <text> · offer something: {ctx.prefix}offer <text>")
+        ctx.reply(text.build())
+        return
+    ctx.reply(listing(entries, total, wanted, ctx.now, ctx.prefix, f"#{ctx.group_id}"))
+
+
+@command("claim", summary="take on a need or an offer (optionally meeting a need with an offer)",
+         example="claim 5 with 3",
+         params=(NUMBER, Positional("offer", WithOffer(), optional=True, rest=True, label="[with <offer#>]")),
+         aliases=("take",))
+def claim(ctx: Context, number: int, offer: int | None) -> None:
+    item = needs.find(ctx.session, ctx.group_id, number)
+    matched = needs.find(ctx.session, ctx.group_id, offer, needs.OFFER) if offer is not None else None
+    needs.claim(ctx.session, item, ctx.member_id, ctx.now, matched)
+    author = ctx.session.get(Member, item.author_id)
+    mention = None
+    if not item.anonymous and author.id != ctx.member_id:
+        mention = TextBuilder().mention(ctx.user_of(author), author.display_name)
+    ctx.reply(claimed(item, ctx.sender_name, matched, mention))
+    _tell_author(ctx, item, f"{ctx.sender_name} claimed it and will help. You can reach them in the group.")
+
+
+@command("unclaim", summary="give back a need you claimed (or, as its author, release it)", example="unclaim 5",
+         params=(NUMBER, GROUP), where="any", aliases=("release",))
+def unclaim(ctx: Context, number: int, group: str | None) -> None:
+    ctx.enter_group(group)
+    item = needs.find(ctx.session, ctx.group_id, number)
+    needs.unclaim(ctx.session, item, ctx.member_id, ctx.now, ctx.settings.need_nudge_after)
+    ctx.post(unclaimed(item, _public_name(ctx, item)))
+    _reply_privately(ctx, "Released; it is open again.")
+    _tell_author(ctx, item, "the claim was released; it is open again.")
+
+
+@command("met", summary="mark a need met (its author or whoever claimed it)", example="met 5",
+         params=(NUMBER, GROUP), where="any", aliases=("done",))
+def mark_met(ctx: Context, number: int, group: str | None) -> None:
+    ctx.enter_group(group)
+    item = needs.find(ctx.session, ctx.group_id, number)
+    needs.mark_met(ctx.session, item, ctx.member_id, ctx.now)
+    claimer = needs.name_of(ctx.session, item.claimer_id) if item.claimer_id else None
+    ctx.post(met(item, ctx.sender_name if ctx.member_id != item.author_id else None, claimer))
+    _reply_privately(ctx, "Marked met. Thank you for telling the group.")
+    _tell_author(ctx, item, f"marked met by {ctx.sender_name}. 🌱")
+
+
+@command("cancel", summary="withdraw your own need or offer", example="cancel 5", params=(NUMBER, GROUP),
+         where="any")
+def cancel(ctx: Context, number: int, group: str | None) -> None:
+    ctx.enter_group(group)
+    item = needs.find(ctx.session, ctx.group_id, number)
+    needs.cancel(ctx.session, item, ctx.member_id, ctx.now)
+    ctx.post(cancelled(item))
+    _reply_privately(ctx, "Withdrawn.")
+
+
+# helpers ---------------------------------------------------------------------------
+
+def _public_name(ctx: Context, item: Need) -> str:
+    """Who did it, as the group is told: never the name of an anonymous author."""
+    return "its author" if item.anonymous and ctx.member_id == item.author_id else ctx.sender_name
+
+
+def _reply_privately(ctx: Context, text: str) -> None:
+    if ctx.is_private:
+        ctx.reply(TextBuilder().line(f"✔️ {text}").build())
+
+
+def _tell_author(ctx: Context, item: Need, event: str) -> None:
+    """The author of an anonymous need hears about every change by direct message (unless it was them).
+
+    No fallback to the group: a mention there would reveal them."""
+    if not item.anonymous or ctx.member_id == item.author_id:
+        return
+    author = ctx.session.get(Member, item.author_id)
+    ctx.actions.append(DirectMessage(user=ctx.user_of(author), text=private_update(item, ctx.group.title, event)))

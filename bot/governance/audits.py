@@ -1,0 +1,266 @@
+"""Sovereignty audits and the group's weekly rhythm.
+
+Every `audit_every` an audit opens for `audit_window`: members report what
+the group provided itself per area, a reminder comes halfway, and at the close
+the bot measures the period itself (needs met and how fast, decisions and
+participation, how many people held a role, lapses, renewals, recalls) and
+stores those figures with the audit, so every later chart and CSV shows the
+same numbers. An auditor can be drawn by the roles' published lottery rule
+among members who hold no role.
+
+The group's due dates (next digest, next audit) live on the group row, so
+"what is due" stays an index lookup; `schedule` (re)computes them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import fmean
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.governance import needs, roles, voting
+from bot.governance.proposals import RuleViolation
+from bot.governance.settings import GroupSettings
+from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
+
+MAX_COUNT = 1_000_000
+MAX_NOTE = 300
+FIGURES = (  # what the bot measures, in the order reports, charts and CSV files show them
+    ("needs_met", "needs met"),
+    ("met_within_48h", "met within 48 hours"),
+    ("median_hours_to_met", "median hours to met"),
+    ("needs_posted", "needs posted"),
+    ("decisions", "decisions taken"),
+    ("participation", "average participation"),
+    ("role_holders", "members who held a role"),
+    ("lapsed_on_time", "mandates that lapsed on time"),
+    ("extended", "mandates extended"),
+    ("recalls", "recalls"),
+)
+
+
+@dataclass(frozen=True)
+class AuditorDraw:
+    member_id: int
+    seed: str
+    candidates: list[tuple[int, str]]
+
+
+# schedule ---------------------------------------------------------------------------
+
+def next_weekly(slot: tuple[int, int, int], zone: ZoneInfo, after: datetime) -> datetime:
+    """The first moment strictly after `after` that is weekday/hour/minute in the zone."""
+    weekday, hour, minute = slot
+    local = after.astimezone(zone)
+    candidate = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    candidate += timedelta(days=(weekday - local.weekday()) % 7)
+    if candidate <= local:
+        candidate += timedelta(days=7)
+    # Rebuild from the wall-clock fields, so a DST change in between keeps the hour.
+    return datetime(candidate.year, candidate.month, candidate.day, hour, minute, tzinfo=zone)
+
+
+def schedule(session: Session, group: Group, settings: GroupSettings, since: datetime) -> None:
+    """Set the group's next digest (after `since`) and next audit (`audit_every` after the last
+    one, or after the group started) from its settings: when first seen and after `set`."""
+    group.next_digest_at = next_weekly(settings.digest, settings.timezone, since) if settings.digest else None
+    if open_audit(session, group.id) is None:
+        last = latest(session, group.id)
+        base = last.started_at if last is not None else group.created_at
+        group.next_audit_at = max(base + settings.audit_every, since)
+
+
+def next_unscheduled_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    """A group whose dates were never set (new, or from before audits existed): due at once."""
+    row = session.execute(select(Group.id, Group.created_at).where(Group.next_audit_at.is_(None))
+                          .order_by(Group.id).limit(1)).first()
+    return (row[0], min(row[1], now)) if row else None
+
+
+def next_digest_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.execute(select(Group.id, Group.next_digest_at).where(Group.next_digest_at <= now)
+                          .order_by(Group.next_digest_at, Group.id).limit(1)).first()
+    return tuple(row) if row else None
+
+
+def next_audit_start_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.execute(select(Group.id, Group.next_audit_at).where(Group.next_audit_at <= now)
+                          .order_by(Group.next_audit_at, Group.id).limit(1)).first()
+    return tuple(row) if row else None
+
+
+def next_reminder_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.execute(select(Audit.id, Audit.remind_at).where(Audit.closed_at.is_(None), Audit.remind_at <= now)
+                          .order_by(Audit.remind_at, Audit.id).limit(1)).first()
+    return tuple(row) if row else None
+
+
+def next_close_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.execute(select(Audit.id, Audit.closes_at).where(Audit.closed_at.is_(None), Audit.closes_at <= now)
+                          .order_by(Audit.closes_at, Audit.id).limit(1)).first()
+    return tuple(row) if row else None
+
+
+def next_deadline(session: Session) -> datetime | None:
+    times = (
+        session.scalar(select(func.min(Group.created_at)).where(Group.next_audit_at.is_(None))),
+        session.scalar(select(func.min(Group.next_digest_at))),
+        session.scalar(select(func.min(Group.next_audit_at))),
+        session.scalar(select(func.min(Audit.remind_at)).where(Audit.closed_at.is_(None))),
+        session.scalar(select(func.min(Audit.closes_at)).where(Audit.closed_at.is_(None))),
+    )
+    return min((t for t in times if t is not None), default=None)
+
+
+# the audit cycle -------------------------------------------------------------------
+
+def open_audit(session: Session, group_id: int) -> Audit | None:
+    return session.scalars(select(Audit).where(Audit.group_id == group_id, Audit.closed_at.is_(None))).first()
+
+
+def latest(session: Session, group_id: int, closed: bool = False) -> Audit | None:
+    query = select(Audit).where(Audit.group_id == group_id)
+    if closed:
+        query = query.where(Audit.closed_at.is_not(None))
+    return session.scalars(query.order_by(Audit.number.desc()).limit(1)).first()
+
+
+def closed_audits(session: Session, group_id: int, limit: int = 40) -> list[Audit]:
+    """The latest closed audits, oldest first (charts and CSV files)."""
+    rows = session.scalars(select(Audit).where(Audit.group_id == group_id, Audit.closed_at.is_not(None))
+                           .order_by(Audit.number.desc()).limit(limit))
+    return list(reversed(list(rows)))
+
+
+def start(session: Session, group: Group, settings: GroupSettings, now: datetime,
+          started_by: int | None) -> Audit:
+    current = open_audit(session, group.id)
+    if current is not None:
+        raise RuleViolation(f"Audit #{current.number} is open already; report figures with audit <area> <count>.")
+    last = latest(session, group.id)
+    audit = Audit(group_id=group.id, number=(last.number + 1) if last else 1,
+                  period_start=last.closes_at if last else group.created_at, started_at=now,
+                  closes_at=now + settings.audit_window, remind_at=now + settings.audit_window / 2,
+                  areas=json.dumps(list(settings.audit_areas), ensure_ascii=False), started_by=started_by)
+    if settings.audit_draw:
+        drawn = draw_auditor(session, group.id)
+        if drawn is not None:
+            audit.auditor_id, audit.draw_seed = drawn.member_id, drawn.seed
+            audit.draw_candidates = json.dumps([list(c) for c in drawn.candidates], ensure_ascii=False)
+    session.add(audit)
+    group.next_audit_at = now + settings.audit_every
+    session.flush()
+    return audit
+
+
+def draw_auditor(session: Session, group_id: int, seed: str | None = None) -> AuditorDraw | None:
+    """One auditor by the roles' lottery rule, among active members who hold no role right now."""
+    holding = select(Mandate.member_id).where(Mandate.group_id == group_id, Mandate.ended_at.is_(None))
+    pool = session.execute(select(Member.id, Member.display_name, Member.user_id)
+                           .where(Member.group_id == group_id, Member.active, Member.id.not_in(holding))).all()
+    if not pool:
+        return None
+    candidates = sorted(pool, key=lambda c: c[2])  # published order: by platform id
+    seed = seed or secrets.token_hex(8)
+    picked = candidates[roles.pick_index(seed, 1, len(candidates))]
+    return AuditorDraw(picked[0], seed, [(c[0], c[1]) for c in candidates])
+
+
+def areas_of(audit: Audit) -> list[str]:
+    return json.loads(audit.areas)
+
+
+def area_named(audit: Audit, text: str) -> str:
+    wanted = " ".join(text.lower().split())
+    for area in areas_of(audit):
+        if area == wanted or area.replace(" ", "-") == wanted or area.replace(" ", "_") == wanted:
+            return area
+    raise RuleViolation(f"This audit does not track “{text[:40]}”. Its areas: {', '.join(areas_of(audit))}. "
+                        "(The group changes the list for the next audit with set audit_areas.)")
+
+
+def report(session: Session, audit: Audit, member_id: int, area: str, count: int, note: str | None,
+           now: datetime) -> bool:
+    """Record a member's figure for an area; reporting the same area again replaces it. True if replaced."""
+    if not 0 <= count <= MAX_COUNT:
+        raise RuleViolation(f"Give a count from 0 to {MAX_COUNT:,}.")
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.audit_id == audit.id,
+                                                     AuditEntry.member_id == member_id,
+                                                     AuditEntry.area == area)).first()
+    if entry is not None:
+        entry.count, entry.note, entry.reported_at = count, note, now
+        return True
+    session.add(AuditEntry(audit_id=audit.id, member_id=member_id, area=area, count=count, note=note,
+                           reported_at=now))
+    return False
+
+
+def entries(session: Session, audit: Audit) -> list[tuple[AuditEntry, str]]:
+    return [tuple(row) for row in session.execute(
+        select(AuditEntry, Member.display_name).join(Member, Member.id == AuditEntry.member_id)
+        .where(AuditEntry.audit_id == audit.id).order_by(AuditEntry.area, AuditEntry.reported_at))]
+
+
+def reported_totals(audit: Audit, rows: list[tuple[AuditEntry, str]]) -> dict[str, int]:
+    totals = {area: 0 for area in areas_of(audit)}
+    for entry, _ in rows:
+        totals[entry.area] = totals.get(entry.area, 0) + entry.count
+    return totals
+
+
+def close(session: Session, audit: Audit) -> dict:
+    """Measure the period, store the figures with the audit, and close it (at its deadline)."""
+    figures = measure(session, audit.group_id, audit.period_start, audit.closes_at)
+    figures["reported"] = reported_totals(audit, entries(session, audit))
+    audit.figures = json.dumps(figures, ensure_ascii=False)
+    audit.closed_at, audit.remind_at = audit.closes_at, None
+    return figures
+
+
+def figures_of(audit: Audit) -> dict:
+    return json.loads(audit.figures) if audit.figures else {}
+
+
+def measure(session: Session, group_id: int, start: datetime, end: datetime) -> dict:
+    """What the bot saw itself in [start, end)."""
+    waits = needs.times_to_met(session, group_id, start, end)
+    typical = needs.median_wait(waits)
+    decisions = session.execute(select(Decision.voters, Decision.members).where(
+        Decision.group_id == group_id, Decision.decided_at >= start, Decision.decided_at < end,
+        Decision.outcome != voting.WITHDRAWN)).all()
+    shares = [voters / members for voters, members in decisions if members]
+    challenge = needs.longest_waiting(session, group_id)
+    return {
+        "period_start": start.isoformat(), "period_end": end.isoformat(),
+        "needs_met": len(waits),
+        "met_within_48h": sum(1 for wait in waits if wait <= needs.OVERDUE_AFTER),
+        "median_hours_to_met": round(typical.total_seconds() / 3600, 1) if typical is not None else None,
+        "needs_posted": session.scalar(select(func.count()).select_from(Need).where(
+            Need.group_id == group_id, Need.kind == needs.NEED, Need.created_at >= start, Need.created_at < end)),
+        "decisions": len(decisions),
+        "participation": round(fmean(shares), 3) if shares else None,
+        "role_holders": session.scalar(select(func.count(func.distinct(Mandate.member_id))).where(
+            Mandate.group_id == group_id, Mandate.started_at < end,
+            (Mandate.ended_at.is_(None)) | (Mandate.ended_at > start))),
+        "lapsed_on_time": _ended(session, group_id, roles.EXPIRED, start, end),
+        "extended": session.scalar(select(func.count()).select_from(Decision)
+                                   .join(Proposal, Proposal.id == Decision.proposal_id).where(
+            Decision.group_id == group_id, Proposal.kind == "renewal", Decision.outcome == voting.PASSED,
+            Decision.decided_at >= start, Decision.decided_at < end)),
+        "recalls": _ended(session, group_id, roles.RECALLED, start, end),
+        "challenge": None if challenge is None else {
+            "number": challenge.number, "text": challenge.text, "category": challenge.category,
+            "posted": challenge.created_at.isoformat()},
+    }
+
+
+def _ended(session: Session, group_id: int, reason: str, start: datetime, end: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Mandate).where(
+        Mandate.group_id == group_id, Mandate.end_reason == reason, Mandate.ended_at >= start,
+        Mandate.ended_at < end))
