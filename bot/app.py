@@ -56,10 +56,14 @@ def published_commands(registry: Registry = REGISTRY) -> list[tuple[str, str]]:
         families.setdefault(command.name.split()[0], []).append(command)
     published = []
     for word, members in families.items():
-        if len(members) == 1 and members[0].name == word:
-            published.append((word, members[0].summary))
+        bare = next((m for m in members if m.name == word), None)
+        subcommands = [m.name.split(" ", 1)[1] for m in members if m is not bare]
+        if not subcommands:
+            published.append((word, bare.summary))
+        elif bare is not None:  # `audit`: its own summary, then its subcommands
+            published.append((word, (f"{bare.summary}; also {word} " + ", ".join(subcommands))[:256]))
         else:
-            published.append((word, f"{word} " + ", ".join(m.name.split(" ", 1)[-1] for m in members)))
+            published.append((word, f"{word} " + ", ".join(subcommands)))
     return published
 
 

@@ -294,3 +294,16 @@ async def test_commons_bot_run_serves_telegram_and_stops_cleanly_on_sigterm(emu,
         code = await asyncio.wait_for(process.wait(), timeout=20)
     stderr = (await process.stderr.read()).decode()
     assert code == 0, stderr
+
+
+async def test_an_anonymous_need_sent_privately_reaches_the_group_without_its_author(emu, rig):
+    await reply_to(emu, ALICE, "/needs")  # Alice and Bob are known members of the group
+    await reply_to(emu, BOB, "/needs")
+    emu.send_text(ALICE, ALICE, "need help with rent this month category=money group=\"Tenants' Union\"")
+    await emu.wait_for(lambda: emu.messages_to(ALICE) and emu.messages_to(GROUP)[-1]["plain"].startswith("🆘"))
+    posted = emu.messages_to(GROUP)[-1]["plain"]
+    assert "Need #1 (money) from a member (posted privately)" in posted and "Alice" not in posted
+    assert "without your name" in emu.messages_to(ALICE)[-1]["plain"]
+    await reply_to(emu, BOB, "/claim 1")
+    await emu.wait_for(lambda: "Bob claimed it" in emu.messages_to(ALICE)[-1]["plain"])
+    assert all("Alice" not in message["plain"] for message in emu.messages_to(GROUP)[2:])

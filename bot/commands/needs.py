@@ -17,7 +17,7 @@ from bot.commands.registry import Flag, Option, Positional, tokenize
 from bot.context import Context
 from bot.governance import needs
 from bot.render_needs import cancelled, claimed, listing, met, posted, private_receipt, private_update, unclaimed
-from bot.text import TextBuilder
+from bot.text import TextBuilder, code, escape
 from storage.models import Member, Need
 
 GROUP = Option("group", Text("group", max_length=120), label="<name or #>")
@@ -85,10 +85,11 @@ def show_needs(ctx: Context, category: str | None, group: str | None) -> None:
     if not total:
         hint = f" in {wanted}" if wanted else ""
         in_use = needs.categories_in_use(ctx.session, ctx.group_id) if wanted else []
-        text = TextBuilder().line(f"Nothing open{hint} right now.")
+        text = TextBuilder().line(escape(f"Nothing open{hint} right now."))
         if in_use:
-            text.line("Open categories: " + ", ".join(in_use) + ".")
-        text.line(f"Ask for help: {ctx.prefix}need <text> · offer something: {ctx.prefix}offer <text>")
+            text.line(escape("Open categories: " + ", ".join(in_use) + "."))
+        text.line("Ask for help: ", code(f"{ctx.prefix}need <text>"), " · offer something: ",
+                  code(f"{ctx.prefix}offer <text>"))
         ctx.reply(text.build())
         return
     ctx.reply(listing(entries, total, wanted, ctx.now, ctx.prefix, f"#{ctx.group_id}"))
