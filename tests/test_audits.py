@@ -229,3 +229,18 @@ async def test_audit_report_shows_the_latest_again_and_csv_exports_every_audits_
     assert [row["needs_met"] for row in rows] == ["0", "1"]
     assert rows[0]["challenge_need"] == "#1 soup" and rows[1]["challenge_need"] == ""
     assert rows[1]["period_start"] == "2026-03-09T09:00:00+00:00"
+
+
+async def test_a_group_from_before_audits_existed_is_scheduled_by_the_next_sweep(room):
+    from scheduler import jobs
+    from storage.models import Group
+
+    await room.say("!help", as_="alice")
+    with room.core.db.transaction() as session:
+        group = session.scalars(select(Group)).one()
+        assert (group.next_digest_at, group.next_audit_at) == (START + timedelta(days=7), START + timedelta(days=90))
+        group.next_digest_at = group.next_audit_at = None  # as migration 0004 leaves existing groups
+    jobs.run_due_work(room.core)
+    with room.core.db.transaction() as session:
+        group = session.scalars(select(Group)).one()
+        assert (group.next_digest_at, group.next_audit_at) == (START + timedelta(days=7), START + timedelta(days=90))
