@@ -61,8 +61,10 @@ def replace_backend(argv: list[str], backend: str) -> list[str]:
     return [*out, "--backend", backend]
 
 
-def print_profile(profiler, path: str, what: str, root: Path) -> None:
-    """Save a cProfile run and print its top 25 cumulative lines from the project and the ORM."""
+def print_profile(profiler, path: str, what: str, root: Path,
+                  libraries: tuple[str, ...] = ("sqlalchemy", "sqlmodel", "pydantic"),
+                  names: str = "SQLAlchemy, SQLModel and pydantic") -> None:
+    """Save a cProfile run and print its top 25 cumulative lines from the project and the given libraries."""
     import io
     import pstats
 
@@ -71,9 +73,43 @@ def print_profile(profiler, path: str, what: str, root: Path) -> None:
     stats = pstats.Stats(profiler, stream=buffer)
     stats.sort_stats("cumulative")
     project = "|".join(str(root / part) for part in ("bot", "storage", "scheduler"))
-    stats.print_stats(rf"({project}|sqlalchemy|sqlmodel|pydantic)", 25)
+    stats.print_stats(rf"({project}|{'|'.join(libraries)})", 25)
     print(f"--- cProfile of {what} (saved to {path}), sorted by cumulative time, top 25 lines "
-          "from the project, SQLAlchemy, SQLModel and pydantic ---")
+          f"from the project, {names} ---")
     text = buffer.getvalue()
     start = text.find("   ncalls")
     print(text[start:] if start >= 0 else text)
+
+
+def pct(sorted_values, q: float) -> float:
+    """Nearest-rank percentile."""
+    import math
+
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(len(sorted_values) * q / 100))
+    return sorted_values[rank - 1]
+
+
+def start_postgres():
+    """A throwaway PostgreSQL server on loopback (the tests' own), started."""
+    from tests.pgserver import PostgresServer, find_postgres_bindir
+
+    bindir = find_postgres_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL binaries (initdb, pg_ctl, postgres) not found")
+    server = PostgresServer(bindir)
+    server.start()
+    return server
+
+
+def describe_server(engine, backend: str) -> str:
+    """The database's version and set-up, for the results header."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if backend == "sqlite":
+            return ("SQLite " + conn.execute(text("select sqlite_version()")).scalar_one() + ", file in a temp dir, "
+                    + conn.execute(text("PRAGMA journal_mode")).scalar_one().upper())
+        return (conn.execute(text("select version()")).scalar_one().split(",")[0]
+                + ", throwaway local server (fsync=off, synchronous_commit=off)")

@@ -28,10 +28,7 @@ _T_PROCESS = time.perf_counter()
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import gc  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
-import pstats  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -345,12 +342,7 @@ def _audits(rng: random.Random, core, sizes: Sizes, group_id: int, members: list
 # --------------------------------------------------------------------------
 # measuring
 
-def pct(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(len(sorted_values) * q / 100))
-    return sorted_values[rank - 1]
+pct = common.pct
 
 
 def time_needs(sender: Sender, text: str, expect_total: int, expect_urgent: int, category: str | None,
@@ -612,21 +604,6 @@ def report(backend: str, server: str, sizes: Sizes, facts: dict, needs_all: dict
     return ok_needs and ok_warm and ok_cold
 
 
-def print_chart_profile(profiler: cProfile.Profile, path: str) -> None:
-    """Like common.print_profile, but matplotlib's and Pillow's lines too (that is where the chart's time goes)."""
-    profiler.dump_stats(path)
-    buffer = io.StringIO()
-    stats = pstats.Stats(profiler, stream=buffer)
-    stats.sort_stats("cumulative")
-    project = "|".join(str(ROOT / part) for part in ("bot", "storage", "scheduler"))
-    stats.print_stats(rf"({project}|sqlalchemy|matplotlib|PIL)", 25)
-    print(f"--- cProfile of the warm `audit report` calls (saved to {path}), sorted by cumulative time, top 25 "
-          "lines from the project, SQLAlchemy, matplotlib and Pillow ---")
-    text = buffer.getvalue()
-    start = text.find("   ncalls")
-    print(text[start:] if start >= 0 else text)
-
-
 # --------------------------------------------------------------------------
 # one backend
 
@@ -638,22 +615,10 @@ def bench_backend(backend: str, sizes: Sizes, profile_path: str | None, gc_freez
             tmp = tempfile.TemporaryDirectory(prefix="commons-needs-")
             url = f"sqlite:///{tmp.name}/bench.db"
         else:
-            from tests.pgserver import PostgresServer, find_postgres_bindir
-            bindir = find_postgres_bindir()
-            if bindir is None:
-                raise SystemExit("PostgreSQL binaries (initdb, pg_ctl, postgres) not found")
-            pg = PostgresServer(bindir)
-            pg.start()
+            pg = common.start_postgres()
             url = pg.create_database("commons_needs_bench")
         core = bot.app.build_core(url, clock, DefaultsConfig())
-        with core.db.engine.connect() as conn:
-            if backend == "sqlite":
-                journal = conn.execute(sql_text("PRAGMA journal_mode")).scalar_one().upper()
-                server = ("SQLite " + conn.execute(sql_text("select sqlite_version()")).scalar_one()
-                          + ", file in a temp dir, " + journal)
-            else:
-                server = (conn.execute(sql_text("select version()")).scalar_one().split(",")[0]
-                          + ", throwaway local server (fsync=off, synchronous_commit=off)")
+        server = common.describe_server(core.db.engine, backend)
         if gc_freeze:
             bot.app.freeze_start_up_objects()  # as `commons-bot run` does after start-up
             server += "; gc.freeze() after start-up, as the app does"
@@ -672,7 +637,9 @@ def bench_backend(backend: str, sizes: Sizes, profile_path: str | None, gc_freez
         if profile_path:
             stem = profile_path.removesuffix(".pstats")
             common.print_profile(needs_profiler, f"{stem}-needs.pstats", "the timed `needs` calls", ROOT)
-            print_chart_profile(report_profiler, f"{stem}-report.pstats")
+            common.print_profile(report_profiler, f"{stem}-report.pstats", "the warm `audit report` calls", ROOT,
+                                 libraries=("sqlalchemy", "matplotlib", "PIL"),
+                                 names="SQLAlchemy, matplotlib and Pillow")
         return met
     finally:
         if core is not None:

@@ -416,12 +416,7 @@ def _aware(value) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def pct(sorted_values, q: float) -> float:
-    """Nearest-rank percentile."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(len(sorted_values) * q / 100))
-    return sorted_values[rank - 1]
+pct = common.pct
 
 
 # --------------------------------------------------------------------------
@@ -463,12 +458,7 @@ def bench_backend(backend: str, groups: int, roles_per_group: int, sweep: timede
             tmp = tempfile.TemporaryDirectory(prefix="commons-rotation-")
             url_run, url_down = f"sqlite:///{tmp.name}/run.db", f"sqlite:///{tmp.name}/down.db"
         else:
-            from tests.pgserver import PostgresServer, find_postgres_bindir
-            bindir = find_postgres_bindir()
-            if bindir is None:
-                raise SystemExit("PostgreSQL binaries (initdb, pg_ctl, postgres) not found")
-            pg = PostgresServer(bindir)
-            pg.start()
+            pg = common.start_postgres()
             url_run, url_down = pg.create_database("rotation_run"), pg.create_database("rotation_down")
 
         # Setup in child processes, so this process's peak RSS is the app's alone.
@@ -482,14 +472,7 @@ def bench_backend(backend: str, groups: int, roles_per_group: int, sweep: timede
         rss_before = rss_now_mb()
         core, cold = start_up(url_run, clock, sweep)
         rss_started, peak_started = rss_now_mb(), peak_rss_mb()
-        with core.db.engine.connect() as conn:
-            if backend == "sqlite":
-                journal = conn.execute(sql_text("PRAGMA journal_mode")).scalar_one().upper()
-                server = ("SQLite " + conn.execute(sql_text("select sqlite_version()")).scalar_one()
-                          + ", file in a temp dir, " + journal)
-            else:
-                server = (conn.execute(sql_text("select version()")).scalar_one().split(",")[0]
-                          + ", throwaway local server (fsync=off, synchronous_commit=off)")
+        server = common.describe_server(core.db.engine, backend)
 
         profiler = cProfile.Profile() if profile_path else None
         sim = simulate(core, clock, sweep, days, profiler, progress)

@@ -528,21 +528,10 @@ def bench_backend(backend: str, cfg: Config, profile_path: str | None, profile_a
             tmp = tempfile.TemporaryDirectory(prefix="commons-bench-")
             url = f"sqlite:///{tmp.name}/bench.db"
         else:
-            from tests.pgserver import PostgresServer, find_postgres_bindir
-            bindir = find_postgres_bindir()
-            if bindir is None:
-                raise SystemExit("PostgreSQL binaries (initdb, pg_ctl, postgres) not found")
-            pg = PostgresServer(bindir)
-            pg.start()
+            pg = common.start_postgres()
             url = pg.create_database("commons_bench")
         core = bot.app.build_core(url, clock, defaults)
-        with core.db.engine.connect() as conn:
-            if backend == "sqlite":
-                server = "SQLite " + conn.execute(sql_text("select sqlite_version()")).scalar_one() + \
-                         ", file in a temp dir, " + conn.execute(sql_text("PRAGMA journal_mode")).scalar_one().upper()
-            else:
-                server = conn.execute(sql_text("select version()")).scalar_one().split(",")[0] + \
-                         ", throwaway local server (fsync=off, synchronous_commit=off)"
+        server = common.describe_server(core.db.engine, backend)
         if gc_freeze:
             bot.app.freeze_start_up_objects()  # as `commons-bot run` does after start-up
             server += "; gc.freeze() after start-up, as the app does"

@@ -77,7 +77,7 @@ class Context:
             if named is not None:
                 raise RuleViolation("group= is for direct messages; here you are in the group already.")
             return
-        mine = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)
+        mine = everywhere = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)
         if not mine:
             raise RuleViolation("I don't know you from any group yet. Say something in your group (for example "
                                 "needs), then write to me again.")
@@ -87,16 +87,16 @@ class Context:
                     if wanted.lstrip("#") == str(g.id) or (g.title or "").casefold() == wanted.casefold()]
             if not mine:
                 raise RuleViolation(f"You are not in a group called “{wanted[:40]}” that I know. "
-                                    f"Yours: {self._list_groups()}.")
+                                    f"Yours: {_group_list(everywhere)}.")
         if len(mine) > 1:
-            raise RuleViolation(f"Which group? Add group=<name or #>: {self._list_groups()}.")
+            raise RuleViolation(f"Which group? Add group=<name or #>: {_group_list(everywhere)}.")
         group, member = mine[0]
         self.group_id, self.member_id, self.group_chat = group.id, member.id, self.directory.chat_of(group)
-
-    def _list_groups(self) -> str:
-        mine = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)
-        return ", ".join(f"{g.title or 'untitled'} (#{g.id})" for g, _ in mine)
 
     def usage_of(self, name: str) -> str:
         command = self.registry.find(name)
         return command.usage(self.prefix) if command else f"{self.prefix}{name}"
+
+
+def _group_list(memberships: list[tuple[Group, Member]]) -> str:
+    return ", ".join(f"{group.title or 'untitled'} (#{group.id})" for group, _ in memberships)

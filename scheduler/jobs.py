@@ -115,8 +115,7 @@ def send_digest(core: Core, session: Session, group: Group, now: datetime) -> No
     in a week with nothing open and nothing met, so groups that do not use needs hear nothing."""
     due = group.next_digest_at
     settings = core.directory.settings(session, group.id)
-    group.next_digest_at = (audits.next_weekly(settings.digest, settings.timezone, now)
-                            if settings.digest else None)
+    group.next_digest_at = audits.next_digest(settings, now)
     open_needs, overdue, open_offers = needs_rules.open_counts(session, group.id, now)
     waits = needs_rules.times_to_met(session, group.id, now - WEEK, now)
     if not (open_needs or open_offers or waits):

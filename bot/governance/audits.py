@@ -69,52 +69,56 @@ def next_weekly(slot: tuple[int, int, int], zone: ZoneInfo, after: datetime) -> 
 def schedule(session: Session, group: Group, settings: GroupSettings, since: datetime) -> None:
     """Set the group's next digest (after `since`) and next audit (`audit_every` after the last
     one, or after the group started) from its settings: when first seen and after `set`."""
-    group.next_digest_at = next_weekly(settings.digest, settings.timezone, since) if settings.digest else None
+    group.next_digest_at = next_digest(settings, since)
     if open_audit(session, group.id) is None:
         last = latest(session, group.id)
         base = last.started_at if last is not None else group.created_at
         group.next_audit_at = max(base + settings.audit_every, since)
 
 
+def next_digest(settings: GroupSettings, after: datetime) -> datetime | None:
+    return next_weekly(settings.digest, settings.timezone, after) if settings.digest else None
+
+
 def next_unscheduled_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    """A group whose dates were never set (new, or from before audits existed): due at once."""
+    """A group whose dates were never set (from before audits existed): due at once."""
     row = session.execute(select(Group.id, Group.created_at).where(Group.next_audit_at.is_(None))
                           .order_by(Group.id).limit(1)).first()
     return (row[0], min(row[1], now)) if row else None
 
 
 def next_digest_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(Group.id, Group.next_digest_at).where(Group.next_digest_at <= now)
-                          .order_by(Group.next_digest_at, Group.id).limit(1)).first()
-    return tuple(row) if row else None
+    return _earliest(session, Group.id, Group.next_digest_at, now)
 
 
 def next_audit_start_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(Group.id, Group.next_audit_at).where(Group.next_audit_at <= now)
-                          .order_by(Group.next_audit_at, Group.id).limit(1)).first()
-    return tuple(row) if row else None
+    return _earliest(session, Group.id, Group.next_audit_at, now)
 
 
 def next_reminder_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(Audit.id, Audit.remind_at).where(Audit.closed_at.is_(None), Audit.remind_at <= now)
-                          .order_by(Audit.remind_at, Audit.id).limit(1)).first()
-    return tuple(row) if row else None
+    return _earliest(session, Audit.id, Audit.remind_at, now, Audit.closed_at.is_(None))
 
 
 def next_close_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(Audit.id, Audit.closes_at).where(Audit.closed_at.is_(None), Audit.closes_at <= now)
-                          .order_by(Audit.closes_at, Audit.id).limit(1)).first()
+    return _earliest(session, Audit.id, Audit.closes_at, now, Audit.closed_at.is_(None))
+
+
+def _earliest(session: Session, item_id, due, now: datetime, *where) -> tuple[int, datetime] | None:
+    """The earliest (id, due time) at or before `now`."""
+    row = session.execute(select(item_id, due).where(due <= now, *where).order_by(due, item_id).limit(1)).first()
     return tuple(row) if row else None
 
 
 def next_deadline(session: Session) -> datetime | None:
-    times = (
-        session.scalar(select(func.min(Group.created_at)).where(Group.next_audit_at.is_(None))),
-        session.scalar(select(func.min(Group.next_digest_at))),
-        session.scalar(select(func.min(Group.next_audit_at))),
-        session.scalar(select(func.min(Audit.remind_at)).where(Audit.closed_at.is_(None))),
-        session.scalar(select(func.min(Audit.closes_at)).where(Audit.closed_at.is_(None))),
-    )
+    """The earliest of every audit and digest date, in one round trip (it runs after each command)."""
+    still_open = Audit.closed_at.is_(None)
+    times = session.execute(select(
+        select(func.min(Group.created_at)).where(Group.next_audit_at.is_(None)).scalar_subquery(),
+        select(func.min(Group.next_digest_at)).scalar_subquery(),
+        select(func.min(Group.next_audit_at)).scalar_subquery(),
+        select(func.min(Audit.remind_at)).where(still_open).scalar_subquery(),
+        select(func.min(Audit.closes_at)).where(still_open).scalar_subquery(),
+    )).one()
     return min((t for t in times if t is not None), default=None)
 
 
