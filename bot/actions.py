@@ -24,6 +24,8 @@ class Choice(_Frozen):
 
     label: str
     payload: str = Field(max_length=64)
+    # An emoji for platforms where one taps a reaction rather than a button (Matrix).
+    symbol: str | None = None
 
 
 class SendMessage(_Frozen):
@@ -46,12 +48,16 @@ class EditMessage(_Frozen):
 
 
 class Acknowledge(_Frozen):
-    """A quiet confirmation of a command (a reaction where possible, else a short reply)."""
+    """A quiet confirmation of a command (a reaction where possible, else a short reply).
+
+    `problem` marks a refused tap: the member believes they voted, so a platform
+    without private toasts must tell them in the open."""
 
     kind: Literal["ack"] = "ack"
     chat: ChatRef
     event_id: str
     text: RichText
+    problem: bool = False
 
 
 class SendImage(_Frozen):

@@ -18,7 +18,7 @@ from adapters.console import ConsoleAdapter, ConsoleRoom
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import Command, Registry
-from bot.config import AppConfig, DefaultsConfig, TelegramConfig
+from bot.config import AppConfig, DefaultsConfig, MatrixConfig, TelegramConfig
 from bot.core import Core
 from bot.durations import parse_duration
 from bot.runtime import Runtime
@@ -76,11 +76,26 @@ def telegram_adapter(config: TelegramConfig):
         secret_token=config.secret_token.get_secret_value(), history_window=parse_duration(config.history_window))
 
 
+def matrix_adapter(config: MatrixConfig):
+    from adapters.matrix import MatrixAdapter  # imported only when Matrix is configured
+
+    return MatrixAdapter(
+        config.homeserver, config.user_id, password=config.password.get_secret_value(),
+        access_token=config.access_token.get_secret_value(), device_name=config.device_name,
+        store_path=config.store_path, command_prefix=config.command_prefix,
+        allowed_inviters=config.allowed_inviters, bots=config.bots,
+        history_window=parse_duration(config.history_window))
+
+
 def configured_adapters(config: AppConfig) -> tuple[list, list[str]]:
     """The adapters this configuration asks for, and problems to report."""
     problems, adapters = [], []
     if config.matrix is not None:
-        problems.append("[matrix] is configured, but the Matrix adapter is not part of this version yet.")
+        secret = config.matrix.password.get_secret_value() or config.matrix.access_token.get_secret_value()
+        if not secret:
+            problems.append("[matrix] needs a password or an access_token (or COMMONS_MATRIX__PASSWORD).")
+        else:
+            adapters.append(matrix_adapter(config.matrix))
     if config.telegram is not None:
         if not config.telegram.token.get_secret_value():
             problems.append("[telegram] needs the token from @BotFather (or COMMONS_TELEGRAM__TOKEN).")

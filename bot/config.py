@@ -34,7 +34,8 @@ class MatrixConfig(BaseModel):
     device_name: str = "Commons"
     store_path: str = "matrix-store"
     command_prefix: str = "!"
-    allowed_inviters: list[str] = []  # user ids or :server suffixes; empty = anyone
+    allowed_inviters: list[str] = []  # user ids or homeservers; empty = anyone
+    bots: list[str] = []  # other bots in the rooms: not members, not counted for quorum
     history_window: str = "10m"
 
 

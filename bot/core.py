@@ -178,7 +178,7 @@ class Core:
             text.line("Usage: ", code(command.usage(prefix)))
             text.line("Example: ", code(prefix + command.example))
         if tapped:
-            return [Acknowledge(chat=event.chat, event_id=event.event_id, text=text.build())]
+            return [Acknowledge(chat=event.chat, event_id=event.event_id, text=text.build(), problem=True)]
         return [SendMessage(chat=event.chat, text=text.build(), reply_to=event.event_id)]
 
     def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Action]:

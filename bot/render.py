@@ -67,13 +67,21 @@ def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: 
     return text.build()
 
 
+# One emoji per answer, for platforms where a vote is a reaction (Matrix).
+STANCE_SYMBOLS = {voting.YES: "👍", voting.NO: "👎", voting.ABSTAIN: "🤷", voting.BLOCK: "✋"}
+OPTION_SYMBOLS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
+
+
 def vote_choices(proposal: Proposal) -> tuple[Choice, ...]:
     options = options_of(proposal)
     if options:
-        buttons = [Choice(label=option[:40], payload=f"vote {proposal.number} {n}")
+        buttons = [Choice(label=option[:40], payload=f"vote {proposal.number} {n}",
+                          symbol=OPTION_SYMBOLS[n - 1] if n <= len(OPTION_SYMBOLS) else None)
                    for n, option in enumerate(options, 1)]
-        return (*buttons, Choice(label="Abstain", payload=f"vote {proposal.number} abstain"))
-    return tuple(Choice(label=stance.capitalize(), payload=f"vote {proposal.number} {stance}")
+        return (*buttons, Choice(label="Abstain", payload=f"vote {proposal.number} abstain",
+                                 symbol=STANCE_SYMBOLS[voting.ABSTAIN]))
+    return tuple(Choice(label=stance.capitalize(), payload=f"vote {proposal.number} {stance}",
+                        symbol=STANCE_SYMBOLS[stance])
                  for stance in voting.STANCES)
 
 

@@ -59,3 +59,26 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'commons.db'}"
+
+
+@pytest.fixture(scope="session")
+def synapse():
+    """A real Synapse homeserver for the session (tests/synapse_server.py), on 127.0.0.1.
+
+    Skips with a reason when matrix-synapse is not installed -- unless
+    COMMONS_TEST_REQUIRE_SYNAPSE=1 or COMMONS_TEST_REQUIRE_POSTGRES=1 (CI),
+    where that is a failure.  Imported lazily: only tests that use it pay.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("synapse") is None:
+        message = "matrix-synapse is not installed; pip install -e '.[test]' to run the Matrix homeserver tests"
+        if REQUIRE_POSTGRES or os.environ.get("COMMONS_TEST_REQUIRE_SYNAPSE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from tests.synapse_server import SynapseServer
+
+    server = SynapseServer()
+    server.start()
+    yield server
+    server.stop()

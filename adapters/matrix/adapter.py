@@ -1,0 +1,594 @@
+"""Matrix: matrix-nio translating between sync responses and the core's events
+and actions. Every Matrix quirk lives in this package:
+
+- commands start with a configurable prefix (`!`) in rooms; in a direct room
+  everything the member writes is for the bot. Pills are read as user ids.
+- the bot answers with `m.notice` (bots do not notify like people), HTML in
+  `formatted_body`, replies point at the command, mentions are pills listed in
+  `m.mentions`;
+- one-tap votes are reactions: the card shows which emoji means what and the
+  bot seeds them, so a member taps one. A later reaction replaces an earlier
+  vote; redacting one's own reaction takes the vote back. Reactions render in
+  every client (Element Web, Android, iOS, Element X, FluffyChat…), are edited
+  nowhere, and never hide the official tally — which is the edited card;
+- a typed `!vote` is acknowledged with a ✅ reaction on the command; tally
+  edits (`m.replace`) are coalesced per message;
+- encrypted rooms work through nio's e2e support; keys live in `store_path`;
+- the sync token is saved after a batch is handled; events older than
+  `history_window` (sent while the bot was away) are not acted on;
+- network errors and homeserver restarts: nio retries with backoff, and 429s
+  wait for `retry_after_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import struct
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    Event,
+    InviteMemberEvent,
+    JoinError,
+    LoginResponse,
+    MatrixRoom,
+    MegolmEvent,
+    ReactionEvent,
+    RedactionEvent,
+    RoomCreateResponse,
+    RoomMemberEvent,
+    RoomMessageText,
+    RoomPreset,
+    RoomSendResponse,
+    SyncResponse,
+    UploadResponse,
+    WhoamiResponse,
+)
+
+from adapters.matrix.html import edit_content, message_content, read_text
+from adapters.matrix.state import AdapterState, Login, VoteReaction
+from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
+from bot.adapter import Sink
+from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.text import RichText, TextBuilder, escape, join
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "matrix"
+CORE_PREFIX = "!"  # how the core reads commands; the room's own prefix is translated
+ACK_REACTION = "✅"
+JOINED = "join"
+GONE = ("leave", "ban")
+DECRYPT_PATIENCE = 120.0  # seconds to wait for a room key that has not arrived yet
+REACTION_MEMORY = 400 * 86400.0
+
+
+class MatrixError(RuntimeError):
+    """The homeserver refused a request (after nio's own retries)."""
+
+
+def _ok(response: Any, kind: type) -> Any:
+    if not isinstance(response, kind):
+        raise MatrixError(f"{type(response).__name__}: {getattr(response, 'message', response)}")
+    return response
+
+
+@dataclass
+class _Undecrypted:
+    room_id: str
+    event: MegolmEvent
+    since: float = field(default_factory=time.monotonic)
+
+
+class MatrixAdapter:
+    platform = PLATFORM
+    can = frozenset({"send", "edit", "ack", "image", "file", "dm"})
+    paced = True  # a reply waiting on a 429 must not hold up the next member's vote
+
+    def __init__(self, homeserver: str, user_id: str, *, password: str = "", access_token: str = "",
+                 device_name: str = "Commons", store_path: Path | str = "matrix-store", command_prefix: str = "!",
+                 allowed_inviters: Iterable[str] = (), bots: Iterable[str] = (),
+                 history_window: timedelta = timedelta(minutes=10), edit_delay: float = 1.0,
+                 sync_timeout_ms: int = 30_000, max_backoff: float = 30.0) -> None:
+        self.homeserver, self.user_id = homeserver.rstrip("/"), user_id
+        self.password, self.access_token, self.device_name = password, access_token, device_name
+        self.store_path = Path(store_path)
+        self.prefix = command_prefix
+        self.allowed_inviters = [entry.strip() for entry in allowed_inviters if entry.strip()]
+        self.bots = set(bots) | {user_id}
+        self.history_window = history_window
+        self.edit_delay = edit_delay
+        self.sync_timeout_ms = sync_timeout_ms
+        self.max_backoff = max_backoff
+        self.client: AsyncClient | None = None
+        self.state: AdapterState | None = None
+        self.synced = asyncio.Event()  # set after each handled sync (tests wait on it)
+        self._sink: Sink | None = None
+        self._sync_task: asyncio.Task | None = None
+        self._in_sync = False
+        self._stopping = False
+        self._member_counts: dict[str, int] = {}
+        self._undecrypted: list[_Undecrypted] = []
+        self._pending_edits: dict[str, EditMessage] = {}
+        self._edit_tasks: dict[str, asyncio.Task] = {}
+        self._quiet: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        self._quiet_task: asyncio.Task | None = None
+        self._room_seen: dict[str, asyncio.Event] = {}
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self._stopping = False
+        self.state = AdapterState(self.store_path)
+        self.state.prune_reactions(REACTION_MEMORY)
+        config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False, max_limit_exceeded=20,
+                                   max_timeouts=None, max_timeout_retry_wait_time=self.max_backoff,
+                                   backoff_factor=0.25)
+        self.client = AsyncClient(self.homeserver, self.user_id, store_path=str(self.store_path), config=config)
+        await self._log_in()
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        self._quiet_task = asyncio.create_task(self._send_quietly())
+        # The first sync (full state: nio keeps no room state across restarts) is handled
+        # before start returns, so events queued while the bot was away come first.
+        await self._sync_once(first=True)
+        self._sync_task = asyncio.create_task(self._sync_forever())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._sync_task is not None:
+            if self._in_sync:
+                self._sync_task.cancel()  # waiting on the long poll: nothing half-done
+            try:
+                await asyncio.wait_for(asyncio.shield(self._sync_task), timeout=30)
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                self._sync_task.cancel()
+        await self.flush_edits()
+        await self._quiet.join()
+        if self._quiet_task is not None:
+            self._quiet_task.cancel()
+        if self.client is not None:
+            await self.client.close()
+        if self.state is not None:
+            self.state.close()
+
+    async def _log_in(self) -> None:
+        """Reuse the stored device; otherwise log in once and store the device and token."""
+        client, stored = self.client, self.state.login(self.user_id)
+        if stored is not None:
+            client.restore_login(stored.user_id, stored.device_id, stored.access_token)
+            if isinstance(await client.whoami(), WhoamiResponse):
+                return
+            log.warning("the stored Matrix access token was refused; logging in again")
+        if self.access_token:
+            client.access_token = self.access_token
+            who = _ok(await client.whoami(), WhoamiResponse)
+            if not who.device_id:
+                raise MatrixError("the access token has no device; log in with a password once instead")
+            login = Login(self.user_id, who.device_id, self.access_token)
+        elif self.password:
+            if stored is not None:
+                client.device_id = stored.device_id  # same device: its encryption keys stay valid
+            response = _ok(await client.login(self.password, device_name=self.device_name), LoginResponse)
+            login = Login(self.user_id, response.device_id, response.access_token)
+        else:
+            raise MatrixError("[matrix] needs a password or an access_token")
+        self.state.save_login(login)
+        client.restore_login(login.user_id, login.device_id, login.access_token)
+
+    @property
+    def device_id(self) -> str:
+        return self.client.device_id if self.client else ""
+
+    # syncing ---------------------------------------------------------------------------------
+
+    async def _sync_forever(self) -> None:
+        while not self._stopping:
+            try:
+                await self._sync_once(first=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Matrix sync failed; retrying")
+                await asyncio.sleep(min(self.max_backoff, 2.0))
+
+    async def _sync_once(self, first: bool) -> None:
+        client = self.client
+        since = self.state.sync_token() if first else None
+        self._in_sync = True
+        try:
+            response = await client.sync(timeout=0 if first else self.sync_timeout_ms, full_state=first or None,
+                                         since=since, sync_filter=self._filter(first))
+        finally:
+            self._in_sync = False
+        if not isinstance(response, SyncResponse):
+            log.warning("Matrix sync refused: %s", getattr(response, "message", response))
+            await asyncio.sleep(min(self.max_backoff, 2.0))
+            return
+        await self._handle_sync(response)
+        self.state.save_sync_token(response.next_batch)
+        await self._keep_keys()
+        self.synced.set()
+        self.synced.clear()
+
+    @staticmethod
+    def _filter(first: bool) -> dict[str, Any]:
+        # Presence is noise for a bot; on the first sync, enough timeline to cover the history window.
+        return {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100 if first else 50}}}
+
+    async def _keep_keys(self) -> None:
+        await exchange_keys(self.client)
+
+    async def _handle_sync(self, response: SyncResponse) -> None:
+        for room_id, invite in response.rooms.invite.items():
+            await self._on_invite(room_id, invite.invite_state)
+        for room_id, info in response.rooms.join.items():
+            room = self.client.rooms.get(room_id)
+            if room is None:
+                continue
+            self._room_seen.setdefault(room_id, asyncio.Event()).set()
+            seen: set[str] = set()
+            for event in [*info.state, *info.timeline.events]:
+                if event.event_id in seen:
+                    continue
+                seen.add(event.event_id)
+                await self._on_event(room, event)
+            await self._report_member_count(room)
+        for room_id in response.rooms.leave:
+            self._forget(room_id)
+        await self._retry_decryption()
+
+    async def _on_event(self, room: MatrixRoom, event: Event) -> None:
+        try:
+            if isinstance(event, RoomMemberEvent):
+                await self._on_membership(room, event)
+            elif event.sender in self.bots:
+                return
+            elif isinstance(event, MegolmEvent):
+                self._undecrypted.append(_Undecrypted(room.room_id, event))
+                await self._request_key(event)
+            elif self._too_old(event):
+                log.info("skipped %s from %s, sent while the bot was away", type(event).__name__,
+                         event.server_timestamp)
+            elif isinstance(event, RoomMessageText):
+                await self._on_text(room, event)
+            elif isinstance(event, ReactionEvent):
+                await self._on_reaction(room, event)
+            elif isinstance(event, RedactionEvent):
+                await self._on_redaction(room, event)
+        except Exception:
+            # One bad event must not stop the others (nor the sync loop).
+            log.exception("could not handle Matrix event %s", getattr(event, "event_id", "?"))
+
+    def _too_old(self, event: Event) -> bool:
+        age_ms = time.time() * 1000 - (event.server_timestamp or 0)
+        return age_ms > self.history_window.total_seconds() * 1000
+
+    async def _emit(self, event: Inbound) -> None:
+        await self._sink(event)
+
+    # inbound: messages, reactions, redactions ---------------------------------------------------
+
+    async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        content = event.source.get("content", {})
+        relation = content.get("m.relates_to") or {}
+        if relation.get("rel_type") == "m.replace":
+            return  # an edited command is not run a second time
+        text = read_text(content)
+        private = self.state.is_direct(room.room_id)
+        if text.startswith(self.prefix):
+            text = CORE_PREFIX + text[len(self.prefix):]
+        elif not private:
+            return  # ordinary conversation: the core never sees it
+        reply_to = (relation.get("m.in_reply_to") or {}).get("event_id")
+        await self._emit(CommandMessage(
+            chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
+            sender_name=room.user_name(event.sender) or event.sender, text=text, event_id=event.event_id,
+            reply_to=reply_to, is_private=private, chat_title=None if private else room.display_name))
+
+    async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
+        payload = self.state.choice(event.reacts_to, event.key)
+        if payload is None:
+            return  # a reaction to something that is not a ballot
+        self.state.save_reaction(event.event_id, VoteReaction(room.room_id, event.sender, event.reacts_to, payload))
+        await self._emit(ChoiceMade(
+            chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
+            sender_name=room.user_name(event.sender) or event.sender, payload=payload, event_id=event.event_id,
+            message_id=event.reacts_to))
+
+    async def _on_redaction(self, room: MatrixRoom, event: RedactionEvent) -> None:
+        vote = self.state.reaction(event.redacts)
+        # Only the voter's own redaction takes a vote back; a moderator tidying up does not.
+        if vote is None or vote.sender != event.sender:
+            return
+        self.state.forget_reaction(event.redacts)
+        await self._emit(ChoiceMade(
+            chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
+            sender_name=room.user_name(event.sender) or event.sender, payload=vote.payload,
+            event_id=event.event_id, message_id=vote.target, retracted=True))
+
+    # inbound: encryption ------------------------------------------------------------------------------
+
+    async def _request_key(self, event: MegolmEvent) -> None:
+        log.info("cannot decrypt %s yet; waiting for its room key", event.event_id)
+        try:
+            await self.client.request_room_key(event)
+        except Exception as error:  # already requested, or no session to ask about
+            log.debug("room key request for %s: %s", event.event_id, error)
+
+    async def _retry_decryption(self) -> None:
+        """Room keys often arrive a sync after the message: try again, for a while."""
+        waiting, self._undecrypted = self._undecrypted, []
+        for item in waiting:
+            try:
+                event = self.client.decrypt_event(item.event)
+            except Exception:
+                if time.monotonic() - item.since < DECRYPT_PATIENCE:
+                    self._undecrypted.append(item)
+                else:
+                    log.warning("gave up decrypting %s in %s: its room key never came", item.event.event_id,
+                                item.room_id)
+                continue
+            room = self.client.rooms.get(item.room_id)
+            if room is not None:
+                await self._on_event(room, event)
+
+    # inbound: membership -------------------------------------------------------------------------------
+
+    async def _on_membership(self, room: MatrixRoom, event: RoomMemberEvent) -> None:
+        user = event.state_key
+        if user == self.user_id or user in self.bots or self.state.is_direct(room.room_id):
+            return
+        chat, ref = self._chat(room.room_id), UserRef(platform=PLATFORM, user_id=user)
+        if event.membership == JOINED:
+            name = (event.content or {}).get("displayname") or room.user_name(user) or user
+            await self._emit(MemberJoined(chat=chat, user=ref, display_name=name, event_id=event.event_id))
+        elif event.membership in GONE and (event.prev_membership == JOINED or event.prev_membership is None):
+            await self._emit(MemberLeft(chat=chat, user=ref, event_id=event.event_id))
+
+    def _humans(self, room: MatrixRoom) -> list[str]:
+        return [user for user, member in room.users.items() if not member.invited and user not in self.bots]
+
+    async def _report_member_count(self, room: MatrixRoom) -> None:
+        """Quorum shares are of the room's joined members, bots excluded."""
+        humans = self._humans(room)
+        if not humans:
+            await self._leave_empty(room)
+            return
+        if self.state.is_direct(room.room_id) or self._member_counts.get(room.room_id) == len(humans):
+            return
+        self._member_counts[room.room_id] = len(humans)
+        await self._emit(MemberCount(chat=self._chat(room.room_id), count=len(humans)))
+
+    async def _leave_empty(self, room: MatrixRoom) -> None:
+        """Everyone left (or the direct room was closed): the bot goes too."""
+        if room.invited_users:
+            return
+        log.info("leaving %s: no members left", room.room_id)
+        await self.client.room_leave(room.room_id)
+        self._forget(room.room_id)
+
+    def _forget(self, room_id: str) -> None:
+        self.state.forget_room(room_id)
+        self._member_counts.pop(room_id, None)
+
+    async def _on_invite(self, room_id: str, invite_state: list) -> None:
+        invite = next((event for event in invite_state if isinstance(event, InviteMemberEvent)
+                       and event.state_key == self.user_id and event.membership == "invite"), None)
+        if invite is None:
+            return
+        if not self._may_invite(invite.sender):
+            log.warning("declined an invitation to %s from %s (not in allowed_inviters)", room_id, invite.sender)
+            await self.client.room_leave(room_id)
+            return
+        response = await self.client.join(room_id)
+        if isinstance(response, JoinError):
+            log.warning("could not join %s: %s", room_id, response.message)
+            return
+        if (invite.content or {}).get("is_direct"):
+            self.state.save_direct_room(room_id, invite.sender)
+        log.info("joined %s, invited by %s", room_id, invite.sender)
+
+    def _may_invite(self, user_id: str) -> bool:
+        """Allow-list entries are user ids (`@ana:example.org`) or homeservers (`example.org`, `:example.org`)."""
+        if not self.allowed_inviters:
+            return True
+        server = user_id.partition(":")[2]
+        return any(entry == user_id or entry.lstrip(":") == server for entry in self.allowed_inviters)
+
+    # outbound ---------------------------------------------------------------------------------------------
+
+    async def perform(self, action: Action) -> str | None:
+        if isinstance(action, SendMessage):
+            return await self._send_message(action)
+        if isinstance(action, EditMessage):
+            self._queue_edit(action)
+        elif isinstance(action, Acknowledge):
+            await self._acknowledge(action)
+        elif isinstance(action, DirectMessage):
+            return await self._direct(action)
+        elif isinstance(action, (SendImage, SendFile)):
+            return await self._send_upload(action)
+        return None
+
+    def _chat(self, room_id: str) -> ChatRef:
+        return ChatRef(platform=PLATFORM, chat_id=room_id)
+
+    async def _send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
+        if room_id not in self.client.rooms:
+            await self._wait_for_room(room_id)
+        response = await self.client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
+        return _ok(response, RoomSendResponse).event_id
+
+    async def _wait_for_room(self, room_id: str, timeout: float = 30.0) -> None:
+        """A room just joined or created is known to nio only after the next sync."""
+        seen = self._room_seen.setdefault(room_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(seen.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise MatrixError(f"room {room_id} is not joined") from None
+
+    def _with_legend(self, text: RichText, choices: tuple[Choice, ...]) -> RichText:
+        """Matrix has no buttons: the card says which reaction means what."""
+        if not choices:
+            return text
+        tapped = [f"{choice.symbol} {escape(choice.label)}" for choice in choices if choice.symbol]
+        legend = TextBuilder()
+        if tapped:
+            legend.line("React to vote: ", " · ".join(tapped))
+        return join([text, legend.build()]) if tapped else text
+
+    async def _send_message(self, action: SendMessage) -> str:
+        content = message_content(self._with_legend(action.text, action.choices))
+        if action.reply_to and action.reply_to.startswith("$"):
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": action.reply_to}}
+        event_id = await self._send(action.chat.chat_id, content)
+        if action.choices:
+            self._offer_choices(action.chat.chat_id, event_id, action.choices)
+        return event_id
+
+    def _offer_choices(self, room_id: str, event_id: str, choices: tuple[Choice, ...]) -> None:
+        keyed = {choice.symbol: choice.payload for choice in choices if choice.symbol}
+        self.state.save_choices(event_id, keyed)
+        for key in keyed:  # seed the reactions so one tap votes
+            self._quiet.put_nowait((room_id, event_id, key))
+
+    async def _acknowledge(self, action: Acknowledge) -> None:
+        vote = self.state.reaction(action.event_id)
+        if vote is not None:
+            # A tap: the reaction is its own acknowledgement. A refused tap is said in the room,
+            # to the member, since Matrix has no private toast.
+            if action.problem:
+                builder = TextBuilder()
+                builder.line(builder.mention(UserRef(platform=PLATFORM, user_id=vote.sender), "you"), ": ")
+                content = message_content(join([builder.build(), action.text], ""))
+                content["m.relates_to"] = {"m.in_reply_to": {"event_id": vote.target}}
+                await self._send(vote.room_id, content)
+            return
+        if action.event_id.startswith("$"):
+            self._quiet.put_nowait((action.chat.chat_id, action.event_id, ACK_REACTION))
+
+    async def _send_quietly(self) -> None:
+        """Reactions (acknowledgements, seeded choices) go out in the background, one at a time."""
+        while True:
+            room_id, event_id, key = await self._quiet.get()
+            try:
+                await self._send(room_id, {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id,
+                                                            "key": key}}, "m.reaction")
+            except Exception as error:
+                log.info("reaction %s on %s not sent: %s", key, event_id, error)
+            finally:
+                self._quiet.task_done()
+
+    async def _direct(self, action: DirectMessage) -> str | None:
+        try:
+            room_id = await self._direct_room(action.user.user_id)
+            return await self._send(room_id, message_content(action.text))
+        except MatrixError:
+            if action.fallback_chat is None:
+                raise
+            builder = TextBuilder()
+            builder.line(builder.mention(action.user, "you"), ": ")
+            return await self._send(action.fallback_chat.chat_id,
+                                    message_content(join([builder.build(), action.text], "")))
+
+    async def _direct_room(self, user_id: str) -> str:
+        """The member's direct room with the bot, or a new encrypted one (they get an invite)."""
+        room_id = self.state.direct_room(user_id)
+        if room_id is not None and room_id in self.client.rooms:
+            return room_id
+        response = await self.client.room_create(
+            is_direct=True, invite=[user_id], preset=RoomPreset.trusted_private_chat,
+            initial_state=[{"type": "m.room.encryption", "state_key": "",
+                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        room_id = _ok(response, RoomCreateResponse).room_id
+        self.state.save_direct_room(room_id, user_id)
+        return room_id
+
+    async def _send_upload(self, action: SendImage | SendFile) -> str:
+        room_id = action.chat.chat_id
+        if room_id not in self.client.rooms:
+            await self._wait_for_room(room_id)
+        encrypted = self.client.rooms[room_id].encrypted
+        mime = "image/png" if isinstance(action, SendImage) else action.mime_type
+        uploaded, keys = await self.client.upload(io.BytesIO(action.data), content_type=mime,
+                                                  filename=action.filename, filesize=len(action.data),
+                                                  encrypt=encrypted)
+        uploaded = _ok(uploaded, UploadResponse)
+        info: dict[str, Any] = {"mimetype": mime, "size": len(action.data)}
+        if isinstance(action, SendImage) and (size := png_size(action.data)):
+            info["w"], info["h"] = size
+        content: dict[str, Any] = {"msgtype": "m.image" if isinstance(action, SendImage) else "m.file",
+                                   "body": action.filename, "filename": action.filename, "info": info}
+        if action.caption is not None:  # a caption is a body other than the file name
+            caption = message_content(action.caption)
+            content |= {key: caption[key] for key in ("body", "format", "formatted_body") if key in caption}
+        if encrypted:
+            content["file"] = {"url": uploaded.content_uri, **(keys or {})}
+        else:
+            content["url"] = uploaded.content_uri
+        return await self._send(room_id, content)
+
+    # edits, coalesced ---------------------------------------------------------------------------------------
+
+    def _queue_edit(self, action: EditMessage) -> None:
+        """Keep only the newest text per message and send it after `edit_delay`:
+        a burst of 200 votes becomes a handful of edits of one card."""
+        if action.choices:
+            self.state.save_choices(action.message_id, {c.symbol: c.payload for c in action.choices if c.symbol})
+        self._pending_edits[action.message_id] = action
+        if action.message_id not in self._edit_tasks:
+            self._edit_tasks[action.message_id] = asyncio.create_task(self._edit_later(action.message_id))
+
+    async def _edit_later(self, message_id: str) -> None:
+        try:
+            await asyncio.sleep(self.edit_delay)
+            await self._flush_edit(message_id)
+        finally:
+            self._edit_tasks.pop(message_id, None)
+
+    async def _flush_edit(self, message_id: str) -> None:
+        action = self._pending_edits.pop(message_id, None)
+        if action is None:
+            return
+        try:
+            await self._send(action.chat.chat_id,
+                             edit_content(message_id, self._with_legend(action.text, action.choices)))
+        except Exception as error:
+            log.warning("edit of %s failed: %s", message_id, error)
+
+    async def flush_edits(self) -> None:
+        """Send every pending edit now (at shutdown, and in tests)."""
+        for task in list(self._edit_tasks.values()):
+            task.cancel()
+        self._edit_tasks.clear()
+        for message_id in list(self._pending_edits):
+            await self._flush_edit(message_id)
+
+
+async def exchange_keys(client: AsyncClient) -> None:
+    """The housekeeping nio's sync_forever does after a sync: to-device messages and key upload/query/claim."""
+    await client.send_to_device_messages()
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    if client.should_claim_keys:
+        await client.keys_claim(client.get_users_for_key_claiming())
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG header, so clients can lay the image out before loading it."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+        return None
+    return struct.unpack(">II", data[16:24])
