@@ -374,3 +374,14 @@ async def test_rate_limits_are_waited_out_and_nothing_is_lost(make_rig, people, 
         assert len(alice.messages(room, bot_user.user_id)) == 3
     finally:
         synapse.delete_ratelimit_override(bot_user.user_id)
+
+
+async def test_a_command_in_a_thread_is_answered_in_that_thread(make_rig, people, bot_user):
+    await make_rig()
+    [alice] = await people("alice")
+    room = await room_with_bot(alice, bot_user.user_id)
+    root = await alice.say(room, "Planning the spring assembly")
+    command = await alice.say(room, "!proposals", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    [reply] = await alice.wait_for(lambda: list(_replies_to(alice, room, bot_user.user_id, command)))
+    assert reply["content"]["m.relates_to"]["rel_type"] == "m.thread"
+    assert reply["content"]["m.relates_to"]["event_id"] == root

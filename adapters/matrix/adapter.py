@@ -27,6 +27,7 @@ import io
 import logging
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -70,6 +71,7 @@ JOINED = "join"
 GONE = ("leave", "ban")
 DECRYPT_PATIENCE = 120.0  # seconds to wait for a room key that has not arrived yet
 REACTION_MEMORY = 400 * 86400.0
+THREAD_MEMORY = 1000
 
 
 class MatrixError(RuntimeError):
@@ -122,7 +124,11 @@ class MatrixAdapter:
         self._edit_tasks: dict[str, asyncio.Task] = {}
         self._quiet: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
         self._quiet_task: asyncio.Task | None = None
-        self._room_seen: dict[str, asyncio.Event] = {}
+        # Rooms just joined or created, until a sync brings their state.
+        self._arriving: dict[str, asyncio.Event] = {}
+        # Commands written in a thread get their answer in that thread (a cache: losing it only
+        # means the answer lands in the main timeline).
+        self._threads: OrderedDict[str, str] = OrderedDict()
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -154,7 +160,10 @@ class MatrixAdapter:
             except (asyncio.CancelledError, asyncio.TimeoutError):
                 self._sync_task.cancel()
         await self.flush_edits()
-        await self._quiet.join()
+        try:  # reactions still queued; not forever if the homeserver is gone
+            await asyncio.wait_for(self._quiet.join(), timeout=10)
+        except asyncio.TimeoutError:
+            log.warning("%d reactions not sent before stopping", self._quiet.qsize())
         if self._quiet_task is not None:
             self._quiet_task.cancel()
         if self.client is not None:
@@ -213,6 +222,9 @@ class MatrixAdapter:
             self._in_sync = False
         if not isinstance(response, SyncResponse):
             log.warning("Matrix sync refused: %s", getattr(response, "message", response))
+            if getattr(response, "status_code", None) == "M_UNKNOWN_TOKEN" and self.password:
+                self.state.forget_login(self.user_id)  # logged out elsewhere: log in again, same device
+                await self._log_in()
             await asyncio.sleep(min(self.max_backoff, 2.0))
             return
         await self._handle_sync(response)
@@ -236,7 +248,8 @@ class MatrixAdapter:
             room = self.client.rooms.get(room_id)
             if room is None:
                 continue
-            self._room_seen.setdefault(room_id, asyncio.Event()).set()
+            if room_id in self._arriving:
+                self._arriving.pop(room_id).set()
             seen: set[str] = set()
             for event in [*info.state, *info.timeline.events]:
                 if event.event_id in seen:
@@ -291,6 +304,8 @@ class MatrixAdapter:
         elif not private:
             return  # ordinary conversation: the core never sees it
         reply_to = (relation.get("m.in_reply_to") or {}).get("event_id")
+        if relation.get("rel_type") == "m.thread" and relation.get("event_id"):
+            self._remember_thread(event.event_id, relation["event_id"])
         await self._emit(CommandMessage(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, text=text, event_id=event.event_id,
@@ -395,6 +410,7 @@ class MatrixAdapter:
         if isinstance(response, JoinError):
             log.warning("could not join %s: %s", room_id, response.message)
             return
+        self._expect_room(room_id)
         if (invite.content or {}).get("is_direct"):
             self.state.save_direct_room(room_id, invite.sender)
         log.info("joined %s, invited by %s", room_id, invite.sender)
@@ -431,12 +447,19 @@ class MatrixAdapter:
         return _ok(response, RoomSendResponse).event_id
 
     async def _wait_for_room(self, room_id: str, timeout: float = 30.0) -> None:
-        """A room just joined or created is known to nio only after the next sync."""
-        seen = self._room_seen.setdefault(room_id, asyncio.Event())
+        """A room just joined or created is known to nio only after the next sync; any other
+        unknown room is one the bot is not in, and waiting would not help."""
+        arriving = self._arriving.get(room_id)
+        if arriving is None:
+            raise MatrixError(f"the bot is not in room {room_id}")
         try:
-            await asyncio.wait_for(seen.wait(), timeout)
+            await asyncio.wait_for(arriving.wait(), timeout)
         except asyncio.TimeoutError:
-            raise MatrixError(f"room {room_id} is not joined") from None
+            raise MatrixError(f"room {room_id} did not arrive") from None
+
+    def _expect_room(self, room_id: str) -> None:
+        if room_id not in self.client.rooms:
+            self._arriving.setdefault(room_id, asyncio.Event())
 
     def _with_legend(self, text: RichText, choices: tuple[Choice, ...]) -> RichText:
         """Matrix has no buttons: the card says which reaction means what."""
@@ -451,11 +474,22 @@ class MatrixAdapter:
     async def _send_message(self, action: SendMessage) -> str:
         content = message_content(self._with_legend(action.text, action.choices))
         if action.reply_to and action.reply_to.startswith("$"):
-            content["m.relates_to"] = {"m.in_reply_to": {"event_id": action.reply_to}}
+            content["m.relates_to"] = self._reply_relation(action.reply_to)
         event_id = await self._send(action.chat.chat_id, content)
         if action.choices:
             self._offer_choices(action.chat.chat_id, event_id, action.choices)
         return event_id
+
+    def _remember_thread(self, event_id: str, root: str) -> None:
+        self._threads[event_id] = root
+        while len(self._threads) > THREAD_MEMORY:
+            self._threads.popitem(last=False)
+
+    def _reply_relation(self, event_id: str) -> dict[str, Any]:
+        relation: dict[str, Any] = {"m.in_reply_to": {"event_id": event_id}}
+        if (root := self._threads.get(event_id)) is not None:
+            relation |= {"rel_type": "m.thread", "event_id": root, "is_falling_back": False}
+        return relation
 
     def _offer_choices(self, room_id: str, event_id: str, choices: tuple[Choice, ...]) -> None:
         keyed = {choice.symbol: choice.payload for choice in choices if choice.symbol}
@@ -512,6 +546,7 @@ class MatrixAdapter:
             initial_state=[{"type": "m.room.encryption", "state_key": "",
                             "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
         room_id = _ok(response, RoomCreateResponse).room_id
+        self._expect_room(room_id)
         self.state.save_direct_room(room_id, user_id)
         return room_id
 

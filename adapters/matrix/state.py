@@ -82,6 +82,9 @@ class AdapterState:
         self.db.execute("INSERT OR REPLACE INTO login VALUES (?, ?, ?)",
                         (login.user_id, login.device_id, login.access_token))
 
+    def forget_login(self, user_id: str) -> None:
+        self.db.execute("DELETE FROM login WHERE user_id = ?", (user_id,))
+
     def sync_token(self) -> str | None:
         row = self._one("SELECT token FROM sync WHERE id = 1")
         return row[0] if row else None
