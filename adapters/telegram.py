@@ -52,6 +52,7 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.edits import CoalescedEdits
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
@@ -216,8 +217,8 @@ class TelegramAdapter:
         self.member_count_ttl = member_count_ttl
         self.poll_timeout = poll_timeout
         self._sink: Sink | None = None
-        self._pending_edits: dict[tuple[int, int], EditMessage] = {}
-        self._edit_tasks: dict[tuple[int, int], asyncio.Task] = {}
+        # A burst of 300 presses becomes a handful of edits of the tally.
+        self.edits: CoalescedEdits[tuple[int, int]] = CoalescedEdits(edit_delay, self._send_edit)
         self._counted: dict[int, float] = {}
         self._answered: set[str] = set()
         self.username = ""
@@ -416,24 +417,9 @@ class TelegramAdapter:
     # edits, coalesced ---------------------------------------------------------------------------------
 
     def _queue_edit(self, action: EditMessage) -> None:
-        """Keep only the newest text per message and send it after `edit_delay`:
-        a burst of 300 presses becomes a handful of edits."""
-        key = (int(action.chat.chat_id), int(action.message_id))
-        self._pending_edits[key] = action
-        if key not in self._edit_tasks:
-            self._edit_tasks[key] = asyncio.create_task(self._edit_later(key))
+        self.edits.queue((int(action.chat.chat_id), int(action.message_id)), action)
 
-    async def _edit_later(self, key: tuple[int, int]) -> None:
-        try:
-            await asyncio.sleep(self.edit_delay)
-            await self._flush_edit(key)
-        finally:
-            self._edit_tasks.pop(key, None)
-
-    async def _flush_edit(self, key: tuple[int, int]) -> None:
-        action = self._pending_edits.pop(key, None)
-        if action is None:
-            return
+    async def _send_edit(self, key: tuple[int, int], action: EditMessage) -> None:
         try:
             await self._retrying(lambda: self.app.bot.edit_message_text(
                 to_telegram_html(action.text)[:MAX_MESSAGE * 2], chat_id=key[0], message_id=key[1],
@@ -444,11 +430,7 @@ class TelegramAdapter:
 
     async def flush_edits(self) -> None:
         """Send every pending edit now (at shutdown, and in tests)."""
-        for task in list(self._edit_tasks.values()):
-            task.cancel()
-        self._edit_tasks.clear()
-        for key in list(self._pending_edits):
-            await self._flush_edit(key)
+        await self.edits.flush()
 
     # transient failures ---------------------------------------------------------------------------------
 

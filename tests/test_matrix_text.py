@@ -12,7 +12,8 @@ def test_mentions_become_pills_listed_in_m_mentions():
     text = TextBuilder()
     text.line("⏰ ", text.mention(ANA, "Ana <3"), ": #1 closes soon")
     content = message_content(text.build())
-    assert content["formatted_body"] == '⏰ <a href="https://matrix.to/#/@ana:example.org">Ana &lt;3</a>: #1 closes soon'
+    pill = '<a href="https://matrix.to/#/@ana:example.org">Ana &lt;3</a>'
+    assert content["formatted_body"] == f"⏰ {pill}: #1 closes soon"
     assert content["body"] == "⏰ @Ana <3: #1 closes soon"
     assert content["m.mentions"] == {"user_ids": ["@ana:example.org"]}
     assert content["msgtype"] == "m.notice"

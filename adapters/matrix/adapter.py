@@ -55,6 +55,7 @@ from nio import (
     WhoamiResponse,
 )
 
+from adapters.edits import CoalescedEdits
 from adapters.matrix.html import edit_content, message_content, read_text
 from adapters.matrix.state import AdapterState, Login, VoteReaction
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
@@ -120,8 +121,8 @@ class MatrixAdapter:
         self._stopping = False
         self._member_counts: dict[str, int] = {}
         self._undecrypted: list[_Undecrypted] = []
-        self._pending_edits: dict[str, EditMessage] = {}
-        self._edit_tasks: dict[str, asyncio.Task] = {}
+        # A burst of 200 votes becomes a handful of edits of one card.
+        self.edits: CoalescedEdits[str] = CoalescedEdits(edit_delay, self._send_edit)
         self._quiet: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
         self._quiet_task: asyncio.Task | None = None
         # Rooms just joined or created, until a sync brings their state.
@@ -577,25 +578,11 @@ class MatrixAdapter:
     # edits, coalesced ---------------------------------------------------------------------------------------
 
     def _queue_edit(self, action: EditMessage) -> None:
-        """Keep only the newest text per message and send it after `edit_delay`:
-        a burst of 200 votes becomes a handful of edits of one card."""
+        self.edits.queue(action.message_id, action)
+
+    async def _send_edit(self, message_id: str, action: EditMessage) -> None:
         if action.choices:
-            self.state.save_choices(action.message_id, {c.symbol: c.payload for c in action.choices if c.symbol})
-        self._pending_edits[action.message_id] = action
-        if action.message_id not in self._edit_tasks:
-            self._edit_tasks[action.message_id] = asyncio.create_task(self._edit_later(action.message_id))
-
-    async def _edit_later(self, message_id: str) -> None:
-        try:
-            await asyncio.sleep(self.edit_delay)
-            await self._flush_edit(message_id)
-        finally:
-            self._edit_tasks.pop(message_id, None)
-
-    async def _flush_edit(self, message_id: str) -> None:
-        action = self._pending_edits.pop(message_id, None)
-        if action is None:
-            return
+            self.state.save_choices(message_id, {c.symbol: c.payload for c in action.choices if c.symbol})
         try:
             await self._send(action.chat.chat_id,
                              edit_content(message_id, self._with_legend(action.text, action.choices)))
@@ -604,11 +591,7 @@ class MatrixAdapter:
 
     async def flush_edits(self) -> None:
         """Send every pending edit now (at shutdown, and in tests)."""
-        for task in list(self._edit_tasks.values()):
-            task.cancel()
-        self._edit_tasks.clear()
-        for message_id in list(self._pending_edits):
-            await self._flush_edit(message_id)
+        await self.edits.flush()
 
 
 async def exchange_keys(client: AsyncClient) -> None:
