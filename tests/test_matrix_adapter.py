@@ -5,6 +5,9 @@ matrix-nio clients (tests/matrix_people.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -385,3 +388,27 @@ async def test_a_command_in_a_thread_is_answered_in_that_thread(make_rig, people
     [reply] = await alice.wait_for(lambda: list(_replies_to(alice, room, bot_user.user_id, command)))
     assert reply["content"]["m.relates_to"]["rel_type"] == "m.thread"
     assert reply["content"]["m.relates_to"]["event_id"] == root
+
+
+async def test_commons_bot_run_serves_a_matrix_room_from_its_configuration(people, bot_user, synapse, tmp_path):
+    """The whole program, as an operator starts it: `commons-bot run --config config.toml`."""
+    root = Path(__file__).resolve().parents[1]
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "commons.db"}"\n'
+                      f'[matrix]\nhomeserver = "{synapse.url}"\nuser_id = "{bot_user.user_id}"\n'
+                      f'store_path = "{tmp_path / "store"}"\ncommand_prefix = "."\n')
+    env = {**os.environ, "PYTHONPATH": str(root), "COMMONS_MATRIX__PASSWORD": bot_user.password}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "run", "--config", str(config),
+                                                   env=env, stderr=asyncio.subprocess.PIPE, cwd=tmp_path)
+    try:
+        [alice] = await people("alice")
+        room = await room_with_bot(alice, bot_user.user_id)
+        reply = await ask(alice, room, bot_user.user_id, ".help vote")  # the configured prefix
+        assert ".vote <#>" in reply["content"]["body"]
+        await alice.say(room, "!help")  # not this bot's prefix here: ignored
+        await ask(alice, room, bot_user.user_id, ".proposals")
+        assert len(alice.messages(room, bot_user.user_id)) == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
