@@ -17,12 +17,15 @@ import pytest
 from nio import crypto
 from sqlalchemy import select
 
-from adapters.matrix import MatrixAdapter
+from adapters.matrix import MatrixAdapter, MatrixError
 from adapters.matrix.adapter import ACK_REACTION
+from bot.actions import DirectMessage, SendMessage
 from bot.app import build_core
 from bot.clock import OffsetClock
 from bot.config import DefaultsConfig
+from bot.events import ChatRef, UserRef
 from bot.runtime import Runtime
+from bot.text import plain
 from storage.models import Ballot, Group, Member
 from tests.matrix_people import Person
 
@@ -412,3 +415,36 @@ async def test_commons_bot_run_serves_a_matrix_room_from_its_configuration(peopl
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+async def test_the_bot_opens_an_encrypted_direct_room_when_it_has_none(make_rig, people, bot_user):
+    rig = await make_rig()
+    [bob] = await people("bob")
+    user = UserRef(platform="matrix", user_id=bob.user_id)
+    sending = asyncio.create_task(rig.adapter.perform(DirectMessage(user=user, text=plain("Your term ends soon."))))
+    invite = await bob.wait_for(lambda: bob.invites[-1] if bob.invites else None)
+    await bob.join(invite)
+    await sending
+    told = await bob.wait_for_message(invite, bot_user.user_id)
+    assert told["content"]["body"] == "Your term ends soon."
+    assert bob.client.rooms[invite].encrypted
+    # The next message reuses the room.
+    await rig.adapter.perform(DirectMessage(user=user, text=plain("And thank you.")))
+    await bob.wait_for_message(invite, bot_user.user_id, after=1)
+    assert len(bob.client.rooms) == 1
+
+
+async def test_a_bot_removed_from_a_room_keeps_running_and_can_be_invited_back(make_rig, people, bot_user):
+    rig = await make_rig()
+    [alice] = await people("alice")
+    room = await room_with_bot(alice, bot_user.user_id)
+    await ask(alice, room, bot_user.user_id, "!help")
+    await alice.client.room_kick(room, bot_user.user_id, reason="testing")
+    await alice.wait_for(lambda: bot_user.user_id not in alice.client.rooms[room].users)
+    await asyncio.sleep(0.5)
+    with pytest.raises(MatrixError):  # an announcement for that room fails at once (and stays queued)
+        await rig.adapter.perform(SendMessage(chat=ChatRef(platform="matrix", chat_id=room), text=plain("hi")))
+    await alice.client.room_invite(room, bot_user.user_id)
+    await alice.wait_for(lambda: bot_user.user_id in alice.client.rooms[room].users
+                         and not alice.client.rooms[room].users[bot_user.user_id].invited)
+    await ask(alice, room, bot_user.user_id, "!proposals")

@@ -120,6 +120,7 @@ class MatrixAdapter:
         self._in_sync = False
         self._stopping = False
         self._member_counts: dict[str, int] = {}
+        self._departures: set[str] = set()  # rooms someone left in the batch being handled
         self._undecrypted: list[_Undecrypted] = []
         # A burst of 200 votes becomes a handful of edits of one card.
         self.edits: CoalescedEdits[str] = CoalescedEdits(edit_delay, self._send_edit)
@@ -363,7 +364,11 @@ class MatrixAdapter:
 
     async def _on_membership(self, room: MatrixRoom, event: RoomMemberEvent) -> None:
         user = event.state_key
-        if user == self.user_id or user in self.bots or self.state.is_direct(room.room_id):
+        if user == self.user_id or user in self.bots:
+            return
+        if event.membership in GONE:
+            self._departures.add(room.room_id)
+        if self.state.is_direct(room.room_id):
             return
         chat, ref = self._chat(room.room_id), UserRef(platform=PLATFORM, user_id=user)
         if event.membership == JOINED:
@@ -378,8 +383,11 @@ class MatrixAdapter:
     async def _report_member_count(self, room: MatrixRoom) -> None:
         """Quorum shares are of the room's joined members, bots excluded."""
         humans = self._humans(room)
+        departed = room.room_id in self._departures
+        self._departures.discard(room.room_id)
         if not humans:
-            await self._leave_empty(room)
+            if departed:  # not a room still being set up, whose invitations are on their way
+                await self._leave_empty(room)
             return
         if self.state.is_direct(room.room_id) or self._member_counts.get(room.room_id) == len(humans):
             return
@@ -444,6 +452,10 @@ class MatrixAdapter:
     async def _send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
         if room_id not in self.client.rooms:
             await self._wait_for_room(room_id)
+        if self.client.rooms[room_id].encrypted and self.client.should_query_keys:
+            # Devices of people who just arrived must be known before the room key is shared,
+            # or they could never read this message.
+            await self.client.keys_query()
         response = await self.client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
         return _ok(response, RoomSendResponse).event_id
 
@@ -549,7 +561,19 @@ class MatrixAdapter:
         room_id = _ok(response, RoomCreateResponse).room_id
         self._expect_room(room_id)
         self.state.save_direct_room(room_id, user_id)
+        await self._wait_for_member(room_id, user_id)
         return room_id
+
+    async def _wait_for_member(self, room_id: str, user_id: str, timeout: float = 15.0) -> None:
+        """Until a sync shows the invitation, encrypting would leave the member out of the room key."""
+        if room_id not in self.client.rooms:
+            await self._wait_for_room(room_id)
+        deadline = time.monotonic() + timeout
+        while user_id not in self.client.rooms[room_id].users and time.monotonic() < deadline:
+            try:
+                await asyncio.wait_for(self.synced.wait(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                break
 
     async def _send_upload(self, action: SendImage | SendFile) -> str:
         room_id = action.chat.chat_id
