@@ -448,3 +448,18 @@ async def test_a_bot_removed_from_a_room_keeps_running_and_can_be_invited_back(m
     await alice.wait_for(lambda: bot_user.user_id in alice.client.rooms[room].users
                          and not alice.client.rooms[room].users[bot_user.user_id].invited)
     await ask(alice, room, bot_user.user_id, "!proposals")
+
+
+async def test_a_command_buried_under_a_busy_downtime_is_still_handled_once(make_rig, people, bot_user):
+    rig = await make_rig()
+    [alice] = await people("alice")
+    room = await room_with_bot(alice, bot_user.user_id)
+    await ask(alice, room, bot_user.user_id, "!help")
+    await rig.stop()
+    buried = await alice.say(room, "!propose Open the tool library on Sundays")
+    for number in range(130):  # more than one sync carries: the timeline comes back "limited"
+        await alice.say(room, f"chatter {number}")
+    await make_rig()
+    await alice.wait_for(lambda: any(_replies_to(alice, room, bot_user.user_id, buried)))
+    await ask(alice, room, bot_user.user_id, "!proposals")
+    assert len(alice.messages(room, bot_user.user_id)) == 3

@@ -47,6 +47,7 @@ from nio import (
     RedactionEvent,
     RoomCreateResponse,
     RoomMemberEvent,
+    RoomMessagesResponse,
     RoomMessageText,
     RoomPreset,
     RoomSendResponse,
@@ -73,6 +74,9 @@ GONE = ("leave", "ban")
 DECRYPT_PATIENCE = 120.0  # seconds to wait for a room key that has not arrived yet
 REACTION_MEMORY = 400 * 86400.0
 THREAD_MEMORY = 1000
+# Presence is noise for a bot. A room busier than one sync's timeline comes back `limited`; the gap is fetched.
+SYNC_FILTER = {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100}}}
+GAP_PAGE, GAP_LIMIT = 100, 5000  # events fetched per request, and at most, to fill a gap in a sync
 
 
 class MatrixError(RuntimeError):
@@ -216,10 +220,11 @@ class MatrixAdapter:
     async def _sync_once(self, first: bool) -> None:
         client = self.client
         since = self.state.sync_token() if first else None
+        previous = since or client.next_batch  # where this batch starts, to fill a gap from
         self._in_sync = True
         try:
             response = await client.sync(timeout=0 if first else self.sync_timeout_ms, full_state=first or None,
-                                         since=since, sync_filter=self._filter(first))
+                                         since=since, sync_filter=SYNC_FILTER)
         finally:
             self._in_sync = False
         if not isinstance(response, SyncResponse):
@@ -229,21 +234,16 @@ class MatrixAdapter:
                 await self._log_in()
             await asyncio.sleep(min(self.max_backoff, 2.0))
             return
-        await self._handle_sync(response)
+        await self._handle_sync(response, previous)
         self.state.save_sync_token(response.next_batch)
         await self._keep_keys()
         self.synced.set()
         self.synced.clear()
 
-    @staticmethod
-    def _filter(first: bool) -> dict[str, Any]:
-        # Presence is noise for a bot; on the first sync, enough timeline to cover the history window.
-        return {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100 if first else 50}}}
-
     async def _keep_keys(self) -> None:
         await exchange_keys(self.client)
 
-    async def _handle_sync(self, response: SyncResponse) -> None:
+    async def _handle_sync(self, response: SyncResponse, previous: str | None) -> None:
         for room_id, invite in response.rooms.invite.items():
             await self._on_invite(room_id, invite.invite_state)
         for room_id, info in response.rooms.join.items():
@@ -252,8 +252,13 @@ class MatrixAdapter:
                 continue
             if room_id in self._arriving:
                 self._arriving.pop(room_id).set()
+            events = [*info.state, *info.timeline.events]
+            if info.timeline.limited and previous:
+                # More happened than one sync carries: fetch the rest, or votes would be lost.
+                events = [*info.state, *await self._fill_gap(room_id, info.timeline.prev_batch, previous),
+                          *info.timeline.events]
             seen: set[str] = set()
-            for event in [*info.state, *info.timeline.events]:
+            for event in events:
                 if event.event_id in seen:
                     continue
                 seen.add(event.event_id)
@@ -262,6 +267,22 @@ class MatrixAdapter:
         for room_id in response.rooms.leave:
             self._forget(room_id)
         await self._retry_decryption()
+
+    async def _fill_gap(self, room_id: str, newest: str, oldest: str) -> list[Event]:
+        """The events between the previous batch and this one, oldest first."""
+        found: list[Event] = []
+        start = newest
+        while len(found) < GAP_LIMIT:
+            response = await self.client.room_messages(room_id, start=start, end=oldest, limit=GAP_PAGE)
+            if not isinstance(response, RoomMessagesResponse):
+                log.warning("could not fetch missed events in %s: %s", room_id, getattr(response, "message", ""))
+                break
+            found.extend(response.chunk)
+            if not response.chunk or not response.end or response.end == start:
+                break
+            start = response.end
+        log.info("fetched %d events missed in %s", len(found), room_id)
+        return found[::-1]
 
     async def _on_event(self, room: MatrixRoom, event: Event) -> None:
         try:
