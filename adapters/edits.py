@@ -22,6 +22,7 @@ class CoalescedEdits(Generic[Key]):
         self._send = send
         self._pending: dict[Key, EditMessage] = {}
         self._tasks: dict[Key, asyncio.Task] = {}
+        self._sending = asyncio.Lock()
 
     def queue(self, key: Key, action: EditMessage) -> None:
         self._pending[key] = action
@@ -29,11 +30,11 @@ class CoalescedEdits(Generic[Key]):
             self._tasks[key] = asyncio.create_task(self._later(key))
 
     async def _later(self, key: Key) -> None:
-        try:
-            await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.delay)
+        # Unregister before sending: an edit queued while this one is on its way needs a timer of its own.
+        self._tasks.pop(key, None)
+        async with self._sending:  # one at a time, so an older text never lands after a newer one
             await self._flush(key)
-        finally:
-            self._tasks.pop(key, None)
 
     async def _flush(self, key: Key) -> None:
         action = self._pending.pop(key, None)
@@ -45,5 +46,6 @@ class CoalescedEdits(Generic[Key]):
         for task in list(self._tasks.values()):
             task.cancel()
         self._tasks.clear()
-        for key in list(self._pending):
-            await self._flush(key)
+        async with self._sending:
+            for key in list(self._pending):
+                await self._flush(key)
