@@ -12,8 +12,8 @@ One throwaway Synapse (tests/synapse_server.py) serves every client; all rooms a
    reaction on the card, 1 in 5 by typing `!vote 1 yes|no`. Checked: all ballots counted, the card's
    edited tally final, and what the bot posted meanwhile (edits, ✅ acknowledgements, new messages).
 
-    python bench/matrix_bench.py              # 100 latency samples per bot, then the burst (about 1.5 minutes)
-    python bench/matrix_bench.py --quick      # 20 samples per bot, the same burst (under a minute)
+    python bench/matrix_bench.py              # 100 latency samples per bot, then the burst (about 1 minute)
+    python bench/matrix_bench.py --quick      # 20 samples per bot, the same burst (about 40 s)
     python bench/matrix_bench.py --samples 200 --voters 200 --burst-seconds 10 --typed-share 0.2
 
 See bench/README.md ("Matrix adapter benchmark") for what is measured and the targets.
@@ -41,6 +41,7 @@ import random  # noqa: E402
 import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -63,7 +64,7 @@ from nio import (  # noqa: E402
 
 import bot.app  # noqa: E402
 from adapters.matrix import MatrixAdapter  # noqa: E402
-from adapters.matrix.adapter import ACK_REACTION  # noqa: E402
+from adapters.matrix.adapter import ACK_REACTION, SYNC_FILTER  # noqa: E402
 from bench import common  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import DefaultsConfig, SchedulerConfig  # noqa: E402
@@ -74,7 +75,9 @@ from tests.synapse_server import RegisteredUser, SynapseServer  # noqa: E402
 
 SEED = 42
 SYNC_TIMEOUT_MS = 30_000  # MatrixAdapter's production default; the echo bot and the person use the same
-BOT_FILTER = {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 50}}}  # as the adapter's
+# The echo bot syncs with the adapter's own filter (presence off, a bounded timeline per room).
+BOT_FILTER = SYNC_FILTER
+TIMELINE_LIMIT = BOT_FILTER["room"]["timeline"]["limit"]
 PERSON_FILTER = {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 500}}}  # never a gap
 TARGET_RATIO = 1.3
 WAIT = 30.0  # for any one reply
@@ -299,6 +302,7 @@ class CommonsBot:
         self.synced: dict[str, float] = {}
         self.sending: dict[str, tuple[float, float]] = {}
         self.handled: dict[str, float] = {}  # command event id -> seconds in core.handle
+        self.batches: list[tuple[float, str, int, bool]] = []  # per sync and room: when, room, events, limited
         self.started = False
         self._reader: sqlite3.Connection | None = None
 
@@ -325,7 +329,8 @@ class CommonsBot:
             response = await sync(*args, **kwargs)
             arrival = time.perf_counter()
             if isinstance(response, SyncResponse):
-                for info in response.rooms.join.values():
+                for room_id, info in response.rooms.join.items():
+                    self.batches.append((arrival, room_id, len(info.timeline.events), bool(info.timeline.limited)))
                     for event in info.timeline.events:
                         if isinstance(event, RoomMessageText) and event.body.startswith("!"):
                             self.synced.setdefault(event.event_id, arrival)
@@ -501,6 +506,10 @@ class Burst:
     edits: list[dict] = field(default_factory=list)
     reactions: Counter = field(default_factory=Counter)
     acked: int = 0
+    ack_latency: list[float] = field(default_factory=list)  # typed vote sent -> its ✅ (server time), seconds
+    syncs: int = 0  # the bot's syncs bringing burst-room events during the window
+    sync_max: int = 0  # most timeline events in one of them
+    sync_gaps: int = 0  # how many came back `limited` (more events than the filter's timeline limit)
     other: Counter = field(default_factory=Counter)
     after_window: int = 0
 
@@ -631,7 +640,8 @@ async def burst_phase(args, http: Http, person: Person, commons: CommonsBot, bot
     await asyncio.sleep(AFTER + 0.5)
     b.window_ms = (b.first_wall_ms, b.final_seen_wall_ms + AFTER * 1000)
     timeline = await http.timeline(person.user.access_token, b.room, b.first_wall_ms - 100)
-    typed_ids = {v.event_id for v in b.votes if v.typed}
+    typed_by_id = {v.event_id: v for v in b.votes if v.typed}
+    typed_ids = set(typed_by_id)
     for event in timeline:
         if event["sender"] != bot_id:
             continue
@@ -643,9 +653,15 @@ async def burst_phase(args, http: Http, person: Person, commons: CommonsBot, bot
             (b.edits if relation.get("rel_type") == "m.replace" else b.new_messages).append(event)
         elif event["type"] == "m.reaction":
             b.reactions[relation.get("key")] += 1
-            b.acked += relation.get("key") == ACK_REACTION and relation.get("event_id") in typed_ids
+            if relation.get("key") == ACK_REACTION and relation.get("event_id") in typed_ids:
+                b.acked += 1
+                b.ack_latency.append((event["origin_server_ts"] - typed_by_id[relation["event_id"]].wall_ms) / 1000)
         else:
             b.other[event["type"]] += 1
+    window = [(n, limited) for at, room, n, limited in commons.batches
+              if room == b.room and b.first <= at <= (b.final_seen or time.perf_counter()) + AFTER]
+    b.syncs, b.sync_max = len(window), max((n for n, _ in window), default=0)
+    b.sync_gaps = sum(limited for _, limited in window)
     if b.new_messages:
         problems.append(f"the bot posted {len(b.new_messages)} new messages during the burst, e.g. "
                         f"{b.new_messages[0]['content'].get('body', '')[:200]!r}")
@@ -726,13 +742,25 @@ def ms(values: list[float], q: float | None = None) -> float:
     return statistics.median(values) if q is None else common.pct(values, q)
 
 
-def synapse_peak_rss_mb(synapse: SynapseServer) -> float | None:
+def revision() -> str:
     try:
-        pid = int((synapse.workdir / "homeserver.pid").read_text().strip())
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "adapters", "bot", "storage"],
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "(not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes in adapters/, bot/ or storage/" if dirty else "")
+
+
+def synapse_peak_rss_mb(synapse: SynapseServer) -> float | None:
+    process = getattr(synapse, "_proc", None)  # SynapseServer writes no pid file (Synapse runs in the foreground)
+    try:
+        pid = process.pid
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    except (OSError, ValueError, RuntimeError):
+    except (AttributeError, OSError, ValueError):
         return None
     return None
 
@@ -744,6 +772,7 @@ def report(args, r: dict, problems: list[str], warnings: WarningCount, seconds: 
         "rooms; Commons = MatrixAdapter (matrix-nio, production defaults: sync long poll 30 s, edit_delay 1.0 s, "
         "e2e enabled) <- Runtime <- core (SQLite file in a temp dir, WAL), gc.freeze() after start-up; "
         "echo bot = minimal matrix-nio sync loop, same 30 s long poll; all clients in this one process")
+    out(f"code: {revision()}")
     out(f"users registered (bots, person, {args.voters} members): {r['register_seconds']:.1f} s")
     samples = r["latency"]["samples"]
     c = [s.latency * 1000 for s in samples["commons"]]
@@ -823,6 +852,13 @@ def report(args, r: dict, problems: list[str], warnings: WarningCount, seconds: 
         others = sum(n for k, n in b.reactions.items() if k != ACK_REACTION) + sum(b.other.values())
         out(f"{'  other bot events':<64}{others:>28}")
         out(f"{'  bot events after the window':<64}{b.after_window:>28}")
+        acks = sorted(b.ack_latency)
+        if acks:
+            out(f"{'typed vote sent -> its ' + ACK_REACTION + ' (server time), p50 / p95 / max':<64}"
+                f"{f'{ms(acks) * 1000:.0f} / {ms(acks, 95) * 1000:.0f} / {acks[-1] * 1000:.0f} ms':>28}")
+        out(f"{f'bot syncs with burst-room events / most events in one (limit {TIMELINE_LIMIT})':<64}"
+            f"{f'{b.syncs} / {b.sync_max}':>28}")
+        out(f"{'  of them `limited` (a gap the adapter must fetch)':<64}{b.sync_gaps:>28}")
         stamps = ", ".join(f"+{(ev['origin_server_ts'] - b.first_wall_ms) / 1000:.1f}" for ev in b.edits)
         out(f"edits at (s after the first vote, server time): {stamps}")
         shown = next((line for line in b.latest_text.splitlines() if line.startswith("Tally:")), "(no edit)")
