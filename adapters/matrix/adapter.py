@@ -74,6 +74,7 @@ GONE = ("leave", "ban")
 DECRYPT_PATIENCE = 120.0  # seconds to wait for a room key that has not arrived yet
 REACTION_MEMORY = 400 * 86400.0
 THREAD_MEMORY = 1000
+QUIET_SENDERS = 4
 # Presence is noise for a bot. A room busier than one sync's timeline comes back `limited`; the gap is fetched.
 SYNC_FILTER = {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100}}}
 GAP_PAGE, GAP_LIMIT = 100, 5000  # events fetched per request, and at most, to fill a gap in a sync
@@ -129,7 +130,7 @@ class MatrixAdapter:
         # A burst of 200 votes becomes a handful of edits of one card.
         self.edits: CoalescedEdits[str] = CoalescedEdits(edit_delay, self._send_edit)
         self._quiet: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
-        self._quiet_task: asyncio.Task | None = None
+        self._quiet_tasks: list[asyncio.Task] = []
         # Rooms just joined or created, until a sync brings their state.
         self._arriving: dict[str, asyncio.Event] = {}
         # Commands written in a thread get their answer in that thread (a cache: losing it only
@@ -150,7 +151,7 @@ class MatrixAdapter:
         await self._log_in()
         if self.client.should_upload_keys:
             await self.client.keys_upload()
-        self._quiet_task = asyncio.create_task(self._send_quietly())
+        self._quiet_tasks = [asyncio.create_task(self._send_quietly()) for _ in range(QUIET_SENDERS)]
         # The first sync (full state: nio keeps no room state across restarts) is handled
         # before start returns, so events queued while the bot was away come first.
         await self._sync_once(first=True)
@@ -170,8 +171,8 @@ class MatrixAdapter:
             await asyncio.wait_for(self._quiet.join(), timeout=10)
         except asyncio.TimeoutError:
             log.warning("%d reactions not sent before stopping", self._quiet.qsize())
-        if self._quiet_task is not None:
-            self._quiet_task.cancel()
+        for task in self._quiet_tasks:
+            task.cancel()
         if self.client is not None:
             await self.client.close()
         if self.state is not None:
@@ -547,7 +548,8 @@ class MatrixAdapter:
             self._quiet.put_nowait((action.chat.chat_id, action.event_id, ACK_REACTION))
 
     async def _send_quietly(self) -> None:
-        """Reactions (acknowledgements, seeded choices) go out in the background, one at a time."""
+        """Reactions (acknowledgements, seeded choices) go out in the background, a few at a time
+        (their order does not matter), so a burst of typed votes is confirmed as fast as it comes."""
         while True:
             room_id, event_id, key = await self._quiet.get()
             try:
