@@ -71,6 +71,7 @@ from bot.config import DefaultsConfig, SchedulerConfig  # noqa: E402
 from bot.durations import parse_duration  # noqa: E402
 from bot.events import CommandMessage  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from tests.matrix_people import wait_on  # noqa: E402
 from tests.synapse_server import RegisteredUser, SynapseServer  # noqa: E402
 
 SEED = 42
@@ -163,17 +164,8 @@ class Person:
             self.replies.setdefault(replied, (arrival, source))
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not (result := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"waited {timeout:.0f} s in vain{' for ' + what if what else ''}")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
-            return result
+        return await wait_on(self._changed, predicate, timeout,
+                             f"waited {timeout:.0f} s in vain{' for ' + what if what else ''}")
 
     def in_room(self, room_id: str, sender: str | None = None, kind: str | None = None) -> list[dict]:
         return [e for _, where, e in self.events if where == room_id and (sender is None or e["sender"] == sender)

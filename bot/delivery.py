@@ -18,7 +18,7 @@ from typing import Any
 from bot.actions import Acknowledge, Action, DirectMessage, SendMessage, platform_of
 from bot.adapter import Adapter
 from bot.core import Core
-from bot.text import TextBuilder, join
+from bot.text import addressed
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,20 @@ class Delivery:
         action = self._fallback(adapter, action)
         if action is None:
             return
-        message_id = await adapter.perform(action)
+        try:
+            message_id = await adapter.perform(action)
+        except Exception:
+            if not (isinstance(action, DirectMessage) and action.fallback_chat is not None):
+                raise
+            # The platform could not reach the member privately (e.g. no direct room could be opened).
+            log.warning("direct message to %s failed; saying it in the group", action.user.user_id, exc_info=True)
+            message_id = await adapter.perform(self._in_group(action))
         if isinstance(action, SendMessage) and action.track and message_id:
             await self.call_core(self.core.remember_message, action.chat, action.track, message_id)
+
+    @staticmethod
+    def _in_group(action: DirectMessage) -> SendMessage:
+        return SendMessage(chat=action.fallback_chat, text=addressed(action.user, action.text))
 
     @staticmethod
     def _fallback(adapter: Adapter, action: Action) -> Action | None:
@@ -102,9 +113,7 @@ class Delivery:
         if isinstance(action, Acknowledge):
             return SendMessage(chat=action.chat, text=action.text, reply_to=action.event_id)
         if isinstance(action, DirectMessage) and action.fallback_chat is not None:
-            builder = TextBuilder()
-            builder.line(builder.mention(action.user, "you"), ":")
-            return SendMessage(chat=action.fallback_chat, text=join([builder.build(), action.text], " "))
+            return Delivery._in_group(action)
         log.warning("%s cannot perform %s; dropped", adapter.platform, action.kind)
         return None
 

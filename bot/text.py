@@ -116,3 +116,10 @@ def join(texts: Iterable[RichText], separator: str = "\n") -> RichText:
         parts.append(body.replace(f'href="{MENTION_SCHEME}#', f'href="{MENTION_SCHEME}'))
         mentions.extend(text.mentions)
     return RichText(html=separator.join(parts), mentions=tuple(mentions))
+
+
+def addressed(user: UserRef, text: RichText) -> RichText:
+    """A message said in a group to one member: `@you: …` (a direct message that could not be sent)."""
+    builder = TextBuilder()
+    builder.line(builder.mention(user, "you"), ":")
+    return join([builder.build(), text], " ")

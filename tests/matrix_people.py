@@ -24,6 +24,21 @@ from adapters.matrix.adapter import exchange_keys
 WAIT = 15.0
 
 
+async def wait_on(changed: asyncio.Condition, predicate: Callable[[], Any], timeout: float, failure: str) -> Any:
+    """Wait until `predicate()` is truthy, re-checking whenever `changed` is notified (after each sync)."""
+    deadline = time.monotonic() + timeout
+    async with changed:
+        while not (result := predicate()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(failure)
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return result
+
+
 class Person:
     """One member on one device. `seen` holds every timeline event (decrypted where possible)."""
 
@@ -93,17 +108,7 @@ class Person:
     # waiting ---------------------------------------------------------------------------------
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not (result := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{self.user_id} waited {timeout} s in vain")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
-            return result
+        return await wait_on(self._changed, predicate, timeout, f"{self.user_id} waited {timeout} s in vain")
 
     def events(self, room_id: str, sender: str | None = None, kind: str | None = None) -> list[dict]:
         """Raw events (as dicts, decrypted) in a room, optionally by sender and type."""

@@ -61,8 +61,8 @@ from adapters.matrix.html import edit_content, message_content, read_text
 from adapters.matrix.state import AdapterState, Login, VoteReaction
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
-from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft, UserRef
-from bot.text import RichText, TextBuilder, escape, join
+from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.text import RichText, addressed, escape, join, rich
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ class MatrixAdapter:
         self._in_sync = False
         self._stopping = False
         self._member_counts: dict[str, int] = {}
-        self._departures: set[str] = set()  # rooms someone left in the batch being handled
+        # Rooms whose membership changed in the batch being handled: True when someone left.
+        self._membership_changed: dict[str, bool] = {}
         self._undecrypted: list[_Undecrypted] = []
         # A burst of 200 votes becomes a handful of edits of one card.
         self.edits: CoalescedEdits[str] = CoalescedEdits(edit_delay, self._send_edit)
@@ -237,12 +238,9 @@ class MatrixAdapter:
             return
         await self._handle_sync(response, previous)
         self.state.save_sync_token(response.next_batch)
-        await self._keep_keys()
+        await exchange_keys(self.client)
         self.synced.set()
         self.synced.clear()
-
-    async def _keep_keys(self) -> None:
-        await exchange_keys(self.client)
 
     async def _handle_sync(self, response: SyncResponse, previous: str | None) -> None:
         for room_id, invite in response.rooms.invite.items():
@@ -264,7 +262,8 @@ class MatrixAdapter:
                     continue
                 seen.add(event.event_id)
                 await self._on_event(room, event)
-            await self._report_member_count(room)
+            if room_id in self._membership_changed:
+                await self._report_member_count(room, departed=self._membership_changed.pop(room_id))
         for room_id in response.rooms.leave:
             self._forget(room_id)
         await self._retry_decryption()
@@ -311,9 +310,6 @@ class MatrixAdapter:
         age_ms = time.time() * 1000 - (event.server_timestamp or 0)
         return age_ms > self.history_window.total_seconds() * 1000
 
-    async def _emit(self, event: Inbound) -> None:
-        await self._sink(event)
-
     # inbound: messages, reactions, redactions ---------------------------------------------------
 
     async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
@@ -330,7 +326,7 @@ class MatrixAdapter:
         reply_to = (relation.get("m.in_reply_to") or {}).get("event_id")
         if relation.get("rel_type") == "m.thread" and relation.get("event_id"):
             self._remember_thread(event.event_id, relation["event_id"])
-        await self._emit(CommandMessage(
+        await self._sink(CommandMessage(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, text=text, event_id=event.event_id,
             reply_to=reply_to, is_private=private, chat_title=None if private else room.display_name))
@@ -340,7 +336,7 @@ class MatrixAdapter:
         if payload is None:
             return  # a reaction to something that is not a ballot
         self.state.save_reaction(event.event_id, VoteReaction(room.room_id, event.sender, event.reacts_to, payload))
-        await self._emit(ChoiceMade(
+        await self._sink(ChoiceMade(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=payload, event_id=event.event_id,
             message_id=event.reacts_to))
@@ -351,7 +347,7 @@ class MatrixAdapter:
         if vote is None or vote.sender != event.sender:
             return
         self.state.forget_reaction(event.redacts)
-        await self._emit(ChoiceMade(
+        await self._sink(ChoiceMade(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=vote.payload,
             event_id=event.event_id, message_id=vote.target, retracted=True))
@@ -388,25 +384,23 @@ class MatrixAdapter:
         user = event.state_key
         if user == self.user_id or user in self.bots:
             return
-        if event.membership in GONE:
-            self._departures.add(room.room_id)
+        self._membership_changed[room.room_id] = (self._membership_changed.get(room.room_id, False)
+                                                  or event.membership in GONE)
         if self.state.is_direct(room.room_id):
             return
         chat, ref = self._chat(room.room_id), UserRef(platform=PLATFORM, user_id=user)
         if event.membership == JOINED:
             name = (event.content or {}).get("displayname") or room.user_name(user) or user
-            await self._emit(MemberJoined(chat=chat, user=ref, display_name=name, event_id=event.event_id))
+            await self._sink(MemberJoined(chat=chat, user=ref, display_name=name, event_id=event.event_id))
         elif event.membership in GONE and (event.prev_membership == JOINED or event.prev_membership is None):
-            await self._emit(MemberLeft(chat=chat, user=ref, event_id=event.event_id))
+            await self._sink(MemberLeft(chat=chat, user=ref, event_id=event.event_id))
 
     def _humans(self, room: MatrixRoom) -> list[str]:
         return [user for user, member in room.users.items() if not member.invited and user not in self.bots]
 
-    async def _report_member_count(self, room: MatrixRoom) -> None:
+    async def _report_member_count(self, room: MatrixRoom, departed: bool) -> None:
         """Quorum shares are of the room's joined members, bots excluded."""
         humans = self._humans(room)
-        departed = room.room_id in self._departures
-        self._departures.discard(room.room_id)
         if not humans:
             if departed:  # not a room still being set up, whose invitations are on their way
                 await self._leave_empty(room)
@@ -414,7 +408,7 @@ class MatrixAdapter:
         if self.state.is_direct(room.room_id) or self._member_counts.get(room.room_id) == len(humans):
             return
         self._member_counts[room.room_id] = len(humans)
-        await self._emit(MemberCount(chat=self._chat(room.room_id), count=len(humans)))
+        await self._sink(MemberCount(chat=self._chat(room.room_id), count=len(humans)))
 
     async def _leave_empty(self, room: MatrixRoom) -> None:
         """Everyone left (or the direct room was closed): the bot goes too."""
@@ -471,10 +465,13 @@ class MatrixAdapter:
     def _chat(self, room_id: str) -> ChatRef:
         return ChatRef(platform=PLATFORM, chat_id=room_id)
 
-    async def _send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
+    async def _room(self, room_id: str) -> MatrixRoom:
         if room_id not in self.client.rooms:
             await self._wait_for_room(room_id)
-        if self.client.rooms[room_id].encrypted and self.client.should_query_keys:
+        return self.client.rooms[room_id]
+
+    async def _send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
+        if (await self._room(room_id)).encrypted and self.client.should_query_keys:
             # Devices of people who just arrived must be known before the room key is shared,
             # or they could never read this message.
             await self.client.keys_query()
@@ -498,13 +495,8 @@ class MatrixAdapter:
 
     def _with_legend(self, text: RichText, choices: tuple[Choice, ...]) -> RichText:
         """Matrix has no buttons: the card says which reaction means what."""
-        if not choices:
-            return text
         tapped = [f"{choice.symbol} {escape(choice.label)}" for choice in choices if choice.symbol]
-        legend = TextBuilder()
-        if tapped:
-            legend.line("React to vote: ", " · ".join(tapped))
-        return join([text, legend.build()]) if tapped else text
+        return join([text, rich("React to vote: ", " · ".join(tapped))]) if tapped else text
 
     async def _send_message(self, action: SendMessage) -> str:
         content = message_content(self._with_legend(action.text, action.choices))
@@ -538,9 +530,7 @@ class MatrixAdapter:
             # A tap: the reaction is its own acknowledgement. A refused tap is said in the room,
             # to the member, since Matrix has no private toast.
             if action.problem:
-                builder = TextBuilder()
-                builder.line(builder.mention(UserRef(platform=PLATFORM, user_id=vote.sender), "you"), ": ")
-                content = message_content(join([builder.build(), action.text], ""))
+                content = message_content(addressed(UserRef(platform=PLATFORM, user_id=vote.sender), action.text))
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": vote.target}}
                 await self._send(vote.room_id, content)
             return
@@ -560,17 +550,10 @@ class MatrixAdapter:
             finally:
                 self._quiet.task_done()
 
-    async def _direct(self, action: DirectMessage) -> str | None:
-        try:
-            room_id = await self._direct_room(action.user.user_id)
-            return await self._send(room_id, message_content(action.text))
-        except MatrixError:
-            if action.fallback_chat is None:
-                raise
-            builder = TextBuilder()
-            builder.line(builder.mention(action.user, "you"), ": ")
-            return await self._send(action.fallback_chat.chat_id,
-                                    message_content(join([builder.build(), action.text], "")))
+    async def _direct(self, action: DirectMessage) -> str:
+        """Raises when no direct room can be had; the delivery layer then says it in the group."""
+        room_id = await self._direct_room(action.user.user_id)
+        return await self._send(room_id, message_content(action.text))
 
     async def _direct_room(self, user_id: str) -> str:
         """The member's direct room with the bot, or a new encrypted one (they get an invite)."""
@@ -589,10 +572,9 @@ class MatrixAdapter:
 
     async def _wait_for_member(self, room_id: str, user_id: str, timeout: float = 15.0) -> None:
         """Until a sync shows the invitation, encrypting would leave the member out of the room key."""
-        if room_id not in self.client.rooms:
-            await self._wait_for_room(room_id)
+        room = await self._room(room_id)
         deadline = time.monotonic() + timeout
-        while user_id not in self.client.rooms[room_id].users and time.monotonic() < deadline:
+        while user_id not in room.users and time.monotonic() < deadline:
             try:
                 await asyncio.wait_for(self.synced.wait(), deadline - time.monotonic())
             except asyncio.TimeoutError:
@@ -600,9 +582,7 @@ class MatrixAdapter:
 
     async def _send_upload(self, action: SendImage | SendFile) -> str:
         room_id = action.chat.chat_id
-        if room_id not in self.client.rooms:
-            await self._wait_for_room(room_id)
-        encrypted = self.client.rooms[room_id].encrypted
+        encrypted = (await self._room(room_id)).encrypted
         mime = "image/png" if isinstance(action, SendImage) else action.mime_type
         uploaded, keys = await self.client.upload(io.BytesIO(action.data), content_type=mime,
                                                   filename=action.filename, filesize=len(action.data),

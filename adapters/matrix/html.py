@@ -68,7 +68,7 @@ class _Reader(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0  # inside <mx-reply>
-        self._pill = 0  # inside a pill whose text is replaced by the id
+        self._pill = False  # inside a pill, whose text is replaced by the id
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "mx-reply":
@@ -79,18 +79,16 @@ class _Reader(HTMLParser):
             self.parts.append("\n")
         elif tag == "a":
             href = dict(attrs).get("href") or ""
-            if href.startswith(MATRIX_TO + "@") or href.startswith(MATRIX_TO + "%40"):
+            if href.startswith((MATRIX_TO + "@", MATRIX_TO + "%40")):
                 if not self._skip:
                     self.parts.append(unquote(href[len(MATRIX_TO):]).split("?")[0])
-                self._pill += 1
-            elif self._pill:
-                self._pill += 1
+                self._pill = True
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "mx-reply" and self._skip:
             self._skip -= 1
-        elif tag == "a" and self._pill:
-            self._pill -= 1
+        elif tag == "a":
+            self._pill = False
 
     def handle_data(self, data: str) -> None:
         if not self._skip and not self._pill:
