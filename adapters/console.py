@@ -18,7 +18,7 @@ from bot.actions import Acknowledge, Action, DirectMessage, EditMessage, SendFil
 from bot.adapter import Sink
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.events import ChatRef, CommandMessage, MemberJoined, UserRef
-from bot.text import RichText
+from bot.render.text import RichText
 
 PLATFORM = "console"
 ROOM = ChatRef(platform=PLATFORM, chat_id="room")

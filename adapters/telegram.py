@@ -56,7 +56,7 @@ from adapters.edits import CoalescedEdits
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
-from bot.text import MENTION_SCHEME, RichText
+from bot.render.text import MENTION_SCHEME, RichText
 
 log = logging.getLogger(__name__)
 

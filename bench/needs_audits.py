@@ -424,7 +424,7 @@ def time_report(sender: Sender, sizes: Sizes, profiler: cProfile.Profile | None)
         check_report(actions, sizes.audits)
     samples.sort()
     # Where the time goes, outside core.handle: the chart alone, and the SQL + text part alone.
-    from bot.render_audits import MAX_CHART_AUDITS, chart
+    from bot.render.audits import MAX_CHART_AUDITS, chart
     with sender.core.db.transaction() as session:
         closed = audits.closed_audits(session, sender.core.directory.group_id_for(session, CHAT), MAX_CHART_AUDITS)
     chart_only = []

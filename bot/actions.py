@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bot.events import ChatRef, UserRef
-from bot.text import RichText
+from bot.render.text import RichText
 
 
 class _Frozen(BaseModel):

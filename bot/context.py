@@ -15,7 +15,7 @@ from bot.events import ChatRef, UserRef
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.groups import Directory
-from bot.text import RichText
+from bot.render.text import RichText
 from storage.models import Group, Member
 
 

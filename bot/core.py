@@ -28,8 +28,8 @@ from bot.governance import proposals as rules
 from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
-from bot.render import proposal_card
-from bot.text import TextBuilder, code, escape
+from bot.render.proposals import proposal_card
+from bot.render.text import TextBuilder, code, escape
 from storage.db import Database
 from storage.models import Group, Member, ProcessedEvent, Proposal
 

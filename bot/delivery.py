@@ -18,7 +18,7 @@ from typing import Any
 from bot.actions import Acknowledge, Action, DirectMessage, SendMessage, platform_of
 from bot.adapter import Adapter
 from bot.core import Core
-from bot.text import addressed
+from bot.render.text import addressed
 
 log = logging.getLogger(__name__)
 

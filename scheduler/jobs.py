@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from bot import outbox, render_audits, render_needs
+from bot import outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
@@ -22,9 +22,11 @@ from bot.governance import audits, roles
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import conclude, next_step
-from bot.render import outcome_announcement, proposal_card, vote_choices
-from bot.render_roles import draw_announcement, lapse, private_warning, warning
-from bot.text import join, plain
+from bot.render import audits as render_audits
+from bot.render import needs as render_needs
+from bot.render.proposals import outcome_announcement, proposal_card, vote_choices
+from bot.render.roles import draw_announcement, lapse, private_warning, warning
+from bot.render.text import join, plain
 from storage.models import Audit, Group, Mandate, Member, Need, Proposal, Role
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from bot.app import build_core
 from bot.clock import ManualClock
 from bot.config import DefaultsConfig
 from bot.events import ChatRef, CommandMessage, UserRef
-from bot.text import RichText
+from bot.render.text import RichText
 
 ROOM = ChatRef(platform="console", chat_id="fuzz")
 _ids = itertools.count()

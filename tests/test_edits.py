@@ -5,7 +5,7 @@ import asyncio
 from adapters.edits import CoalescedEdits
 from bot.actions import EditMessage
 from bot.events import ChatRef
-from bot.text import plain
+from bot.render.text import plain
 
 CHAT = ChatRef(platform="test", chat_id="room")
 

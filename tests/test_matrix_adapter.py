@@ -24,8 +24,8 @@ from bot.app import build_core
 from bot.clock import OffsetClock
 from bot.config import DefaultsConfig
 from bot.events import ChatRef, UserRef
+from bot.render.text import plain
 from bot.runtime import Runtime
-from bot.text import plain
 from storage.models import Ballot, Group, Member
 from tests.matrix_people import Person
 

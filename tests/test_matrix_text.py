@@ -3,7 +3,7 @@
 from adapters.matrix.html import edit_content, message_content, read_text
 from adapters.matrix.state import AdapterState, VoteReaction
 from bot.events import UserRef
-from bot.text import TextBuilder, b, plain
+from bot.render.text import TextBuilder, b, plain
 
 ANA = UserRef(platform="matrix", user_id="@ana:example.org")
 

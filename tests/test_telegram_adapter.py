@@ -13,8 +13,8 @@ from adapters.telegram import TelegramAdapter, split_html
 from bot.app import build_core, published_commands
 from bot.clock import ManualClock
 from bot.config import DefaultsConfig
+from bot.render.text import RichText
 from bot.runtime import Runtime
-from bot.text import RichText
 from storage.models import Ballot
 from tests.harness import START
 from tests.telegram_emulator import BotApiEmulator

@@ -62,7 +62,7 @@ from adapters.matrix.state import AdapterState, Login, VoteReaction
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
-from bot.text import RichText, addressed, escape, join, rich
+from bot.render.text import RichText, addressed, escape, join, rich
 
 log = logging.getLogger(__name__)
 

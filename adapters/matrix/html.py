@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, unquote
 
-from bot.text import MENTION_SCHEME, RichText
+from bot.render.text import MENTION_SCHEME, RichText
 
 MATRIX_TO = "https://matrix.to/#/"
 HTML_FORMAT = "org.matrix.custom.html"

@@ -9,9 +9,9 @@ from bot.commands.registry import Flag, Positional, tokenize
 from bot.context import Context
 from bot.governance import audits
 from bot.governance.proposals import RuleViolation
-from bot.render import when
-from bot.render_audits import MAX_CHART_AUDITS, chart, csv_file, prompt, report
-from bot.text import TextBuilder, b, plain
+from bot.render.audits import MAX_CHART_AUDITS, chart, csv_file, prompt, report
+from bot.render.common import when
+from bot.render.text import TextBuilder, b, plain
 from storage.models import Member
 
 

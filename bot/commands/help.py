@@ -6,7 +6,7 @@ from bot.commands.args import Word
 from bot.commands.base import command
 from bot.commands.registry import Positional
 from bot.context import Context
-from bot.text import TextBuilder, b, code, escape, i
+from bot.render.text import TextBuilder, b, code, escape, i
 
 
 @command("help", summary="list the commands, or explain one", example="help vote",

@@ -16,8 +16,8 @@ from bot.commands.base import command
 from bot.commands.registry import Flag, Option, Positional, tokenize
 from bot.context import Context
 from bot.governance import needs
-from bot.render_needs import cancelled, claimed, listing, met, posted, private_receipt, private_update, unclaimed
-from bot.text import TextBuilder, code, escape
+from bot.render.needs import cancelled, claimed, listing, met, posted, private_receipt, private_update, unclaimed
+from bot.render.text import TextBuilder, code, escape
 from storage.models import Member, Need
 
 GROUP = Option("group", Text("group", max_length=120), label="<name or #>")

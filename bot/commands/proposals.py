@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.governance import outcomes
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
-from bot.render import (
+from bot.render.proposals import (
     decision_line,
     outcome_announcement,
     outcome_headline,
@@ -23,7 +23,7 @@ from bot.render import (
     voters_list,
     when,
 )
-from bot.text import RichText, TextBuilder, b, escape, i, plain
+from bot.render.text import RichText, TextBuilder, b, escape, i, plain
 from storage.models import Proposal
 
 MAX_TITLE = 200

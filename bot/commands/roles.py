@@ -14,9 +14,10 @@ from bot.governance import proposals as rules
 from bot.governance import roles
 from bot.governance.outcomes import next_step
 from bot.governance.proposals import RuleViolation
-from bot.render import vote_choices, when
-from bot.render_roles import calendar_entry, draw_announcement, handover_block, history_lines, stepped_down
-from bot.text import RichText, TextBuilder, b, code, escape, i, plain
+from bot.render.common import when
+from bot.render.proposals import vote_choices
+from bot.render.roles import calendar_entry, draw_announcement, handover_block, history_lines, stepped_down
+from bot.render.text import RichText, TextBuilder, b, code, escape, i, plain
 from storage.models import Member, Proposal, Role
 
 ROLE = Positional("role", Word("role"))

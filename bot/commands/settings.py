@@ -9,7 +9,7 @@ from bot.context import Context
 from bot.governance import audits, roles
 from bot.governance import settings as group_settings
 from bot.governance.proposals import RuleViolation
-from bot.text import TextBuilder, b, code, escape, i
+from bot.render.text import TextBuilder, b, code, escape, i
 from storage.models import GroupSetting, SettingChange
 
 RESCHEDULES_GROUP = ("digest", "timezone", "audit_every")  # keys that move the digest or the next audit

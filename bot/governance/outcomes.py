@@ -20,8 +20,8 @@ from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import Outcome
-from bot.render import when
-from bot.text import b, escape
+from bot.render.common import when
+from bot.render.text import b, escape
 from storage.models import Decision, Mandate, Member, Proposal, Role
 
 

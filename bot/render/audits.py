@@ -15,9 +15,9 @@ from bot.charts import audit_chart
 from bot.durations import plural
 from bot.events import UserRef
 from bot.governance import audits
-from bot.render import when
-from bot.render_needs import short, waited
-from bot.text import RichText, TextBuilder, b, code, escape, i
+from bot.render.common import when
+from bot.render.needs import short, waited
+from bot.render.text import RichText, TextBuilder, b, code, escape, i
 from storage.models import Audit, AuditEntry, Member
 
 MAX_NOTES = 3

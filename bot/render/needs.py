@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from bot.durations import humanize
 from bot.governance import needs
 from bot.governance.needs import Listed
-from bot.text import RichText, TextBuilder, b, code, escape, i
+from bot.render.text import RichText, TextBuilder, b, code, escape, i
 from storage.models import Need
 
 ICONS = {needs.NEED: "🆘", needs.OFFER: "🎁"}

@@ -1,37 +1,24 @@
 """How governance objects read in a chat: written once, in the HTML subset.
 
 Every user-supplied string passes through `escape` (via the helpers in
-bot.text); short enough to read on a phone.
+bot.render.text); short enough to read on a phone.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.actions import Choice
-from bot.durations import humanize
 from bot.governance import voting
 from bot.governance.proposals import OPEN, WITHDRAWN, options_of
-from bot.text import RichText, TextBuilder, b, escape, i
+from bot.render.common import relative, when
+from bot.render.text import RichText, TextBuilder, b, escape, i
 from storage.models import Ballot, Decision, Member, Proposal
 
 ICONS = {voting.PASSED: "✅", voting.CHOSEN: "✅", voting.REJECTED: "❌", voting.BLOCKED: "✋",
          voting.NO_QUORUM: "⏸", voting.TIE: "⚖️", voting.WITHDRAWN: "↩️"}
-
-
-def when(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    clock = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"  # seconds only when they matter
-    return f"{local:%a} {local.day} {local:%b} {clock} {local.tzname()}"
-
-
-def relative(moment: datetime, now: datetime) -> str:
-    delta = moment - now
-    if abs(delta) < timedelta(seconds=1):
-        return "now"
-    return f"in {humanize(delta)}" if delta > timedelta(0) else f"{humanize(delta)} ago"
 
 
 def tally_line(counts: dict[str, int]) -> str:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from bot.durations import format_duration
 from bot.events import UserRef
 from bot.governance import roles
-from bot.render import relative, when
-from bot.text import RichText, TextBuilder, b, code, escape, i, quote
+from bot.render.common import relative, when
+from bot.render.text import RichText, TextBuilder, b, code, escape, i, quote
 from storage.models import Mandate, Member, Role
 
 

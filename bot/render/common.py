@@ -1,0 +1,21 @@
+"""Dates and times as members read them, shared by every area's rendering."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.durations import humanize
+
+
+def when(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    clock = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"  # seconds only when they matter
+    return f"{local:%a} {local.day} {local:%b} {clock} {local.tzname()}"
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    delta = moment - now
+    if abs(delta) < timedelta(seconds=1):
+        return "now"
+    return f"in {humanize(delta)}" if delta > timedelta(0) else f"{humanize(delta)} ago"
