@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -170,15 +171,63 @@ class ConsoleSession:
             self.clock_file.write_text(json.dumps({"offset_seconds": self.clock.offset.total_seconds()}))
 
 
+class ConsoleInput:
+    """Typed lines, read on a daemon thread; `stop` (Ctrl-C, SIGTERM) ends the input at once.
+
+    `asyncio.to_thread(input)` kept the process alive until Enter (asyncio.run
+    waits for its executor) and Ctrl-C ended in a KeyboardInterrupt traceback.
+    The thread reads a private file on stdin's descriptor: blocked in
+    sys.stdin, it would hold the lock interpreter shutdown needs (a fatal error).
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stdin = open(sys.stdin.fileno(), encoding=sys.stdin.encoding, errors=sys.stdin.errors,
+                           closefd=False)
+        self._pending: asyncio.Future[str | None] | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._resolve(self._pending, None)
+
+    async def read(self, prompt: str) -> str | None:
+        """The next line, or None at end of input or once stopped."""
+        if self.stopped:
+            return None
+        self._pending = self._loop.create_future()
+        threading.Thread(target=self._input, args=(self._pending, prompt), daemon=True).start()
+        return await self._pending
+
+    def _input(self, future: asyncio.Future[str | None], prompt: str) -> None:
+        print(prompt, end="", flush=True)
+        line = self._stdin.readline()
+        line = line.rstrip("\r\n") if line else None  # "" is end of input
+        try:
+            self._loop.call_soon_threadsafe(self._resolve, future, line)
+        except RuntimeError:
+            pass  # the console has already ended; nobody waits for this line
+
+    @staticmethod
+    def _resolve(future: asyncio.Future[str | None] | None, line: str | None) -> None:
+        if future is not None and not future.done():
+            future.set_result(line)
+
+
 async def console(database_path: Path, script: Path | None, member: str, echo: Callable[[str], None]) -> int:
     session = ConsoleSession(f"sqlite:///{database_path}", echo, clock_file=database_path.with_suffix(".clock"),
                              files_dir=database_path.parent / "commons-files")
     session.room.member = member
     await session.start()
     freeze_start_up_objects()
+    typed = ConsoleInput()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stop like end of input: the session closes cleanly
+        asyncio.get_running_loop().add_signal_handler(signum, typed.stop)
     try:
         if script is not None:
             for line in script.read_text(encoding="utf-8").splitlines():
+                if typed.stopped:
+                    break
                 if line.strip().startswith("#"):
                     continue
                 echo(f"{session.room.member}> {line}")
@@ -186,11 +235,7 @@ async def console(database_path: Path, script: Path | None, member: str, echo: C
                     break
         else:
             echo(f"Commons console room — you are {member}. Type :help for the console, !help for the bot.")
-            while True:
-                try:
-                    line = await asyncio.to_thread(input, f"{session.room.member}> ")
-                except EOFError:
-                    break
+            while (line := await typed.read(f"{session.room.member}> ")) is not None:
                 if not await session.room.say(line):
                     break
     finally:

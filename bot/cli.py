@@ -8,8 +8,6 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commons-bot", description="Governance bot for group chats.")
@@ -33,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from bot.app import console, serve  # imported late so --help is instant
-    from bot.config import load_config
+    from bot.config import ConfigError, load_config
     from storage.db import Database
 
     if args.command == "console":
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(console(args.db, args.script, args.member, print))
     try:
         config = load_config(args.config)
-    except (FileNotFoundError, ValidationError) as error:
+    except ConfigError as error:  # a message saying what to change, not a traceback
         print(f"Configuration problem: {error}", file=sys.stderr)
         return 2
     if args.command == "db":

@@ -2,14 +2,23 @@
 
 `COMMONS_TELEGRAM__TOKEN=…` overrides `[telegram] token`, so secrets need
 not sit in the file. Every key is documented in config.example.toml.
+
+Values may be written in TOML's natural types (`quorum = 5`, `auto_draw = true`)
+or as strings; [defaults] are stored in the canonical string form group
+settings use. A bad file raises `ConfigError`, one line per problem, naming
+the key and what it accepts.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,15 +27,49 @@ from pydantic_settings import (
 )
 
 from bot.commands.args import ArgError
-from bot.durations import DurationError, parse_duration
+from bot.durations import DurationError, format_duration, parse_duration
 from bot.governance.settings import SPECS
+from bot.governance.voting import RULES
 
 
-class DatabaseConfig(BaseModel):
+class ConfigError(ValueError):
+    """A configuration the bot cannot start with; the message says what to change."""
+
+
+def _problem(text: str) -> PydanticCustomError:
+    return PydanticCustomError("config", "{problem}", {"problem": text})
+
+
+def _shown(value: Any) -> str:
+    """A value as it was written in the file, roughly (5, "5", [1], true)."""
+    return json.dumps(value, ensure_ascii=False, default=str)[:60]
+
+
+DURATION = 'a duration in quotes, like "3d" (units s, m, h, d, w)'
+ON_OFF = 'true or false (or "on", "off")'
+
+
+def _duration(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _problem(f"got {_shown(value)}; accepted: {DURATION}")
+    try:
+        return format_duration(parse_duration(value))
+    except DurationError as error:
+        raise _problem(f"{error}; accepted: {DURATION}") from None
+
+
+Duration = Annotated[str, BeforeValidator(_duration)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must not be silently ignored
+
+
+class DatabaseConfig(Section):
     url: str = "sqlite:///commons.db"
 
 
-class MatrixConfig(BaseModel):
+class MatrixConfig(Section):
     homeserver: str
     user_id: str
     password: SecretStr = SecretStr("")
@@ -36,10 +79,10 @@ class MatrixConfig(BaseModel):
     command_prefix: str = "!"
     allowed_inviters: list[str] = []  # user ids or homeservers; empty = anyone
     bots: list[str] = []  # other bots in the rooms: not members, not counted for quorum
-    history_window: str = "10m"
+    history_window: Duration = "10m"
 
 
-class TelegramConfig(BaseModel):
+class TelegramConfig(Section):
     token: SecretStr
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
@@ -47,64 +90,83 @@ class TelegramConfig(BaseModel):
     port: int = 8443
     secret_token: SecretStr = SecretStr("")
     base_url: str = ""
-    history_window: str = "10m"
+    history_window: Duration = "10m"
 
 
-class SchedulerConfig(BaseModel):
-    sweep_interval: str = "30s"
+class SchedulerConfig(Section):
+    sweep_interval: Duration = "30s"
 
-    @field_validator("sweep_interval")
-    @classmethod
-    def _valid_duration(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except DurationError as error:
-            raise ValueError(str(error)) from None
+
+# Per [defaults] key: the TOML types taken besides a string, and the accepted forms errors name.
+_FORMS: dict[str, tuple[tuple[type, ...], str]] = {
+    "timezone": ((), 'a time zone name in quotes, like "Europe/Lisbon" or "UTC"'),
+    "vote_duration": ((), DURATION),
+    "rule": ((), ", ".join(f'"{rule}"' for rule in RULES)),
+    "quorum": ((int,), 'a count (5 or "5") or a share of members ("40%")'),
+    "mandate_warnings": ((list,), 'a list of durations, like ["7d", "1d"]'),
+    "need_nudge_after": ((), DURATION),
+    "audit_every": ((), DURATION),
+    "propose_role": ((), '"anyone" or a role name in quotes'),
+    "auto_draw": ((bool,), ON_OFF),
+    "digest": ((), 'a weekday and time in quotes, like "mon 09:00", or "off"'),
+    "audit_window": ((), DURATION),
+    "audit_areas": ((list,), 'a list of areas, like ["food", "housing"]'),
+    "audit_draw": ((bool,), ON_OFF),
+}
+_LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", "}
+
+
+def _as_text(key: str, value: Any) -> str | None:
+    """The setting's string form of a TOML value, or None when the key does not take its type."""
+    natural = _FORMS[key][0]
+    if isinstance(value, str):
         return value
+    if isinstance(value, bool):  # checked before int: `quorum = true` is not a count
+        return ("on" if value else "off") if bool in natural else None
+    if isinstance(value, int) and int in natural:
+        return str(value)
+    if isinstance(value, list) and list in natural and all(isinstance(item, str) for item in value):
+        return _LIST_SEPARATOR[key].join(value)
+    return None
 
 
-class DefaultsConfig(BaseModel):
+def setting_value(key: str, value: Any) -> str:
+    """A [defaults] value in canonical form; raises a pydantic error naming what the key accepts."""
+    accepted = _FORMS[key][1]
+    text = _as_text(key, value)
+    if text is None:
+        raise _problem(f"got {_shown(value)}; accepted: {accepted}")
+    try:
+        return SPECS[key].canonical(text)
+    except ArgError as error:
+        raise _problem(f"{error}; accepted: {accepted}") from None
+
+
+class DefaultsConfig(Section):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
     timezone: str = "UTC"
     vote_duration: str = "3d"
     rule: str = "majority"
     quorum: str = "0"
-    mandate_warnings: list[str] | str = ["7d", "1d"]
+    mandate_warnings: str = "7d 1d"
     need_nudge_after: str = "24h"
     audit_every: str = "90d"
     propose_role: str = "anyone"
-    auto_draw: str | bool = "off"
+    auto_draw: str = "off"
     digest: str = "mon 09:00"
     audit_window: str = "7d"
-    audit_areas: list[str] | str = ["food", "housing", "childcare", "health", "conflict resolution", "money"]
-    audit_draw: str | bool = "on"
+    audit_areas: str = "food, housing, childcare, health, conflict resolution, money"
+    audit_draw: str = "on"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _canonical(cls, value: Any, info) -> str:
+        return setting_value(info.field_name, value)
 
     def canonical(self) -> dict[str, str]:
-        """Every default in the canonical form group settings use; raises ValueError when invalid."""
-        values = self.model_dump()
-        if isinstance(values["mandate_warnings"], list):
-            values["mandate_warnings"] = " ".join(values["mandate_warnings"])
-        if isinstance(values["audit_areas"], list):
-            values["audit_areas"] = ", ".join(values["audit_areas"])
-        for key in ("auto_draw", "audit_draw"):
-            if isinstance(values[key], bool):
-                values[key] = "on" if values[key] else "off"
-        result = {}
-        for key, spec in SPECS.items():
-            try:
-                result[key] = spec.canonical(str(values[key]))
-            except ArgError as error:
-                raise ValueError(f"[defaults] {key}: {error}") from None
-        return result
-
-    @field_validator("timezone", "vote_duration", "rule", "quorum", "need_nudge_after", "audit_every",
-                     "propose_role", "digest", "audit_window")
-    @classmethod
-    def _valid(cls, value: str, info) -> str:
-        try:
-            SPECS[info.field_name].canonical(str(value))
-        except ArgError as error:
-            raise ValueError(str(error)) from None
-        return value
+        """Every default in the canonical form group settings use (validation already made them so)."""
+        return {key: getattr(self, key) for key in SPECS}
 
 
 class AppConfig(BaseSettings):
@@ -123,12 +185,56 @@ class AppConfig(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
+SECTIONS: dict[str, type[Section]] = {
+    "database": DatabaseConfig, "matrix": MatrixConfig, "telegram": TelegramConfig,
+    "scheduler": SchedulerConfig, "defaults": DefaultsConfig,
+}
+
+
+def _unknown(loc: tuple, value: Any) -> str:
+    if len(loc) == 1:
+        what = f"[{loc[0]}]: unknown section" if isinstance(value, dict) else f"{loc[0]}: unknown key outside a section"
+        return f"{what}; the sections are " + ", ".join(f"[{name}]" for name in SECTIONS)
+    section, key = loc[0], str(loc[-1])
+    keys = list(SECTIONS[section].model_fields)
+    guess = difflib.get_close_matches(key, keys, n=1)
+    hint = f" (did you mean {guess[0]}?)" if guess else ""
+    return f"[{section}] {key}: unknown key{hint}; the keys of [{section}] are {', '.join(keys)}"
+
+
+def describe(error: ValidationError) -> list[str]:
+    """One line per problem, `[section] key: what is wrong; accepted: …`, instead of pydantic's report."""
+    lines = []
+    for problem in error.errors():
+        loc = problem["loc"]
+        if problem["type"] == "extra_forbidden" and (len(loc) == 1 or loc[0] in SECTIONS):
+            lines.append(_unknown(loc, problem['input']))
+            continue
+        where = f"[{loc[0]}]" + "".join(f"[{part}]" if isinstance(part, int) else f" {part}" for part in loc[1:])
+        if problem["type"] == "config":
+            lines.append(f"{where}: {problem['msg']}")
+        elif problem["type"] == "missing":
+            lines.append(f"{where}: missing; the section needs it")
+        else:
+            lines.append(f"{where}: got {_shown(problem['input'])}; {problem['msg'][:1].lower()}{problem['msg'][1:]}")
+    return lines
+
+
 def load_config(path: Path | None = None) -> AppConfig:
-    """Read the TOML file (if any) and the environment."""
+    """Read the TOML file (if any) and the environment; raises ConfigError saying what to fix."""
     if path is not None and not path.is_file():
-        raise FileNotFoundError(f"no configuration file at {path}")
+        raise ConfigError(f"no configuration file at {path}")
 
     class FileConfig(AppConfig):
         model_config = SettingsConfigDict(toml_file=path)
 
-    return FileConfig()
+    try:
+        return FileConfig()
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    except ValidationError as error:
+        lines = describe(error)
+        source = path or "the environment"
+        if len(lines) == 1:
+            raise ConfigError(f"{source}: {lines[0]}") from None
+        raise ConfigError(f"{source}:\n  " + "\n  ".join(lines)) from None

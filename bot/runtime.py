@@ -64,5 +64,5 @@ class Runtime:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping %s failed", adapter.platform)
-        self.scheduler.shutdown()
+        await self.scheduler.shutdown()
         self._worker.shutdown(wait=True)

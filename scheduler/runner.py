@@ -30,18 +30,35 @@ class Scheduler:
         self._sweep_interval = sweep_interval
         self._aps = AsyncIOScheduler(timezone=timezone.utc)
         self._lock = asyncio.Lock()
+        self._closing = False
 
     def start(self) -> None:
         self._aps.add_job(self.run_now, IntervalTrigger(seconds=self._sweep_interval.total_seconds()),
                           id="sweep", max_instances=1, coalesce=True, misfire_grace_time=None)
         self._aps.start()
 
-    def shutdown(self) -> None:
-        if self._aps.running:
-            self._aps.shutdown(wait=False)
+    async def shutdown(self) -> None:
+        """Stop waking, let a run in progress finish, then stop APScheduler.
+
+        APScheduler's asyncio executor cannot wait: its shutdown cancels a job
+        still running (a CancelledError traceback, work cut off mid-way), and the
+        shutdown itself only happens on a later loop turn, when the core's worker
+        may be gone. So no job may be running or queued when it is called.
+        """
+        if not self._aps.running:
+            return
+        self._closing = True
+        self._aps.pause()  # no new job tasks from here on
+        await asyncio.sleep(0)  # job tasks created before the pause take their turn at the lock first
+        async with self._lock:  # ...and the run holding it finishes
+            pass
+        self._aps.shutdown(wait=False)
+        await asyncio.sleep(0)  # APScheduler shuts down on the next loop turn: let it, while the loop runs
 
     async def run_now(self) -> None:
         async with self._lock:  # sweeps and wake-ups never overlap
+            if self._closing:
+                return
             try:
                 due = await self._run_due()
             except Exception:

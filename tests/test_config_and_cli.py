@@ -6,9 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
-from bot.config import load_config
+from bot.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,11 +28,51 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     assert "from-env" not in repr(config)  # secrets never printed
 
 
-def test_invalid_defaults_are_refused(tmp_path):
+def config_file(tmp_path, text):
     path = tmp_path / "config.toml"
-    path.write_text('[defaults]\nvote_duration = "soon"\n')
-    with pytest.raises(ValidationError):
-        load_config(path)
+    path.write_text(text)
+    return path
+
+
+def test_settings_in_natural_toml_types(tmp_path):
+    path = config_file(tmp_path, '[defaults]\nquorum = 5\nauto_draw = true\naudit_draw = false\n'
+                                 'mandate_warnings = ["3d", "12h"]\n[scheduler]\nsweep_interval = "1m"\n')
+    defaults = load_config(path).defaults.canonical()
+    assert (defaults["quorum"], defaults["auto_draw"], defaults["audit_draw"]) == ("5", "on", "off")
+    assert defaults["mandate_warnings"] == "3d 12h"
+    assert load_config(config_file(tmp_path, '[defaults]\nquorum = "40%"\n')).defaults.canonical()["quorum"] == "40%"
+    assert load_config(config_file(tmp_path, '[defaults]\nquorum = "5"\n')).defaults.canonical()["quorum"] == "5"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[defaults]\nvote_duration = "soon"\n', "[defaults] vote_duration:"),
+    ('[defaults]\nquorum = 2.5\n', "[defaults] quorum: got 2.5; accepted: a count (5 or \"5\") or a share"),
+    ('[defaults]\nquorum = true\n', "[defaults] quorum: got true"),
+    ('[defaults]\nauto_draw = 1\n', "[defaults] auto_draw: got 1; accepted: true or false"),
+    ('[defaults]\nvote_duration = 3\n', "[defaults] vote_duration: got 3; accepted: a duration in quotes"),
+    ('[scheduler]\nsweep_interval = 30\n', "[scheduler] sweep_interval: got 30"),
+])
+def test_a_wrong_type_names_the_key_and_the_accepted_forms(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file(tmp_path, text))
+    assert expected in str(error.value)
+
+
+def test_an_unknown_key_is_refused_with_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file(tmp_path, '[defaults]\nqourum = 5\n'))
+    assert "[defaults] qourum: unknown key (did you mean quorum?)" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file(tmp_path, '[defualts]\nquorum = 5\n'))
+    assert "[defualts]: unknown section" in str(error.value)
+
+
+def test_a_bad_file_stops_the_bot_with_a_message_not_a_traceback(tmp_path):
+    path = config_file(tmp_path, '[defaults]\nquorum = [5]\n')
+    result = run_cli("run", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Configuration problem:" in result.stderr and "[defaults] quorum: got [5]" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def run_cli(*args, cwd):
