@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bot.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
