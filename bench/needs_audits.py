@@ -53,7 +53,7 @@ from bot.events import ChatRef, CommandMessage, MemberJoined, UserRef  # noqa: E
 from bot.governance import audits  # noqa: E402
 from bot.governance import needs as needs_rules  # noqa: E402
 from scheduler import jobs  # noqa: E402
-from storage.models import Announcement, Audit, AuditEntry, Group, Member, Need, NeedEvent  # noqa: E402
+from storage.models import Audit, AuditEntry, Group, Member, Need, NeedEvent, OutboxItem  # noqa: E402
 
 _T_IMPORTED = time.perf_counter()
 _MATPLOTLIB_AT_IMPORT = "matplotlib.backends.backend_agg" in sys.modules
@@ -476,8 +476,8 @@ def time_scheduled_close(core, clock: ManualClock, sender: Sender, sizes: Sizes)
         raise BenchFailure(f"run_due_work did not close the audit (jobs run: {sorted(timings['jobs'])})")
     with core.db.engine.connect() as conn:
         closed_at, figures = conn.execute(select(Audit.closed_at, Audit.figures).where(Audit.id == audit_id)).one()
-        announced = dict(conn.execute(select(Announcement.dedupe_key, Announcement.action).where(
-            Announcement.dedupe_key.in_((f"audit:{audit_id}:report", f"audit:{audit_id}:chart")))).all())
+        announced = dict(conn.execute(select(OutboxItem.dedupe_key, OutboxItem.action).where(
+            OutboxItem.dedupe_key.in_((f"audit:{audit_id}:report", f"audit:{audit_id}:chart")))).all())
     if closed_at is None or not figures:
         raise BenchFailure("the audit is not closed after run_due_work")
     chart_key = f"audit:{audit_id}:chart"

@@ -346,7 +346,7 @@ def analyse(core, sim: dict, sweep: timedelta, warnings: tuple[timedelta, ...]) 
     first_offset = 0
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=5000).execute(sql_text(
-            "SELECT id, dedupe_key, created_at FROM announcements ORDER BY id"))
+            "SELECT id, dedupe_key, created_at FROM outbox WHERE dedupe_key IS NOT NULL ORDER BY id"))
         for _, key, created_at in result:
             if key.endswith(":dm"):
                 kinds["dm"] += 1

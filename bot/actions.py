@@ -7,7 +7,7 @@ mention in the group, an acknowledgement becomes a reply).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -40,10 +40,15 @@ class SendMessage(_Frozen):
 
 
 class EditMessage(_Frozen):
+    """Replace the text of a message the bot sent: by its platform id, or by the
+    `track` key of a SendMessage (resolved when the edit is delivered, so an
+    edit may be queued before the message it changes has gone out)."""
+
     kind: Literal["edit"] = "edit"
     chat: ChatRef
-    message_id: str
     text: RichText
+    message_id: str | None = None
+    track: str | None = None
     choices: tuple[Choice, ...] = ()
 
 
@@ -103,3 +108,27 @@ def load_action(data: str) -> Action:
 
 def platform_of(action: Action) -> str:
     return action.user.platform if isinstance(action, DirectMessage) else action.chat.platform
+
+
+def lane_of(action: Action) -> tuple[str, str]:
+    """Where an action goes, for keeping order: a chat, or a member's private chat."""
+    if isinstance(action, DirectMessage):
+        return action.user.platform, f"user:{action.user.user_id}"
+    return action.chat.platform, action.chat.chat_id
+
+
+def target_of(action: Action) -> str | None:
+    """The message an edit changes, or the tracked message a send will be: edits of
+    one target supersede each other, and wait for its send."""
+    if isinstance(action, EditMessage):
+        return f"{action.chat.platform}:{action.chat.chat_id}:{action.track or action.message_id}"
+    if isinstance(action, SendMessage) and action.track:
+        return f"{action.chat.platform}:{action.chat.chat_id}:{action.track}"
+    return None
+
+
+class Outgoing(NamedTuple):
+    """An action as recorded in the outbox: its row id and the action."""
+
+    id: int
+    action: Action

@@ -18,12 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot import outbox
-from bot.actions import Acknowledge, Action, EditMessage, SendMessage
+from bot.actions import Acknowledge, Action, EditMessage, Outgoing, SendMessage
 from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
-from bot.events import ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
+from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
 from bot.governance import proposals as rules
 from bot.governance import roles
 from bot.governance.proposals import RuleViolation
@@ -57,13 +57,18 @@ class Core:
     # inbound ----------------------------------------------------------------
 
     def handle(self, event: Inbound) -> list[Action]:
+        """Apply one event; the actions it caused are recorded in the outbox and returned."""
+        return [item.action for item in self.intake(event)]
+
+    def intake(self, event: Inbound) -> list[Outgoing]:
+        """Apply one event; returns the outbox rows its actions were recorded as."""
         if isinstance(event, CommandMessage):
             return self._command(event)
         if isinstance(event, ChoiceMade):
             return self._choice(event)
         return self._membership(event)
 
-    def _command(self, event: CommandMessage) -> list[Action]:
+    def _command(self, event: CommandMessage) -> list[Outgoing]:
         invocation = self.registry.parse_invocation(event.text, require_prefix=not event.is_private,
                                                     bot_username=event.bot_username)
         if invocation is None:
@@ -80,7 +85,7 @@ class Core:
             return self._refuse(event, f"I don't know the command “{invocation.name}”.{hint}")
         return self._run(event, invocation, prefix, tapped=False)
 
-    def _choice(self, event: ChoiceMade) -> list[Action]:
+    def _choice(self, event: ChoiceMade) -> list[Outgoing]:
         invocation = self.registry.parse_invocation(event.payload, require_prefix=False)
         if invocation is None or invocation.command is None or invocation.command.name != "vote":
             log.warning("ignored a choice with an unknown payload %r", event.payload[:64])
@@ -91,7 +96,7 @@ class Core:
             return self._retract(event, invocation)
         return self._run(message, invocation, self.prefix_for(event.chat.platform), tapped=True)
 
-    def _run(self, event: CommandMessage, invocation: Invocation, prefix: str, tapped: bool) -> list[Action]:
+    def _run(self, event: CommandMessage, invocation: Invocation, prefix: str, tapped: bool) -> list[Outgoing]:
         command = invocation.command
         if command.where == "group" and event.is_private:
             return self._refuse(event, f"{prefix}{command.name} works in a group chat, where everyone can see it.")
@@ -106,6 +111,7 @@ class Core:
                     roles.require_role(session, ctx.group_id, getattr(ctx.settings, command.gate), ctx.member_id,
                                        command.task, prefix)
                 command.handler(ctx, **arguments)
+                outgoing = outbox.add_all(session, ctx.actions, group_id=ctx.group_id, now=now)
         except Replayed:
             return []
         except CommandError as error:
@@ -119,7 +125,7 @@ class Core:
                                 tapped=tapped)
         for callback in ctx.after_commit:
             callback()
-        return ctx.actions
+        return outgoing
 
     def _context(self, session: Session, event: CommandMessage, prefix: str, now: datetime,
                  tapped: bool) -> Context:
@@ -134,7 +140,7 @@ class Core:
             ctx.member_id = member if isinstance(member, int) else member.id
         return ctx
 
-    def _retract(self, event: ChoiceMade, invocation: Invocation) -> list[Action]:
+    def _retract(self, event: ChoiceMade, invocation: Invocation) -> list[Outgoing]:
         now = self.clock.now()
         try:
             arguments = invocation.command.parse(invocation.arguments)
@@ -159,15 +165,21 @@ class Core:
         except IntegrityError:
             raise Replayed from None
 
-    def _refuse(self, event: CommandMessage, message: str, command=None, tapped: bool = False) -> list[Action]:
+    def _refuse(self, event: CommandMessage, message: str, command=None, tapped: bool = False) -> list[Outgoing]:
         """Reply with what was wrong (and the right form); record the event so a replay stays quiet.
 
         A refused tap is answered privately (a toast), not in front of the group."""
+        action = self._refusal(event, message, command, tapped)
+        now = self.clock.now()
         try:
             with self.db.transaction() as session:
-                self._claim(session, event.chat.platform, event.event_id, self.clock.now())
+                self._claim(session, event.chat.platform, event.event_id, now)
+                group_id = None if event.is_private else self.directory.group_id_for(session, event.chat)
+                return [outbox.add(session, action, group_id=group_id, now=now)]
         except Replayed:
             return []
+
+    def _refusal(self, event: CommandMessage, message: str, command, tapped: bool) -> Action:
         if command is not None:  # the parser's messages are sentence fragments
             message = message[:1].upper() + message[1:]
         if not message.endswith((".", "?", "!")):
@@ -178,10 +190,10 @@ class Core:
             text.line("Usage: ", code(command.usage(prefix)))
             text.line("Example: ", code(prefix + command.example))
         if tapped:
-            return [Acknowledge(chat=event.chat, event_id=event.event_id, text=text.build(), problem=True)]
-        return [SendMessage(chat=event.chat, text=text.build(), reply_to=event.event_id)]
+            return Acknowledge(chat=event.chat, event_id=event.event_id, text=text.build(), problem=True)
+        return SendMessage(chat=event.chat, text=text.build(), reply_to=event.event_id)
 
-    def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Action]:
+    def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Outgoing]:
         now = self.clock.now()
         after_commit: list = []
         try:
@@ -205,36 +217,46 @@ class Core:
             callback()
         return []
 
-    # bot messages and announcements -----------------------------------------
-
-    def remember_message(self, chat, key: str, message_id: str) -> None:
-        """The delivery layer reports the platform id of a tracked message (for later edits)."""
-        with self.db.transaction() as session:
-            group_id = self.directory.group_id_for(session, chat)
-            if group_id is not None:
-                self.directory.remember_message(session, group_id, key, message_id)
+    # the outbox: what the delivery layer asks ------------------------------
 
     def refresh_card_later(self, session: Session, group: Group, proposal: Proposal) -> None:
         """Queue an edit of a closed proposal's message: final tally, buttons removed."""
-        message_id = self.directory.message_id(session, group.id, f"proposal:{proposal.number}")
-        if message_id is None:
-            return
         author = session.get(Member, proposal.author_id)
         settings = self.directory.settings(session, group.id)
         text = proposal_card(proposal, author.display_name, rules.counts(session, proposal), self.clock.now(),
                              settings.timezone, self.prefix_for(group.platform))
         outbox.record(session, key=f"proposal:{proposal.id}:final-card", group_id=group.id, now=self.clock.now(),
-                      action=EditMessage(chat=self.directory.chat_of(group), message_id=message_id, text=text))
+                      action=EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}",
+                                         text=text))
 
-    def pending_announcements(self, platforms: list[str], limit: int = 100) -> list[tuple[int, Action]]:
+    def pending_outbox(self, platforms: list[str], after: int = 0, limit: int = 500) -> list[Outgoing]:
         with self.db.transaction() as session:
-            return outbox.pending(session, platforms, limit)
+            return outbox.pending(session, platforms, limit, after)
 
-    def announcement_sent(self, announcement_id: int) -> None:
+    def delivered(self, ids: list[int], tracked: list[tuple[ChatRef, str, str]] = ()) -> None:
+        """Mark actions sent; tracked messages' platform ids are kept in the same transaction (for edits)."""
         with self.db.transaction() as session:
-            outbox.mark_sent(session, announcement_id, self.clock.now())
+            outbox.mark_sent(session, ids, self.clock.now())
+            for chat, key, message_id in tracked:
+                group_id = self.directory.group_id_for(session, chat)
+                if group_id is not None:
+                    self.directory.remember_message(session, group_id, key, message_id)
 
-    def announcement_failed(self, announcement_id: int) -> None:
+    def delivery_failed(self, item_id: int, error: str, permanent: bool, max_attempts: int) -> int:
+        """Count a failed attempt; the last one allowed, or a permanent error, marks the action
+        failed for good. Returns the attempts so far."""
         with self.db.transaction() as session:
-            outbox.mark_failed(session, announcement_id)
+            attempts = outbox.mark_attempt(session, item_id, error)
+            if permanent or attempts >= max_attempts:
+                outbox.mark_failed(session, item_id, error, self.clock.now())
+            return attempts
 
+    def tracked_message(self, chat: ChatRef, key: str) -> str | None:
+        """The platform id of a tracked message, once it was sent."""
+        with self.db.transaction() as session:
+            group_id = self.directory.group_id_for(session, chat)
+            return None if group_id is None else self.directory.message_id(session, group_id, key)
+
+    def awaits_send(self, target: str) -> bool:
+        with self.db.transaction() as session:
+            return outbox.is_pending_send(session, target)

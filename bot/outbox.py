@@ -1,49 +1,90 @@
-"""Announcements the bot makes unprompted go through an outbox.
+"""The outbox: the one way out for everything the bot says or does in a chat.
 
-They are recorded in the same transaction as the change they announce,
-under a dedupe key, and marked sent only after the adapter confirmed. So an
-announcement is never created twice, and a crash between recording and
-sending re-sends it once at start-up instead of losing it.
+Every action is recorded in the same transaction as the change that caused
+it, and marked sent only after its platform confirmed. So nothing is said
+about a change that was rolled back, and a crash between the commit and the
+send delivers the action after the restart instead of losing it.
+Announcements carry a dedupe key, so the same announcement is never created
+twice; a pending edit of a message replaces the older pending edit of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
 from sqlmodel import Session
 
-from bot.actions import Action, dump_action, load_action
-from storage.models import Announcement, Group
+from bot.actions import Action, Outgoing, dump_action, lane_of, load_action, target_of
+from storage.models import OutboxItem
+
+_TABLE = OutboxItem.__table__
+_PENDING = and_(_TABLE.c.sent_at.is_(None), _TABLE.c.failed_at.is_(None))
+# Built once: they run for nearly every event.
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_SUPERSEDE = delete(_TABLE).where(_PENDING, _TABLE.c.kind == "edit", _TABLE.c.target == bindparam("target"))
+
+
+def _row(action: Action, group_id: int | None, now: datetime, key: str | None) -> dict:
+    return {"group_id": group_id, "platform": lane_of(action)[0], "kind": action.kind,
+            "target": target_of(action), "dedupe_key": key, "action": dump_action(action),
+            "created_at": now, "attempts": 0}
+
+
+def add(session: Session, action: Action, *, group_id: int | None, now: datetime,
+        key: str | None = None) -> Outgoing:
+    """Record one action; an edit drops the older pending edit of the same message."""
+    row = _row(action, group_id, now, key)
+    connection = session.connection()
+    if action.kind == "edit":
+        connection.execute(_SUPERSEDE, {"target": row["target"]})
+    return Outgoing(connection.execute(_INSERT, row).scalar_one(), action)
+
+
+def add_all(session: Session, actions: Iterable[Action], *, group_id: int | None, now: datetime) -> list[Outgoing]:
+    return [add(session, action, group_id=group_id, now=now) for action in actions]
 
 
 def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime) -> bool:
     """Queue an announcement unless one with this key exists; True if queued."""
-    exists = session.scalar(select(Announcement.id).where(Announcement.dedupe_key == key))
-    if exists is not None:
+    if session.scalar(select(exists().where(_TABLE.c.dedupe_key == key))):
         return False
-    session.add(Announcement(group_id=group_id, dedupe_key=key, action=dump_action(action), created_at=now))
+    add(session, action, group_id=group_id, now=now, key=key)
     return True
 
 
-def pending(session: Session, platforms: list[str], limit: int = 100) -> list[tuple[int, Action]]:
-    """Unsent announcements for groups on the given platforms (others wait for their adapter)."""
-    rows = session.scalars(
-        select(Announcement).join(Group, Group.id == Announcement.group_id)
-        .where(Announcement.sent_at.is_(None), Group.platform.in_(platforms))
-        .order_by(Announcement.id).limit(limit)
-    )
-    return [(row.id, load_action(row.action)) for row in rows]
+def pending(session: Session, platforms: list[str], limit: int = 500,
+            after: int = 0) -> list[Outgoing]:
+    """Undelivered actions for the given platforms, oldest first (others wait for their adapter)."""
+    rows = session.execute(
+        select(_TABLE.c.id, _TABLE.c.action).where(_PENDING, _TABLE.c.platform.in_(platforms), _TABLE.c.id > after)
+        .order_by(_TABLE.c.id).limit(limit))
+    return [Outgoing(row.id, load_action(row.action)) for row in rows]
 
 
-def mark_sent(session: Session, announcement_id: int, now: datetime) -> None:
-    row = session.get(Announcement, announcement_id)
-    if row is not None and row.sent_at is None:
-        row.sent_at = now
-        row.attempts += 1
+def is_pending_send(session: Session, target: str) -> bool:
+    """Is the tracked message an edit waits for still on its way?"""
+    return bool(session.scalar(select(exists().where(_PENDING, _TABLE.c.kind != "edit",
+                                                     _TABLE.c.target == target))))
 
 
-def mark_failed(session: Session, announcement_id: int) -> None:
-    row = session.get(Announcement, announcement_id)
-    if row is not None:
-        row.attempts += 1
+def mark_sent(session: Session, ids: Iterable[int], now: datetime) -> None:
+    ids = list(ids)
+    for start in range(0, len(ids), 500):  # keep the IN list within every backend's parameter limit
+        session.connection().execute(
+            update(_TABLE).where(_TABLE.c.id.in_(ids[start:start + 500]), _TABLE.c.sent_at.is_(None))
+            .values(sent_at=now, attempts=_TABLE.c.attempts + 1))
+
+
+def mark_attempt(session: Session, item_id: int, error: str) -> int:
+    """Count a failed attempt; returns the attempts so far."""
+    session.connection().execute(update(_TABLE).where(_TABLE.c.id == item_id)
+                                 .values(attempts=_TABLE.c.attempts + 1, error=error[:1000]))
+    return session.scalar(select(_TABLE.c.attempts).where(_TABLE.c.id == item_id)) or 0
+
+
+def mark_failed(session: Session, item_id: int, error: str, now: datetime) -> None:
+    """Give up on an action for good (the reason stays with it); its chat's queue moves on."""
+    session.connection().execute(update(_TABLE).where(_TABLE.c.id == item_id, _TABLE.c.sent_at.is_(None))
+                                 .values(failed_at=now, error=error[:1000]))

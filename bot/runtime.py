@@ -35,34 +35,40 @@ class Runtime:
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._worker, partial(function, *args))
 
-    async def handle(self, event: Inbound) -> None:
-        """The sink adapters feed: apply the event, deliver the replies, re-arm the wake-up."""
-        actions = await self.call(self.core.handle, event)
-        await self.delivery.perform(actions)
-        if actions:
+    async def handle(self, event: Inbound, platform: str | None = None) -> None:
+        """The sink adapters feed: apply the event (its replies are in the outbox when this
+        commits), deliver them, re-arm the wake-up. An adapter confirms the event to its
+        platform only after this returned."""
+        if platform is not None:
+            await self.delivery.open(platform)  # the adapter is receiving, so it can send too
+        outgoing = await self.call(self.core.intake, event)
+        await self.delivery.submit(outgoing)
+        if outgoing:
             self.scheduler.wake_at(await self.call(jobs.next_due, self.core))
 
     async def run_due(self) -> datetime | None:
-        """Do the due work, send what it announced, and say when to look next."""
+        """Do the due work, deliver what it announced, and say when to look next."""
         await self.call(jobs.run_due_work, self.core)
-        await self.delivery.flush_announcements()
+        await self.delivery.pull()
         return await self.call(jobs.next_due, self.core)
 
     async def start(self) -> None:
-        # Overdue work first (deadlines that passed while the bot was down), once,
-        # and announcements a crash left unsent.
+        # Overdue work first (deadlines that passed while the bot was down), once; then
+        # everything a crash left in the outbox is queued ahead of new replies.
         next_due = await self.run_due()
         self.scheduler.start()
         self.scheduler.wake_at(next_due)
         for adapter in self.adapters:
-            await adapter.start(self.handle)
+            await adapter.start(partial(self.handle, platform=adapter.platform))
+            await self.delivery.open(adapter.platform)
 
     async def stop(self) -> None:
-        await self.delivery.drain()  # replies still waiting for a rate limit go out first
+        await self.delivery.drain()  # what is queued goes out while the adapters can still send
         for adapter in self.adapters:
             try:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping %s failed", adapter.platform)
         await self.scheduler.shutdown()
+        await self.delivery.close()  # anything that came in meanwhile stays in the outbox for next time
         self._worker.shutdown(wait=True)

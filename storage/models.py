@@ -135,23 +135,42 @@ class ProcessedEvent(SQLModel, table=True):
     processed_at: datetime = _when()
 
 
-class Announcement(SQLModel, table=True):
-    """The outbox: unprompted messages are recorded before they are sent.
+class OutboxItem(SQLModel, table=True):
+    """The outbox: the one way out. Every action the bot takes in a chat (replies,
+    acknowledgements, card edits, direct messages, images, files, announcements)
+    is written here in the same transaction as the change that caused it, and
+    delivered from here.
 
-    `dedupe_key` makes creating the same announcement twice impossible;
-    `sent_at` stays empty until the adapter confirmed, so a crash in between
-    sends it again once at start-up rather than never.
+    `sent_at` stays empty until the platform confirmed, so a crash in between
+    delivers it after the restart instead of losing it; `failed_at` and `error`
+    record an action the platform refused for good. `dedupe_key` (announcements
+    only) makes creating the same announcement twice impossible. `target` names
+    the message an edit changes (or a tracked message will be), so only the
+    newest pending edit of a message is kept.
     """
 
-    __tablename__ = "announcements"
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "platform", "id", sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+              postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
+        Index("ix_outbox_pending_target", "target", sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+              postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
+        # Ids are never reused (a superseded edit is deleted): the delivery layer tells rows apart by id.
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     group_id: int | None = Field(default=None, foreign_key="groups.id", index=True)
-    dedupe_key: str = Field(max_length=255, unique=True)
+    platform: str = Field(max_length=32)
+    kind: str = Field(max_length=8)  # the action's kind: send, edit, ack, image, file, dm
+    target: str | None = Field(default=None, max_length=400)
+    dedupe_key: str | None = Field(default=None, max_length=255, unique=True)
     action: str = Field(sa_column=Column(Text, nullable=False))  # JSON of a bot.actions.Action
     created_at: datetime = _when()
-    sent_at: datetime | None = _when(nullable=True, index=True)
+    sent_at: datetime | None = _when(nullable=True)
+    failed_at: datetime | None = _when(nullable=True)
     attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class BotMessage(SQLModel, table=True):

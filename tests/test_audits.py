@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.actions import load_action
 from bot.clock import ManualClock
 from bot.events import ChatRef, CommandMessage, UserRef
-from storage.models import Announcement, Audit, AuditEntry
+from storage.models import Audit, AuditEntry, OutboxItem
 from tests.harness import START, Room
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +36,7 @@ async def join_all(room):
 
 def announcement(room, key):
     with room.core.db.transaction() as session:
-        row = session.scalars(select(Announcement).where(Announcement.dedupe_key == key)).one()
+        row = session.scalars(select(OutboxItem).where(OutboxItem.dedupe_key == key)).one()
         return load_action(row.action)
 
 

@@ -5,6 +5,7 @@ and the console stops cleanly on Ctrl-C or SIGTERM."""
 import asyncio
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,13 @@ async def test_shutdown_lets_the_run_in_progress_finish(caplog):
     assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
 
 
+def quiet(err: str) -> str:
+    """stderr without asyncio's slow-callback notes (-X dev reports any step over 0.1 s: on a
+    busy shared machine start-up's garbage collection can be one; it says nothing about exiting)."""
+    return "".join(line for line in err.splitlines(keepends=True)
+                   if not re.match(r"WARNING asyncio: Executing <.*> took [0-9.]+ seconds", line))
+
+
 def console(tmp_path, *args, **popen):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-X", "dev", "-m", "bot.cli", "console", "--db", str(tmp_path / "c.db"),
@@ -53,7 +61,7 @@ def test_a_script_ending_after_an_audit_report_exits_cleanly(tmp_path):
     assert process.returncode == 0, err
     assert "Auditor: alice." in out
     assert "Traceback" not in err and "CancelledError" not in err, err
-    assert err == ""  # -X dev would also show tasks destroyed while pending, unclosed resources
+    assert quiet(err) == ""  # -X dev would also show tasks destroyed while pending, unclosed resources
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -71,4 +79,4 @@ def test_the_interactive_console_stops_cleanly_on_a_signal(tmp_path, signum):
         process.kill()
         process.communicate()
     assert returncode == 0, err
-    assert err == "", err
+    assert quiet(err) == "", err

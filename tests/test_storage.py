@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from storage.db import Database
-from storage.models import Announcement, Ballot, Group, Member, ProcessedEvent, Proposal
+from storage.models import Ballot, Group, Member, OutboxItem, ProcessedEvent, Proposal
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -64,10 +64,12 @@ def test_proposal_numbers_and_announcement_keys_are_unique(db):
             session.add(Proposal(group_id=group_id, number=1, title="again", author_id=member_id, rule="majority",
                                  quorum="0", opened_at=NOW, closes_at=NOW))
     with db.transaction() as session:
-        session.add(Announcement(dedupe_key="proposal:1:outcome", action="{}", created_at=NOW))
+        session.add(OutboxItem(dedupe_key="proposal:1:outcome", platform="console", kind="send", action="{}",
+                               created_at=NOW))
     with pytest.raises(IntegrityError):
         with db.transaction() as session:
-            session.add(Announcement(dedupe_key="proposal:1:outcome", action="{}", created_at=NOW))
+            session.add(OutboxItem(dedupe_key="proposal:1:outcome", platform="console", kind="send", action="{}",
+                               created_at=NOW))
 
 
 def test_times_come_back_aware_and_in_utc(db):

@@ -56,7 +56,6 @@ from nio import (
     WhoamiResponse,
 )
 
-from adapters.edits import CoalescedEdits
 from adapters.matrix.html import edit_content, message_content, read_text
 from adapters.matrix.state import AdapterState, Login, VoteReaction
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
@@ -80,13 +79,23 @@ SYNC_FILTER = {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 
 GAP_PAGE, GAP_LIMIT = 100, 5000  # events fetched per request, and at most, to fill a gap in a sync
 
 
+# Refusals a retry cannot change: the bot may not post there, the room or event is gone, the event is refused.
+PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_TOO_LARGE", "M_BAD_JSON", "M_NOT_JSON",
+                              "M_UNKNOWN_ROOM", "M_INVALID_PARAM", "NOT_IN_ROOM"})
+
+
 class MatrixError(RuntimeError):
     """The homeserver refused a request (after nio's own retries)."""
+
+    def __init__(self, message: str, status_code: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 def _ok(response: Any, kind: type) -> Any:
     if not isinstance(response, kind):
-        raise MatrixError(f"{type(response).__name__}: {getattr(response, 'message', response)}")
+        raise MatrixError(f"{type(response).__name__}: {getattr(response, 'message', response)}",
+                          getattr(response, "status_code", None))
     return response
 
 
@@ -128,8 +137,6 @@ class MatrixAdapter:
         # Rooms whose membership changed in the batch being handled: True when someone left.
         self._membership_changed: dict[str, bool] = {}
         self._undecrypted: list[_Undecrypted] = []
-        # A burst of 200 votes becomes a handful of edits of one card.
-        self.edits: CoalescedEdits[str] = CoalescedEdits(edit_delay, self._send_edit)
         self._quiet: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
         self._quiet_tasks: list[asyncio.Task] = []
         # Rooms just joined or created, until a sync brings their state.
@@ -167,7 +174,6 @@ class MatrixAdapter:
                 await asyncio.wait_for(asyncio.shield(self._sync_task), timeout=30)
             except (asyncio.CancelledError, asyncio.TimeoutError):
                 self._sync_task.cancel()
-        await self.flush_edits()
         try:  # reactions still queued; not forever if the homeserver is gone
             await asyncio.wait_for(self._quiet.join(), timeout=10)
         except asyncio.TimeoutError:
@@ -449,11 +455,15 @@ class MatrixAdapter:
 
     # outbound ---------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def is_permanent(error: BaseException) -> bool:
+        return isinstance(error, MatrixError) and error.status_code in PERMANENT_ERRORS
+
     async def perform(self, action: Action) -> str | None:
         if isinstance(action, SendMessage):
             return await self._send_message(action)
         if isinstance(action, EditMessage):
-            self._queue_edit(action)
+            await self._send_edit(action.message_id, action)
         elif isinstance(action, Acknowledge):
             await self._acknowledge(action)
         elif isinstance(action, DirectMessage):
@@ -483,7 +493,7 @@ class MatrixAdapter:
         unknown room is one the bot is not in, and waiting would not help."""
         arriving = self._arriving.get(room_id)
         if arriving is None:
-            raise MatrixError(f"the bot is not in room {room_id}")
+            raise MatrixError(f"the bot is not in room {room_id}", "NOT_IN_ROOM")
         try:
             await asyncio.wait_for(arriving.wait(), timeout)
         except asyncio.TimeoutError:
@@ -602,23 +612,12 @@ class MatrixAdapter:
             content["url"] = uploaded.content_uri
         return await self._send(room_id, content)
 
-    # edits, coalesced ---------------------------------------------------------------------------------------
-
-    def _queue_edit(self, action: EditMessage) -> None:
-        self.edits.queue(action.message_id, action)
+    # edits (the delivery layer coalesces them: only the newest text of a tally goes out) ---------------
 
     async def _send_edit(self, message_id: str, action: EditMessage) -> None:
         if action.choices:
             self.state.save_choices(message_id, {c.symbol: c.payload for c in action.choices if c.symbol})
-        try:
-            await self._send(action.chat.chat_id,
-                             edit_content(message_id, self._with_legend(action.text, action.choices)))
-        except Exception as error:
-            log.warning("edit of %s failed: %s", message_id, error)
-
-    async def flush_edits(self) -> None:
-        """Send every pending edit now (at shutdown, and in tests)."""
-        await self.edits.flush()
+        await self._send(action.chat.chat_id, edit_content(message_id, self._with_legend(action.text, action.choices)))
 
 
 async def exchange_keys(client: AsyncClient) -> None:
