@@ -18,7 +18,11 @@ import argparse
 import cProfile
 import gc
 import random
+import os
+import re
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,7 +67,9 @@ TOPICS = ("Buy a chest freezer for the pantry", "Repaint the meeting room", "Mov
 
 VOTE_TYPES = ("vote (new ballot)", "vote (change)")
 REPLAY = "vote (replay, ignored)"
-DELIVERY = "remember_message (delivery)"
+DELIVERY = "card sent (delivery)"
+MARK_SENT = "outbox: mark sent"
+MARK_EVERY = 10  # events whose actions are marked sent in one transaction (the delivery's group commit)
 
 
 # --------------------------------------------------------------------------
@@ -257,7 +263,7 @@ def workload(cfg: Config, expected: Expected):
             # What the delivery layer does once the platform accepted the card.
             for action in actions:
                 if isinstance(action, SendMessage) and action.track:
-                    return lambda: core.remember_message(action.chat, action.track, f"msg-{k}")
+                    return lambda: core.delivered([], [(action.chat, action.track, f"msg-{k}")])
             return None
 
         yield Op("propose", command(g, author, text), check, after=deliver)
@@ -351,6 +357,7 @@ def run_workload(core, clock: ManualClock, cfg: Config, profiler: cProfile.Profi
     perf = time.perf_counter_ns
     watch = GcWatch()
     gc.callbacks.append(watch)
+    unmarked: list[int] = []
     started = perf()
     for op in workload(cfg, expected):
         handled += 1
@@ -361,8 +368,10 @@ def run_workload(core, clock: ManualClock, cfg: Config, profiler: cProfile.Profi
             profiler.enable()
         gc_before = watch.by_gen[2][0]
         t0 = perf()
-        actions = core.handle(op.event)
+        outgoing = core.intake(op.event)
         t1 = perf()
+        actions = [item.action for item in outgoing]
+        unmarked.extend(item.id for item in outgoing)
         if profiling:
             profiler.disable()
         samples[op.label].append(t1 - t0)
@@ -374,6 +383,11 @@ def run_workload(core, clock: ManualClock, cfg: Config, profiler: cProfile.Profi
             raise BenchFailure(f"{op.label}: {op.event.text if hasattr(op.event, 'text') else op.event!r}\n"
                                f"  -> {problem}")
         edits += sum(isinstance(a, EditMessage) for a in actions)
+        if handled % MARK_EVERY == 0 and unmarked:  # what the delivery layer does once they are out
+            t0 = perf()
+            core.delivered(unmarked)
+            samples[MARK_SENT].append(perf() - t0)
+            unmarked = []
         if op.after is not None:
             deliver = op.after(core, actions)
             if deliver is not None:
@@ -465,7 +479,8 @@ def report(backend: str, cfg: Config, samples, wall: float, handled: int, edits:
         f"({cfg.hot} hot with {cfg.members} ballots), {cfg.votes} votes, seed {SEED}; single thread")
     for line in machine():
         out(line)
-    core_time = sum(s["total"] for label, s in stats.items() if label not in (DELIVERY, "vote (all, new + change)"))
+    core_time = sum(s["total"] for label, s in stats.items()
+                    if label not in (DELIVERY, MARK_SENT, "vote (all, new + change)"))
     out(f"total wall time: {wall:.2f} s for {handled:,} core.handle calls "
         f"(time inside core.handle: {core_time:.2f} s)")
     out(f"overall: {handled / wall:,.0f} commands/s (wall clock, incl. event building and checks)")
@@ -479,8 +494,9 @@ def report(backend: str, cfg: Config, samples, wall: float, handled: int, edits:
         s = stats[label]
         out(f"{label:<32}{s['count']:>8,}{s['rate']:>10,.0f}{s['p50']:>9.2f}{s['p95']:>9.2f}{s['p99']:>9.2f}"
             f"{s['max']:>9.2f}")
-    out(f"({DELIVERY} is Core.remember_message, called as the delivery layer does after a card is sent; "
-        "not counted as a command)")
+    out(f"({DELIVERY} is Core.delivered with the card's platform id, as the delivery layer reports it; "
+        f"{MARK_SENT} marks the actions of {MARK_EVERY} events sent in one transaction; neither is a command, "
+        "both are in the wall time)")
     out("")
     votes = stats.get("vote (all, new + change)")
     hot = stats.get(f"proposal <#> ({cfg.members} ballots)")
@@ -553,6 +569,54 @@ def bench_backend(backend: str, cfg: Config, profile_path: str | None, profile_a
             tmp.cleanup()
 
 
+def _without_compare(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--compare", "--rounds"):
+            skip = True
+        elif not arg.startswith(("--compare=", "--rounds=")):
+            kept.append(arg)
+    return kept
+
+
+VOTE_LINE = re.compile(r"vote commands/s: ([\d,]+) \(p50 ([\d.]+) ms, p99 ([\d.]+) ms\)")
+
+
+def compare(rev: str, rounds: int, argv: list[str]) -> int:
+    """Before/after in one run on one machine: REV's benchmark (a git worktree) and this one,
+    alternately, so a machine that gets busier affects both alike."""
+    figures: dict[str, list[tuple[float, float]]] = {rev: [], "this tree": []}
+    with tempfile.TemporaryDirectory(prefix="commons-bench-rev-") as tmp:
+        worktree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), rev],
+                       check=True, capture_output=True)
+        try:
+            for round_ in range(rounds):
+                for name, tree in ((rev, worktree), ("this tree", ROOT)):
+                    run = subprocess.run([sys.executable, str(tree / "bench" / "run.py"), *argv], cwd=tree,
+                                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
+                    match = VOTE_LINE.search(run.stdout)
+                    if run.returncode != 0 or match is None:
+                        print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
+                        raise SystemExit(f"the benchmark of {name} failed")
+                    rate, p99 = float(match[1].replace(",", "")), float(match[3])
+                    figures[name].append((rate, p99))
+                    print(f"round {round_ + 1}, {name}: {rate:,.0f} votes/s, p99 {p99:.2f} ms", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                           capture_output=True)
+    (before_rate, before_p99), (after_rate, after_p99) = (
+        (statistics.median(r for r, _ in runs), statistics.median(p for _, p in runs)) for runs in figures.values())
+    print(f"\nmedian of {rounds} runs each ({' '.join(argv) or 'full size, sqlite'}):")
+    print(f"{'':<14}{'votes/s':>10}{'p99 ms':>9}")
+    print(f"{'before ' + rev[:7]:<14}{before_rate:>10,.0f}{before_p99:>9.2f}")
+    print(f"{'after':<14}{after_rate:>10,.0f}{after_p99:>9.2f}")
+    print(f"{'after/before':<14}{after_rate / before_rate:>10.2f}{after_p99 / before_p99:>9.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="sqlite")
@@ -569,8 +633,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
                         help="skip the gc.freeze() the app does after start-up (to see its effect)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--compare", metavar="REV", help="run REV's bench/run.py and this one alternately, "
+                        "with the same options, and print their vote figures side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="with --compare: runs of each, alternating")
     args = parser.parse_args(argv)
     cfg = make_config(args)
+
+    if args.compare:
+        return compare(args.compare, args.rounds, _without_compare(list(argv if argv is not None else sys.argv[1:])))
 
     if args.backend == "both":
         return common.run_each_backend(__file__, list(argv if argv is not None else sys.argv[1:]))

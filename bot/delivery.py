@@ -98,8 +98,7 @@ class Delivery:
 
     async def _wait_first_attempts(self, items: list[Outgoing]) -> None:
         waits = [self._waiters.setdefault(item.id, asyncio.get_running_loop().create_future())
-                 for item in items if lane_of(item.action)[0] in self._open
-                 and (item.action.kind == "ack" or not self._paced(item.action))]
+                 for item in items if self._awaited(item.action)]
         if waits:
             await asyncio.gather(*waits)
 
@@ -174,6 +173,12 @@ class Delivery:
             self._workers.pop(lane, None)
             if not queue:
                 self._lanes.pop(lane, None)
+
+    def _awaited(self, action: Action) -> bool:
+        """Is an action's first attempt waited for? Not on a closed platform, nor a deferred edit."""
+        if lane_of(action)[0] not in self._open or (action.kind == "edit" and self._edit_delay(action) > 0):
+            return False
+        return action.kind == "ack" or not self._paced(action)
 
     def _adapter(self, action: Action) -> Adapter | None:
         return self.adapters.get(lane_of(action)[0])

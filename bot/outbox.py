@@ -22,7 +22,9 @@ from storage.models import OutboxItem
 _TABLE = OutboxItem.__table__
 _PENDING = and_(_TABLE.c.sent_at.is_(None), _TABLE.c.failed_at.is_(None))
 # Built once: they run for nearly every event.
-_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+# SQLite: the pending-edit unique index turns a newer edit into delete-and-insert in one statement.
+_REPLACE = insert(_TABLE).prefix_with("OR REPLACE").returning(_TABLE.c.id, sort_by_parameter_order=True)
 _SUPERSEDE = delete(_TABLE).where(_PENDING, _TABLE.c.kind == "edit", _TABLE.c.target == bindparam("target"))
 
 
@@ -34,16 +36,30 @@ def _row(action: Action, group_id: int | None, now: datetime, key: str | None) -
 
 def add(session: Session, action: Action, *, group_id: int | None, now: datetime,
         key: str | None = None) -> Outgoing:
-    """Record one action; an edit drops the older pending edit of the same message."""
-    row = _row(action, group_id, now, key)
-    connection = session.connection()
-    if action.kind == "edit":
-        connection.execute(_SUPERSEDE, {"target": row["target"]})
-    return Outgoing(connection.execute(_INSERT, row).scalar_one(), action)
+    """Record one action; an edit replaces the older pending edit of the same message."""
+    [item] = _insert(session, [action], [_row(action, group_id, now, key)])
+    return item
 
 
 def add_all(session: Session, actions: Iterable[Action], *, group_id: int | None, now: datetime) -> list[Outgoing]:
-    return [add(session, action, group_id=group_id, now=now) for action in actions]
+    """Record what one event caused, in one statement (a vote: its acknowledgement and the card edit)."""
+    actions = list(actions)
+    return _insert(session, actions, [_row(action, group_id, now, None) for action in actions]) if actions else []
+
+
+def _insert(session: Session, actions: list[Action], rows: list[dict]) -> list[Outgoing]:
+    # Of several edits of one message in one event, the last one is kept.
+    last_edit = {row["target"]: index for index, row in enumerate(rows) if row["kind"] == "edit"}
+    kept = [index for index, row in enumerate(rows) if row["kind"] != "edit" or last_edit[row["target"]] == index]
+    connection = session.connection()
+    if last_edit and (connection.dialect.name != "sqlite" or any(row["dedupe_key"] for row in rows)):
+        for target in last_edit:
+            connection.execute(_SUPERSEDE, {"target": target})
+        statement = _INSERT
+    else:
+        statement = _REPLACE if last_edit else _INSERT
+    ids = connection.execute(statement, [rows[index] for index in kept]).scalars().all()
+    return [Outgoing(item_id, actions[index]) for item_id, index in zip(ids, kept)]
 
 
 def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime) -> bool:

@@ -155,6 +155,10 @@ class OutboxItem(SQLModel, table=True):
               postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
         Index("ix_outbox_pending_target", "target", sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
               postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
+        # Only the newest pending edit of a message is kept (see bot.outbox).
+        Index("ux_outbox_pending_edit", "target", unique=True,
+              sqlite_where=text("kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL"),
+              postgresql_where=text("kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL")),
         # Ids are never reused (a superseded edit is deleted): the delivery layer tells rows apart by id.
         {"sqlite_autoincrement": True},
     )

@@ -5,11 +5,13 @@ from datetime import datetime, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from storage.db import Database
+from bot import outbox
+from storage.db import Database, alembic_config
 from storage.models import Ballot, Group, Member, OutboxItem, ProcessedEvent, Proposal
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -97,3 +99,30 @@ def test_sqlite_runs_in_wal_mode(sqlite_url):
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     database.dispose()
+
+
+def test_announcements_queued_before_the_outbox_migration_are_kept_once(database_url):
+    """0005 moves the old announcements table into the outbox: an unsent announcement is still
+    delivered after the upgrade, a sent one is never sent again, and keys stay unique."""
+    database = Database(database_url)
+    try:
+        with database.engine.begin() as connection:
+            config = alembic_config(database_url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")  # back to before the outbox (its downgrade works too)
+            connection.execute(text("INSERT INTO groups (platform, chat_id, created_at, reported_member_count) "
+                                    "VALUES ('telegram', '-100', :now, 0)"), {"now": NOW.replace(tzinfo=None)})
+            action = ('{"kind": "send", "chat": {"platform": "telegram", "chat_id": "-100"}, '
+                      '"text": {"html": "<b>#1 Rent</b>: passed", "mentions": []}}')
+            for key, sent in (("proposal:1:outcome", None), ("proposal:0:outcome", NOW.replace(tzinfo=None))):
+                connection.execute(text(
+                    "INSERT INTO announcements (group_id, dedupe_key, action, created_at, sent_at, attempts) "
+                    "VALUES (1, :key, :action, :now, :sent, 0)"), {"key": key, "action": action,
+                                                                   "now": NOW.replace(tzinfo=None), "sent": sent})
+        database.upgrade()
+        with database.transaction() as session:
+            [pending] = outbox.pending(session, ["telegram"])
+            assert pending.action.text.plain() == "#1 Rent: passed"
+            assert not outbox.record(session, key="proposal:0:outcome", action=pending.action, group_id=1, now=NOW)
+    finally:
+        database.dispose()

@@ -18,6 +18,7 @@ branch_labels = None
 depends_on = None
 
 PENDING = sa.text("sent_at IS NULL AND failed_at IS NULL")
+PENDING_EDIT = sa.text("kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL")
 
 
 def upgrade() -> None:
@@ -45,6 +46,8 @@ def upgrade() -> None:
                               sqlite_where=PENDING, postgresql_where=PENDING)
         batch_op.create_index('ix_outbox_pending_target', ['target'], unique=False,
                               sqlite_where=PENDING, postgresql_where=PENDING)
+        batch_op.create_index('ux_outbox_pending_edit', ['target'], unique=True,
+                              sqlite_where=PENDING_EDIT, postgresql_where=PENDING_EDIT)
     _copy_announcements()
     op.drop_table('announcements')
 
