@@ -11,18 +11,20 @@ Inbound: a pill in a member's message stands for a user id, so it is read as
 
 from __future__ import annotations
 
+import logging
 import re
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, unquote
 
-from bot.render.text import MENTION_SCHEME, RichText
+from bot.render.text import MENTION, MENTION_SCHEME, RichText, mentioned
+
+log = logging.getLogger(__name__)
 
 MATRIX_TO = "https://matrix.to/#/"
 HTML_FORMAT = "org.matrix.custom.html"
 # Events are limited to 64 KiB; keep text well under it (body and formatted_body both count).
 MAX_TEXT = 24_000
-_MENTION = re.compile(rf'<a href="{MENTION_SCHEME}(\d+)">')
 _PRE = re.compile(r"(<pre>.*?</pre>)", re.DOTALL)
 
 
@@ -30,18 +32,33 @@ def pill(user_id: str) -> str:
     return MATRIX_TO + quote(user_id, safe="@:")
 
 
+def _pill_link(match: re.Match) -> str:
+    user, name = mentioned(match)
+    return f'<a href="{pill(user.user_id)}">{name}</a>'
+
+
 def to_matrix_html(text: RichText) -> str:
-    html = _MENTION.sub(lambda match: f'<a href="{pill(text.mentions[int(match[1])].user_id)}">', text.html)
+    html = MENTION.sub(_pill_link, text.html)
+    if f'href="{MENTION_SCHEME}' in html:
+        raise ValueError("a mention link that is not in the form mention() writes")
     # Outside <pre>, a newline is a line break.
     return "".join(part if part.startswith("<pre>") else part.replace("\n", "<br>") for part in _PRE.split(html))
 
 
 def message_content(text: RichText, msgtype: str = "m.notice") -> dict[str, Any]:
-    """An `m.room.message` content with body, formatted_body and `m.mentions`."""
-    body, formatted = text.plain(), to_matrix_html(text)
-    if len(formatted) > MAX_TEXT:
-        body = body[:MAX_TEXT] + "\n…"
+    """An `m.room.message` content with body, formatted_body and `m.mentions`.
+
+    If the HTML cannot be rendered, the plain fallback goes out alone rather than nothing."""
+    body = text.plain()
+    try:
+        formatted = to_matrix_html(text)
+    except Exception:
+        log.exception("could not render a message as Matrix HTML; sending its plain text")
         formatted = None
+    if formatted is not None and len(formatted) > MAX_TEXT:
+        formatted = None
+    if len(body) > MAX_TEXT:
+        body = body[:MAX_TEXT] + "\n…"
     content: dict[str, Any] = {"msgtype": msgtype, "body": body}
     if formatted is not None:
         content |= {"format": HTML_FORMAT, "formatted_body": formatted}

@@ -17,7 +17,7 @@ from bot.commands.registry import Flag, Option, Positional, tokenize
 from bot.context import Context
 from bot.governance import needs
 from bot.render.needs import cancelled, claimed, listing, met, posted, private_receipt, private_update, unclaimed
-from bot.render.text import TextBuilder, code, escape
+from bot.render.text import TextBuilder, code, escape, mention
 from storage.models import Member, Need
 
 GROUP = Option("group", Text("group", max_length=120), label="<name or #>")
@@ -104,10 +104,10 @@ def claim(ctx: Context, number: int, offer: int | None) -> None:
     matched = needs.find(ctx.session, ctx.group_id, offer, needs.OFFER) if offer is not None else None
     needs.claim(ctx.session, item, ctx.member_id, ctx.now, matched)
     author = ctx.session.get(Member, item.author_id)
-    mention = None
+    author_mention = None
     if not item.anonymous and author.id != ctx.member_id:
-        mention = TextBuilder().mention(ctx.user_of(author), author.display_name)
-    ctx.reply(claimed(item, ctx.sender_name, matched, mention))
+        author_mention = mention(ctx.user_of(author), author.display_name)
+    ctx.reply(claimed(item, ctx.sender_name, matched, author_mention))
     _tell_author(ctx, item, f"{ctx.sender_name} claimed it and will help. You can reach them in the group.")
 
 

@@ -23,7 +23,7 @@ from bot.render.proposals import (
     voters_list,
     when,
 )
-from bot.render.text import RichText, TextBuilder, b, escape, i, plain
+from bot.render.text import RichText, TextBuilder, b, escape, i, join, mention, plain
 from storage.models import Proposal
 
 MAX_TITLE = 200
@@ -120,7 +120,7 @@ def show(ctx: Context, number: int) -> None:
     decision = rules.decision_of(ctx.session, proposal)
     if decision is not None:
         lines.append(outcome_headline(proposal, decision))
-    ctx.reply(RichText(html=text.html + "\n" + "\n".join(lines), mentions=text.mentions))
+    ctx.reply(join([text, *lines]))
 
 
 @command("withdraw", summary="withdraw your own open proposal", example="withdraw 3",
@@ -156,7 +156,7 @@ def remind(ctx: Context, number: int) -> None:
         ctx.reply(plain(f"Everyone the bot knows in this group has voted on #{number}."))
         return
     text = TextBuilder()
-    names = ", ".join(text.mention(ctx.user_of(m), m.display_name) for m in missing[:MAX_MENTIONS])
+    names = ", ".join(mention(ctx.user_of(m), m.display_name) for m in missing[:MAX_MENTIONS])
     more = f" and {len(missing) - MAX_MENTIONS} more" if len(missing) > MAX_MENTIONS else ""
     text.line(f"⏰ {names}{more}: #{number} {b(proposal.title)} closes "
               f"{relative(proposal.closes_at, ctx.now)}.")
@@ -190,11 +190,8 @@ def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None)
 
 
 def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> None:
-    """Edit the proposal's message so its tally stays current (adapters batch the edits)."""
-    message_id = ctx.directory.message_id(ctx.session, ctx.group_id, message_key(proposal))
-    if message_id is None:
-        return
+    """Edit the proposal's message so its tally stays current (the outbox keeps only the newest edit)."""
     keep_buttons = vote_choices(proposal) if proposal.status == rules.OPEN else ()
-    ctx.actions.append(EditMessage(chat=ctx.chat, message_id=message_id, text=card(ctx, proposal, counts),
+    ctx.actions.append(EditMessage(chat=ctx.chat, track=message_key(proposal), text=card(ctx, proposal, counts),
                                    choices=keep_buttons))
 

@@ -17,7 +17,7 @@ from bot.events import UserRef
 from bot.governance import audits
 from bot.render.common import when
 from bot.render.needs import short, waited
-from bot.render.text import RichText, TextBuilder, b, code, escape, i
+from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention
 from storage.models import Audit, AuditEntry, Member
 
 MAX_NOTES = 3
@@ -41,9 +41,9 @@ def prompt(audit: Audit, auditor: Member | None, platform: str, prefix: str, zon
     text.line("Areas: " + " · ".join(b(area) for area in areas))
     if auditor is not None:
         candidates = len(json.loads(audit.draw_candidates or "[]"))
-        mention = text.mention(UserRef(platform=platform, user_id=auditor.user_id), auditor.display_name)
-        text.line(f"🎲 Auditor, drawn by lot among the {candidates} members who hold no role: {mention}. They check "
-                  "the figures and read the report to the group. "
+        auditor_mention = mention(UserRef(platform=platform, user_id=auditor.user_id), auditor.display_name)
+        text.line(f"🎲 Auditor, drawn by lot among the {candidates} members who hold no role: {auditor_mention}. "
+                  "They check the figures and read the report to the group. "
                   + i(f"(Seed {audit.draw_seed}: SHA-256 of “seed:1” modulo {candidates}, candidates ordered by "
                       "platform id.)"))
     text.line(i(f"I remind you halfway; the report comes at the close, with a chart. Start one early: {prefix}audit"))

@@ -10,7 +10,7 @@ from bot.durations import format_duration
 from bot.events import UserRef
 from bot.governance import roles
 from bot.render.common import relative, when
-from bot.render.text import RichText, TextBuilder, b, code, escape, i, quote
+from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention, quote
 from storage.models import Mandate, Member, Role
 
 
@@ -86,7 +86,7 @@ def handover_block(role: Role) -> str:
 def warning(role: Role, mandate: Mandate, holder: Member, volunteers: list[Member], now: datetime,
             zone: ZoneInfo, prefix: str, user: UserRef) -> RichText:
     text = TextBuilder()
-    text.line(f"⏳ {text.mention(user, holder.display_name)}'s term as {b(role.name)} ends "
+    text.line(f"⏳ {mention(user, holder.display_name)}'s term as {b(role.name)} ends "
               f"{when(mandate.ends_at, zone)} ({relative(mandate.ends_at, now)}).")
     text.line(f"Volunteers for the next term: {names(volunteers)}.")
     text.line(f"To renew: {code(f'{prefix}renew {role.key}')} · to stand: {code(f'{prefix}volunteer {role.key}')}"
