@@ -50,7 +50,7 @@ class ConsoleAdapter:
     async def stop(self) -> None:
         self._sink = None
 
-    async def perform(self, action: Action) -> str | None:
+    async def perform(self, action: Action, key: str | None = None) -> str | None:
         if isinstance(action, SendMessage):
             message_id = f"m{next(self._ids)}"
             private = action.chat.chat_id.startswith(PRIVATE)

@@ -128,7 +128,10 @@ def target_of(action: Action) -> str | None:
 
 
 class Outgoing(NamedTuple):
-    """An action as recorded in the outbox: its row id and the action."""
+    """An action as recorded in the outbox: its row id, the action, and a key that stays the
+    same across retries and restarts but is never shared by two rows, even of two databases
+    (a platform's transaction id is made from it, see `Adapter.perform`)."""
 
     id: int
     action: Action
+    key: str = ""

@@ -82,8 +82,9 @@ class Delivery:
 
     async def submit(self, items: Iterable[Outgoing]) -> None:
         """Deliver what one event caused. Returns once the first attempt of each quiet
-        acknowledgement is over (a button press must be answered promptly) — and of everything,
-        for platforms that are not paced (the console prints its replies before the next line)."""
+        acknowledgement is over where the adapter asks (`acks_inline`: a Telegram button press
+        must be answered) — and of everything, for platforms that are not paced (the console
+        prints its replies before the next line)."""
         await self._queue_and_wait(items)
 
     async def pull(self) -> int:
@@ -178,7 +179,9 @@ class Delivery:
         """Is an action's first attempt waited for? Not on a closed platform, nor a deferred edit."""
         if lane_of(action)[0] not in self._open or (action.kind == "edit" and self._edit_delay(action) > 0):
             return False
-        return action.kind == "ack" or not self._paced(action)
+        if action.kind == "ack":
+            return bool(getattr(self._adapter(action), "acks_inline", False)) or not self._paced(action)
+        return not self._paced(action)
 
     def _adapter(self, action: Action) -> Adapter | None:
         return self.adapters.get(lane_of(action)[0])
@@ -226,7 +229,7 @@ class Delivery:
         while True:
             try:
                 action = await self._resolve(item.action)
-                message_id = await self._perform(action) if action is not None else None
+                message_id = await self._perform(action, item.key) if action is not None else None
             except Exception as error:
                 adapter = self._adapter(item.action)
                 permanent = bool(getattr(adapter, "is_permanent", lambda _: False)(error))
@@ -263,7 +266,7 @@ class Delivery:
             return None
         return action.model_copy(update={"message_id": message_id})
 
-    async def _perform(self, action: Action) -> str | None:
+    async def _perform(self, action: Action, key: str) -> str | None:
         adapter = self._adapter(action)
         if adapter is None:
             raise LookupError(f"no adapter for platform {lane_of(action)[0]!r}")
@@ -271,13 +274,13 @@ class Delivery:
         if action is None:
             return None
         try:
-            return await adapter.perform(action)
+            return await adapter.perform(action, key=key)
         except Exception:
             if not (isinstance(action, DirectMessage) and action.fallback_chat is not None):
                 raise
             # The platform could not reach the member privately (e.g. no direct room could be opened).
             log.warning("direct message to %s failed; saying it in the group", action.user.user_id, exc_info=True)
-            return await adapter.perform(self._in_group(action))
+            return await adapter.perform(self._in_group(action), key=key + ".group")
 
     @staticmethod
     def _in_group(action: DirectMessage) -> SendMessage:

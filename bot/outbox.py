@@ -10,6 +10,7 @@ twice; a pending edit of a message replaces the older pending edit of it.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -31,7 +32,7 @@ _SUPERSEDE = delete(_TABLE).where(_PENDING, _TABLE.c.kind == "edit", _TABLE.c.ta
 def _row(action: Action, group_id: int | None, now: datetime, key: str | None) -> dict:
     return {"group_id": group_id, "platform": lane_of(action)[0], "kind": action.kind,
             "target": target_of(action), "dedupe_key": key, "action": dump_action(action),
-            "created_at": now, "attempts": 0}
+            "created_at": now, "attempts": 0, "token": secrets.token_hex(6)}
 
 
 def add(session: Session, action: Action, *, group_id: int | None, now: datetime,
@@ -59,7 +60,8 @@ def _insert(session: Session, actions: list[Action], rows: list[dict]) -> list[O
     else:
         statement = _REPLACE if last_edit else _INSERT
     ids = connection.execute(statement, [rows[index] for index in kept]).scalars().all()
-    return [Outgoing(item_id, actions[index]) for item_id, index in zip(ids, kept)]
+    return [Outgoing(item_id, actions[index], f"{item_id}.{rows[index]['token']}")
+            for item_id, index in zip(ids, kept)]
 
 
 def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime) -> bool:
@@ -74,9 +76,10 @@ def pending(session: Session, platforms: list[str], limit: int = 500,
             after: int = 0) -> list[Outgoing]:
     """Undelivered actions for the given platforms, oldest first (others wait for their adapter)."""
     rows = session.execute(
-        select(_TABLE.c.id, _TABLE.c.action).where(_PENDING, _TABLE.c.platform.in_(platforms), _TABLE.c.id > after)
+        select(_TABLE.c.id, _TABLE.c.action, _TABLE.c.token)
+        .where(_PENDING, _TABLE.c.platform.in_(platforms), _TABLE.c.id > after)
         .order_by(_TABLE.c.id).limit(limit))
-    return [Outgoing(row.id, load_action(row.action)) for row in rows]
+    return [Outgoing(row.id, load_action(row.action), f"{row.id}.{row.token}") for row in rows]
 
 
 def is_pending_send(session: Session, target: str) -> bool:

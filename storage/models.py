@@ -175,6 +175,9 @@ class OutboxItem(SQLModel, table=True):
     failed_at: datetime | None = _when(nullable=True)
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Random, with the id it makes the row's delivery key: a platform transaction id that a
+    # restored or another database can never repeat.
+    token: str = Field(default="", max_length=16)
 
 
 class BotMessage(SQLModel, table=True):

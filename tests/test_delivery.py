@@ -55,11 +55,11 @@ async def test_replies_go_out_in_order_per_chat_and_a_failure_is_retried_in_plac
         delivery.first_pause = 0.05
         real_perform, failures = adapter.perform, []
 
-        async def flaky(action):
+        async def flaky(action, key=None):
             if len(failures) < 2:
                 failures.append(action.kind)
                 raise ConnectionError("network hiccup")
-            return await real_perform(action)
+            return await real_perform(action, key=key)
 
         adapter.perform = flaky
         await room.say("!propose First closes=1d", as_="alice")
@@ -77,10 +77,10 @@ async def test_a_permanent_refusal_marks_the_action_failed_without_blocking_the_
         adapter = room.session.adapter
         real_perform = adapter.perform
 
-        async def refuse_the_first(action):
+        async def refuse_the_first(action, key=None):
             if "Refused" in action.text.plain():
                 raise PermissionError("the platform refused this message")
-            return await real_perform(action)
+            return await real_perform(action, key=key)
 
         adapter.perform = refuse_the_first
         adapter.is_permanent = lambda error: isinstance(error, PermissionError)
@@ -97,10 +97,10 @@ async def test_after_the_last_attempt_an_action_is_given_up_with_its_reason(data
         delivery.first_pause, delivery.max_attempts = 0.01, 3
         real_perform = adapter.perform
 
-        async def down_for_one(action):
+        async def down_for_one(action, key=None):
             if "Doomed" in action.text.plain():
                 raise TimeoutError("no answer")
-            return await real_perform(action)
+            return await real_perform(action, key=key)
 
         adapter.perform = down_for_one
         await room.say("!propose Doomed closes=1d", as_="alice")

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from nio import crypto
+from nio import AsyncClient, EncryptionError, RoomMessagesError, crypto
 from sqlalchemy import select
 
 from adapters.matrix import MatrixAdapter, MatrixError
@@ -23,7 +23,7 @@ from bot.actions import DirectMessage, SendMessage
 from bot.app import build_core
 from bot.clock import OffsetClock
 from bot.config import DefaultsConfig
-from bot.events import ChatRef, UserRef
+from bot.events import ChatRef, CommandMessage, UserRef
 from bot.render.text import plain
 from bot.runtime import Runtime
 from storage.models import Ballot, Group, Member
@@ -463,3 +463,77 @@ async def test_a_command_buried_under_a_busy_downtime_is_still_handled_once(make
     await alice.wait_for(lambda: any(_replies_to(alice, room, bot_user.user_id, buried)))
     await ask(alice, room, bot_user.user_id, "!proposals")
     assert len(alice.messages(room, bot_user.user_id)) == 3
+
+
+# The sync token is confirmed only after the whole batch was applied ---------------------------
+
+async def test_a_vote_the_core_could_not_apply_is_synced_again_and_counted_once(make_rig, people, bot_user):
+    rig = await make_rig()
+    alice, bob = await people("alice", "bob")
+    bot_id = bot_user.user_id
+    room = await room_with_bot(alice, bot_id, bob)
+    await ask(alice, room, bot_id, "!propose Fix the boiler closes=1d")
+    sink, failed = rig.adapter._sink, []
+
+    async def database_down(event):  # the first three attempts fail, as when the database is unreachable
+        if isinstance(event, CommandMessage) and event.text.startswith("!vote") and len(failed) < 3:
+            failed.append(event.event_id)
+            raise ConnectionError("database unreachable")
+        await sink(event)
+
+    rig.adapter._sink = database_down
+    command = await bob.say(room, "!vote 1 yes")
+    await bob.wait_for(lambda: rig.ballots() == [(bob.user_id, "yes")], timeout=30)
+    assert failed == [command] * 3
+    await ask(alice, room, bot_id, "!proposals")  # everything before it was handled
+    assert reactions(bob, room, command, bot_id) == [ACK_REACTION]
+
+
+async def test_a_gap_that_could_not_be_fetched_is_fetched_again(make_rig, people, bot_user, monkeypatch):
+    rig = await make_rig()
+    [alice] = await people("alice")
+    room = await room_with_bot(alice, bot_user.user_id)
+    await ask(alice, room, bot_user.user_id, "!help")
+    await rig.stop()
+    buried = await alice.say(room, "!propose Open the tool library on Sundays")
+    for number in range(130):  # more than one sync carries: the bot must fetch the gap
+        await alice.say(room, f"chatter {number}")
+    room_messages, refused = AsyncClient.room_messages, []
+
+    async def once_refused(client, *args, **kwargs):
+        if not refused:
+            refused.append(args)
+            return RoomMessagesError("homeserver overloaded", "M_UNKNOWN")
+        return await room_messages(client, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncClient, "room_messages", once_refused)
+    await make_rig()
+    await alice.wait_for(lambda: any(_replies_to(alice, room, bot_user.user_id, buried)), timeout=30)
+    assert refused
+    await ask(alice, room, bot_user.user_id, "!proposals")
+    assert len(alice.messages(room, bot_user.user_id)) == 3
+
+
+async def test_an_encrypted_command_waiting_for_its_key_is_kept_across_a_restart(make_rig, people, bot_user):
+    rig = await make_rig()
+    [alice] = await people("alice")
+    room = await room_with_bot(alice, bot_user.user_id, encrypted=True)
+    await ask(alice, room, bot_user.user_id, "!help")
+    # The bot cannot decrypt for now (as when the room key is late); the sync token moves on.
+    client = rig.adapter.client
+
+    def no_key(*args, **kwargs):
+        raise EncryptionError("no room key yet")
+
+    client.olm._decrypt_megolm_no_error = lambda *args, **kwargs: None
+    client.decrypt_event = no_key
+    before = rig.adapter.state.sync_token()
+    command = await alice.say(room, "!proposals")
+    await alice.wait_for(lambda: rig.adapter.state.undecrypted()
+                         and rig.adapter.state.sync_token() != before, timeout=15)
+    await rig.stop()  # the same as a crash here: the waiting event is in the store already
+    rig = await make_rig()
+    await alice.wait_for(lambda: any(_replies_to(alice, room, bot_user.user_id, command)), timeout=30)
+    await ask(alice, room, bot_user.user_id, "!decisions")
+    assert len(list(_replies_to(alice, room, bot_user.user_id, command))) == 1
+    assert rig.adapter.state.undecrypted() == []

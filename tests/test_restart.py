@@ -57,7 +57,7 @@ async def test_an_adapter_failure_keeps_the_announcement_queued_until_it_goes_th
         adapter = room.session.adapter
         real_perform = adapter.perform
 
-        async def network_down(action):
+        async def network_down(action, key=None):
             raise ConnectionError("homeserver unreachable")
 
         room.session.runtime.delivery.first_pause = 0.05

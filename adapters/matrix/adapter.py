@@ -12,10 +12,17 @@ and actions. Every Matrix quirk lives in this package:
   every client (Element Web, Android, iOS, Element X, FluffyChat…), are edited
   nowhere, and never hide the official tally — which is the edited card;
 - a typed `!vote` is acknowledged with a ✅ reaction on the command; tally
-  edits (`m.replace`) are coalesced per message;
+  edits (`m.replace`) are coalesced by the delivery layer;
+- every event the bot sends carries a transaction id derived from its outbox
+  row, so a send repeated after a crash is recognised by the homeserver and
+  not shown twice;
 - encrypted rooms work through nio's e2e support; keys live in `store_path`;
-- the sync token is saved after a batch is handled; events older than
-  `history_window` (sent while the bot was away) are not acted on;
+- the sync token is saved only after a whole batch was applied: every event
+  handed to the core (which commits before it returns), a `limited` batch's gap
+  fetched, undecryptable events stored until their key comes. When applying
+  fails (the database is down), the batch is synced again from the saved token;
+  events older than `history_window` (sent while the bot was away) are not
+  acted on;
 - network errors and homeserver restarts: nio retries with backoff, and 429s
   wait for `retry_after_ms`.
 """
@@ -24,11 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -60,7 +69,7 @@ from adapters.matrix.html import edit_content, message_content, read_text
 from adapters.matrix.state import AdapterState, Login, VoteReaction
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
-from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft, UserRef
 from bot.render.text import RichText, addressed, escape, join, rich
 
 log = logging.getLogger(__name__)
@@ -73,7 +82,6 @@ GONE = ("leave", "ban")
 DECRYPT_PATIENCE = 120.0  # seconds to wait for a room key that has not arrived yet
 REACTION_MEMORY = 400 * 86400.0
 THREAD_MEMORY = 1000
-QUIET_SENDERS = 4
 # Presence is noise for a bot. A room busier than one sync's timeline comes back `limited`; the gap is fetched.
 SYNC_FILTER = {"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100}}}
 GAP_PAGE, GAP_LIMIT = 100, 5000  # events fetched per request, and at most, to fill a gap in a sync
@@ -82,6 +90,10 @@ GAP_PAGE, GAP_LIMIT = 100, 5000  # events fetched per request, and at most, to f
 # Refusals a retry cannot change: the bot may not post there, the room or event is gone, the event is refused.
 PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_TOO_LARGE", "M_BAD_JSON", "M_NOT_JSON",
                               "M_UNKNOWN_ROOM", "M_INVALID_PARAM", "NOT_IN_ROOM"})
+
+
+# The outbox row being performed: its key and how many events were sent for it (see `perform`).
+_SEND_KEY: ContextVar[tuple[str, Iterator[int]] | None] = ContextVar("matrix_send_key", default=None)
 
 
 class MatrixError(RuntimeError):
@@ -103,7 +115,11 @@ def _ok(response: Any, kind: type) -> Any:
 class _Undecrypted:
     room_id: str
     event: MegolmEvent
-    since: float = field(default_factory=time.monotonic)
+    since: float = field(default_factory=time.time)  # wall clock: it is kept across restarts
+
+
+class _NotApplied(Exception):
+    """The core could not apply an event (its database is unreachable): the batch is not confirmed."""
 
 
 class MatrixAdapter:
@@ -136,9 +152,9 @@ class MatrixAdapter:
         self._member_counts: dict[str, int] = {}
         # Rooms whose membership changed in the batch being handled: True when someone left.
         self._membership_changed: dict[str, bool] = {}
-        self._undecrypted: list[_Undecrypted] = []
-        self._quiet: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
-        self._quiet_tasks: list[asyncio.Task] = []
+        self._undecrypted: dict[str, _Undecrypted] = {}  # by event id; also in `state`, for restarts
+        self._failing: dict[str, float] = {}  # event id -> when the core first failed to apply it
+        self._have_state = False  # nio keeps no room state across restarts: the first sync asks for it all
         # Rooms just joined or created, until a sync brings their state.
         self._arriving: dict[str, asyncio.Event] = {}
         # Commands written in a thread get their answer in that thread (a cache: losing it only
@@ -152,6 +168,15 @@ class MatrixAdapter:
         self._stopping = False
         self.state = AdapterState(self.store_path)
         self.state.prune_reactions(REACTION_MEMORY)
+        self._have_state = False
+        self._undecrypted = {}
+        for room_id, source, first_seen in self.state.undecrypted():
+            event = MegolmEvent.from_dict(source)
+            if isinstance(event, MegolmEvent):
+                event.room_id = room_id
+                self._undecrypted[event.event_id] = _Undecrypted(room_id, event, first_seen)
+            else:
+                self.state.forget_undecrypted(source.get("event_id", ""))
         config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False, max_limit_exceeded=20,
                                    max_timeouts=None, max_timeout_retry_wait_time=self.max_backoff,
                                    backoff_factor=0.25)
@@ -159,10 +184,12 @@ class MatrixAdapter:
         await self._log_in()
         if self.client.should_upload_keys:
             await self.client.keys_upload()
-        self._quiet_tasks = [asyncio.create_task(self._send_quietly()) for _ in range(QUIET_SENDERS)]
         # The first sync (full state: nio keeps no room state across restarts) is handled
         # before start returns, so events queued while the bot was away come first.
-        await self._sync_once(first=True)
+        try:
+            await self._sync_once(first=True)
+        except Exception:
+            log.exception("the first Matrix sync failed; retrying")  # from the same saved token
         self._sync_task = asyncio.create_task(self._sync_forever())
 
     async def stop(self) -> None:
@@ -174,12 +201,6 @@ class MatrixAdapter:
                 await asyncio.wait_for(asyncio.shield(self._sync_task), timeout=30)
             except (asyncio.CancelledError, asyncio.TimeoutError):
                 self._sync_task.cancel()
-        try:  # reactions still queued; not forever if the homeserver is gone
-            await asyncio.wait_for(self._quiet.join(), timeout=10)
-        except asyncio.TimeoutError:
-            log.warning("%d reactions not sent before stopping", self._quiet.qsize())
-        for task in self._quiet_tasks:
-            task.cancel()
         if self.client is not None:
             await self.client.close()
         if self.state is not None:
@@ -227,12 +248,15 @@ class MatrixAdapter:
 
     async def _sync_once(self, first: bool) -> None:
         client = self.client
-        since = self.state.sync_token() if first else None
+        # Always from the last batch applied in full: nio moves its own next_batch on as soon as a
+        # response arrives, so after a batch whose handling failed it would skip that batch.
+        since = self.state.sync_token()
         previous = since or client.next_batch  # where this batch starts, to fill a gap from
+        full_state = first or not self._have_state
         self._in_sync = True
         try:
-            response = await client.sync(timeout=0 if first else self.sync_timeout_ms, full_state=first or None,
-                                         since=since, sync_filter=SYNC_FILTER)
+            response = await client.sync(timeout=0 if full_state else self.sync_timeout_ms,
+                                         full_state=full_state or None, since=since, sync_filter=SYNC_FILTER)
         finally:
             self._in_sync = False
         if not isinstance(response, SyncResponse):
@@ -242,8 +266,9 @@ class MatrixAdapter:
                 await self._log_in()
             await asyncio.sleep(min(self.max_backoff, 2.0))
             return
-        await self._handle_sync(response, previous)
+        await self._handle_sync(response, previous)  # raises when an event could not be applied
         self.state.save_sync_token(response.next_batch)
+        self._have_state = True
         await exchange_keys(self.client)
         self.synced.set()
         self.synced.clear()
@@ -281,12 +306,15 @@ class MatrixAdapter:
         while len(found) < GAP_LIMIT:
             response = await self.client.room_messages(room_id, start=start, end=oldest, limit=GAP_PAGE)
             if not isinstance(response, RoomMessagesResponse):
-                log.warning("could not fetch missed events in %s: %s", room_id, getattr(response, "message", ""))
-                break
+                # Not confirming this batch: the next sync starts from the same token and tries again.
+                raise MatrixError(f"could not fetch missed events in {room_id}: "
+                                  f"{getattr(response, 'message', response)}")
             found.extend(response.chunk)
             if not response.chunk or not response.end or response.end == start:
                 break
             start = response.end
+        else:
+            log.warning("more than %d events missed in %s; the oldest are skipped", GAP_LIMIT, room_id)
         log.info("fetched %d events missed in %s", len(found), room_id)
         return found[::-1]
 
@@ -297,7 +325,9 @@ class MatrixAdapter:
             elif event.sender in self.bots:
                 return
             elif isinstance(event, MegolmEvent):
-                self._undecrypted.append(_Undecrypted(room.room_id, event))
+                if event.event_id not in self._undecrypted:
+                    waiting = self._undecrypted[event.event_id] = _Undecrypted(room.room_id, event)
+                    self.state.save_undecrypted(room.room_id, event.event_id, event.source, waiting.since)
                 await self._request_key(event)
             elif self._too_old(event):
                 log.info("skipped %s from %s, sent while the bot was away", type(event).__name__,
@@ -308,9 +338,27 @@ class MatrixAdapter:
                 await self._on_reaction(room, event)
             elif isinstance(event, RedactionEvent):
                 await self._on_redaction(room, event)
+        except _NotApplied:
+            raise
         except Exception:
             # One bad event must not stop the others (nor the sync loop).
             log.exception("could not handle Matrix event %s", getattr(event, "event_id", "?"))
+
+    async def _apply(self, inbound: Inbound) -> None:
+        """Hand one event to the core, which returns once its effects are committed. If it raises
+        (the database is unreachable), the batch must not be confirmed: `_NotApplied` stops it and the
+        sync starts again from the saved token. An event the core keeps failing on for longer than
+        `history_window` is given up (it would be too old to act on after a restart, too)."""
+        event_id = getattr(inbound, "event_id", None)
+        try:
+            await self._sink(inbound)
+        except Exception as error:
+            first = self._failing.setdefault(event_id, time.time()) if event_id else time.time()
+            if time.time() - first <= self.history_window.total_seconds():
+                raise _NotApplied(event_id) from error
+            log.exception("gave up on Matrix event %s: it could not be applied for %s", event_id,
+                          self.history_window)
+        self._failing.pop(event_id, None)
 
     def _too_old(self, event: Event) -> bool:
         age_ms = time.time() * 1000 - (event.server_timestamp or 0)
@@ -332,7 +380,7 @@ class MatrixAdapter:
         reply_to = (relation.get("m.in_reply_to") or {}).get("event_id")
         if relation.get("rel_type") == "m.thread" and relation.get("event_id"):
             self._remember_thread(event.event_id, relation["event_id"])
-        await self._sink(CommandMessage(
+        await self._apply(CommandMessage(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, text=text, event_id=event.event_id,
             reply_to=reply_to, is_private=private, chat_title=None if private else room.display_name))
@@ -342,7 +390,7 @@ class MatrixAdapter:
         if payload is None:
             return  # a reaction to something that is not a ballot
         self.state.save_reaction(event.event_id, VoteReaction(room.room_id, event.sender, event.reacts_to, payload))
-        await self._sink(ChoiceMade(
+        await self._apply(ChoiceMade(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=payload, event_id=event.event_id,
             message_id=event.reacts_to))
@@ -352,11 +400,11 @@ class MatrixAdapter:
         # Only the voter's own redaction takes a vote back; a moderator tidying up does not.
         if vote is None or vote.sender != event.sender:
             return
-        self.state.forget_reaction(event.redacts)
-        await self._sink(ChoiceMade(
+        await self._apply(ChoiceMade(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=vote.payload,
             event_id=event.event_id, message_id=vote.target, retracted=True))
+        self.state.forget_reaction(event.redacts)  # after: if applying fails, the redaction is synced again
 
     # inbound: encryption ------------------------------------------------------------------------------
 
@@ -368,21 +416,24 @@ class MatrixAdapter:
             log.debug("room key request for %s: %s", event.event_id, error)
 
     async def _retry_decryption(self) -> None:
-        """Room keys often arrive a sync after the message: try again, for a while."""
-        waiting, self._undecrypted = self._undecrypted, []
-        for item in waiting:
+        """Room keys often arrive a sync after the message: try again, for a while. An event leaves
+        the waiting list (and the store) only once the core has it, or it is given up."""
+        for event_id, item in list(self._undecrypted.items()):
             try:
                 event = self.client.decrypt_event(item.event)
             except Exception:
-                if time.monotonic() - item.since < DECRYPT_PATIENCE:
-                    self._undecrypted.append(item)
-                else:
-                    log.warning("gave up decrypting %s in %s: its room key never came", item.event.event_id,
-                                item.room_id)
+                if time.time() - item.since >= DECRYPT_PATIENCE:
+                    log.warning("gave up decrypting %s in %s: its room key never came", event_id, item.room_id)
+                    self._forget_undecrypted(event_id)
                 continue
             room = self.client.rooms.get(item.room_id)
             if room is not None:
                 await self._on_event(room, event)
+            self._forget_undecrypted(event_id)
+
+    def _forget_undecrypted(self, event_id: str) -> None:
+        self._undecrypted.pop(event_id, None)
+        self.state.forget_undecrypted(event_id)
 
     # inbound: membership -------------------------------------------------------------------------------
 
@@ -397,9 +448,9 @@ class MatrixAdapter:
         chat, ref = self._chat(room.room_id), UserRef(platform=PLATFORM, user_id=user)
         if event.membership == JOINED:
             name = (event.content or {}).get("displayname") or room.user_name(user) or user
-            await self._sink(MemberJoined(chat=chat, user=ref, display_name=name, event_id=event.event_id))
+            await self._apply(MemberJoined(chat=chat, user=ref, display_name=name, event_id=event.event_id))
         elif event.membership in GONE and (event.prev_membership == JOINED or event.prev_membership is None):
-            await self._sink(MemberLeft(chat=chat, user=ref, event_id=event.event_id))
+            await self._apply(MemberLeft(chat=chat, user=ref, event_id=event.event_id))
 
     def _humans(self, room: MatrixRoom) -> list[str]:
         return [user for user, member in room.users.items() if not member.invited and user not in self.bots]
@@ -413,8 +464,8 @@ class MatrixAdapter:
             return
         if self.state.is_direct(room.room_id) or self._member_counts.get(room.room_id) == len(humans):
             return
+        await self._apply(MemberCount(chat=self._chat(room.room_id), count=len(humans)))
         self._member_counts[room.room_id] = len(humans)
-        await self._sink(MemberCount(chat=self._chat(room.room_id), count=len(humans)))
 
     async def _leave_empty(self, room: MatrixRoom) -> None:
         """Everyone left (or the direct room was closed): the bot goes too."""
@@ -459,7 +510,16 @@ class MatrixAdapter:
     def is_permanent(error: BaseException) -> bool:
         return isinstance(error, MatrixError) and error.status_code in PERMANENT_ERRORS
 
-    async def perform(self, action: Action) -> str | None:
+    async def perform(self, action: Action, key: str | None = None) -> str | None:
+        """`key` is stable per outbox row: each event sent for it gets a transaction id derived
+        from it, so a resend after a crash is recognised by the homeserver, not shown twice."""
+        token = _SEND_KEY.set((key, itertools.count()) if key else None)
+        try:
+            return await self._perform(action)
+        finally:
+            _SEND_KEY.reset(token)
+
+    async def _perform(self, action: Action) -> str | None:
         if isinstance(action, SendMessage):
             return await self._send_message(action)
         if isinstance(action, EditMessage):
@@ -485,7 +545,10 @@ class MatrixAdapter:
             # Devices of people who just arrived must be known before the room key is shared,
             # or they could never read this message.
             await self.client.keys_query()
-        response = await self.client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
+        keyed = _SEND_KEY.get()
+        transaction = f"commons.{keyed[0]}.{next(keyed[1])}" if keyed else None
+        response = await self.client.room_send(room_id, event_type, content, tx_id=transaction,
+                                               ignore_unverified_devices=True)
         return _ok(response, RoomSendResponse).event_id
 
     async def _wait_for_room(self, room_id: str, timeout: float = 30.0) -> None:
@@ -514,7 +577,7 @@ class MatrixAdapter:
             content["m.relates_to"] = self._reply_relation(action.reply_to)
         event_id = await self._send(action.chat.chat_id, content)
         if action.choices:
-            self._offer_choices(action.chat.chat_id, event_id, action.choices)
+            await self._offer_choices(action.chat.chat_id, event_id, action.choices)
         return event_id
 
     def _remember_thread(self, event_id: str, root: str) -> None:
@@ -528,11 +591,12 @@ class MatrixAdapter:
             relation |= {"rel_type": "m.thread", "event_id": root, "is_falling_back": False}
         return relation
 
-    def _offer_choices(self, room_id: str, event_id: str, choices: tuple[Choice, ...]) -> None:
+    async def _offer_choices(self, room_id: str, event_id: str, choices: tuple[Choice, ...]) -> None:
+        """Seed the reactions so one tap votes; the card counts as sent once they are there."""
         keyed = {choice.symbol: choice.payload for choice in choices if choice.symbol}
         self.state.save_choices(event_id, keyed)
-        for key in keyed:  # seed the reactions so one tap votes
-            self._quiet.put_nowait((room_id, event_id, key))
+        for key in keyed:
+            await self._react(room_id, event_id, key)
 
     async def _acknowledge(self, action: Acknowledge) -> None:
         vote = self.state.reaction(action.event_id)
@@ -545,20 +609,11 @@ class MatrixAdapter:
                 await self._send(vote.room_id, content)
             return
         if action.event_id.startswith("$"):
-            self._quiet.put_nowait((action.chat.chat_id, action.event_id, ACK_REACTION))
+            await self._react(action.chat.chat_id, action.event_id, ACK_REACTION)
 
-    async def _send_quietly(self) -> None:
-        """Reactions (acknowledgements, seeded choices) go out in the background, a few at a time
-        (their order does not matter), so a burst of typed votes is confirmed as fast as it comes."""
-        while True:
-            room_id, event_id, key = await self._quiet.get()
-            try:
-                await self._send(room_id, {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id,
-                                                            "key": key}}, "m.reaction")
-            except Exception as error:
-                log.info("reaction %s on %s not sent: %s", key, event_id, error)
-            finally:
-                self._quiet.task_done()
+    async def _react(self, room_id: str, event_id: str, key: str) -> None:
+        await self._send(room_id, {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}},
+                         "m.reaction")
 
     async def _direct(self, action: DirectMessage) -> str:
         """Raises when no direct room can be had; the delivery layer then says it in the group."""

@@ -9,6 +9,9 @@ token and the encryption keys):
 - the sync token, saved only after every event of a batch was handed to the
   core (nio would save it before), so a crash never skips events — the core's
   processed-event record ignores the ones handled twice;
+- encrypted events whose room key has not arrived yet: the sync token moves on
+  past them (the key comes in a later sync), so they are kept here until they
+  are decrypted and handed to the core, or given up;
 - direct-message rooms, per member;
 - which reaction on which bot message stands for which choice, and each
   member's vote reactions, so a redacted reaction can be taken back (a
@@ -17,6 +20,7 @@ token and the encryption keys):
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -34,6 +38,8 @@ CREATE TABLE IF NOT EXISTS choices (
 CREATE TABLE IF NOT EXISTS reactions (
     reaction_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, sender TEXT NOT NULL, target TEXT NOT NULL,
     payload TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS undecrypted (
+    event_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, source TEXT NOT NULL, first_seen REAL NOT NULL);
 """
 VARIATION_SELECTOR = "\ufe0f"
 
@@ -91,6 +97,20 @@ class AdapterState:
 
     def save_sync_token(self, token: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO sync VALUES (1, ?)", (token,))
+
+    # encrypted events waiting for their room key -----------------------------------------
+
+    def save_undecrypted(self, room_id: str, event_id: str, source: dict, first_seen: float) -> None:
+        self.db.execute("INSERT OR IGNORE INTO undecrypted VALUES (?, ?, ?, ?)",
+                        (event_id, room_id, json.dumps(source), first_seen))
+
+    def undecrypted(self) -> list[tuple[str, dict, float]]:
+        """(room id, event source, first seen) of every event still waiting, oldest first."""
+        rows = self.db.execute("SELECT room_id, source, first_seen FROM undecrypted ORDER BY first_seen, rowid")
+        return [(room_id, json.loads(source), first_seen) for room_id, source, first_seen in rows]
+
+    def forget_undecrypted(self, event_id: str) -> None:
+        self.db.execute("DELETE FROM undecrypted WHERE event_id = ?", (event_id,))
 
     # direct rooms -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Revises: 0004
 Create Date: 2026-12-04
 """
 import json
+import secrets
 
 import sqlalchemy as sa
 import sqlmodel
@@ -35,6 +36,7 @@ def upgrade() -> None:
     sa.Column('failed_at', storage.types.UTCDateTime(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('dedupe_key'),
@@ -60,14 +62,15 @@ def _copy_announcements() -> None:
         "SELECT a.id, a.group_id, a.dedupe_key, a.action, a.created_at, a.sent_at, a.attempts, g.platform "
         "FROM announcements a LEFT JOIN groups g ON g.id = a.group_id ORDER BY a.id")).all()
     outbox = sa.table('outbox', *(sa.column(name) for name in (
-        'id', 'group_id', 'platform', 'kind', 'dedupe_key', 'action', 'created_at', 'sent_at', 'attempts')))
+        'id', 'group_id', 'platform', 'kind', 'dedupe_key', 'action', 'created_at', 'sent_at', 'attempts',
+        'token')))
     for row in rows:
         action = json.loads(row.action) if row.action.startswith("{") else {}
         chat = action.get("chat") or action.get("user") or {}
         connection.execute(outbox.insert().values(
             id=row.id, group_id=row.group_id, platform=row.platform or chat.get("platform", ""),
             kind=action.get("kind", "send"), dedupe_key=row.dedupe_key, action=row.action,
-            created_at=row.created_at, sent_at=row.sent_at, attempts=row.attempts))
+            created_at=row.created_at, sent_at=row.sent_at, attempts=row.attempts, token=secrets.token_hex(6)))
     if rows and connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('outbox', 'id'), "
                                    "(SELECT max(id) FROM outbox))"))
