@@ -280,7 +280,7 @@ async def run(cfg: Config, enforce_limits: bool = False) -> tuple[dict, bool]:
             replies.collect(items)
             edits_before_flush = sum(1 for e in emu.edits if e["message_id"] == card_id
                                      and e["method"] == "editMessageText")
-            await adapter.flush_edits()
+            await runtime.delivery.drain()  # pending tally edits go out now
             final_card = emu.message(GROUP, card_id)["text"]
 
             # 4. the database
@@ -298,7 +298,6 @@ async def run(cfg: Config, enforce_limits: bool = False) -> tuple[dict, bool]:
         calls = Counter(method for method, _ in emu.calls)
         # The longest time during the run in which the bot made no Bot API call but getUpdates.
         busy = [at for method, at in emu.calls if method not in ("getUpdates", "") and started <= at]
-        concurrent = adapter.app.concurrent_updates
     logging.getLogger().removeHandler(warnings)
 
     # ---- checks
@@ -347,7 +346,7 @@ async def run(cfg: Config, enforce_limits: bool = False) -> tuple[dict, bool]:
         started=started, end=end, votes_end=votes_end, sent=sent, edits=edits, edits_before_flush=edits_before_flush,
         window_max=window_max, tightest=tightest, errors=errors, warnings=warnings.records, calls=calls,
         ballots=len(rows), voters=voters, tally_text=tally_text, final_card=final_card, problems=problems,
-        split=sum(1 for s in sent if _continuation(s, sent)), stall=stall, concurrent=concurrent,
+        split=sum(1 for s in sent if _continuation(s, sent)), stall=stall,
         enforced=enforce_limits,
     )
     return result, not problems
@@ -402,9 +401,9 @@ def report(r: dict) -> None:
     items: list[Item] = r["items"]
     out = print
     out(f"=== Telegram adapter: {cfg.updates:,} updates from {cfg.users} users into one group ===")
-    out("setup: BotApiEmulator (in-process, loopback HTTP) <- TelegramAdapter (python-telegram-bot, long polling, "
-        "edit_delay 2.0 s, CommonsRateLimiter: 30 req/s overall, 20 messages/min per group, "
-        f"concurrent_updates={r['concurrent']}) <- Runtime <- core (SQLite file in a temp dir, WAL); "
+    out("setup: BotApiEmulator (in-process, loopback HTTP) <- TelegramAdapter (python-telegram-bot's Bot, its own "
+        "getUpdates loop confirming an update only once applied, edit_delay 2.0 s, CommonsRateLimiter: 30 req/s "
+        "overall, 20 messages/min per group) <- Runtime and outbox delivery <- core (SQLite file in a temp dir, WAL); "
         "gc.freeze() after start-up, as the app does; the emulator "
         + ("answers 429 past Telegram's limits (--enforce-limits)" if r["enforced"] else "does not enforce limits"))
     counts = Counter(i.kind for i in items)

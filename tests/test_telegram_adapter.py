@@ -143,7 +143,7 @@ async def test_the_outcome_is_announced_in_the_group_at_the_deadline(emu, rig):
     rig.clock.advance(timedelta(days=1))
     await rig.runtime.scheduler.run_now()
     await emu.wait_for(lambda: any("passed" in m["plain"] for m in emu.messages_to(GROUP)))
-    await rig.adapter.flush_edits()
+    await rig.runtime.delivery.drain()  # pending tally edits go out now
     final = emu.message(GROUP, card["message_id"])
     assert "Closed" in final["text"] and not final.get("reply_markup")  # buttons removed at the end
 
@@ -213,6 +213,31 @@ def test_split_html_never_cuts_inside_a_tag():
     parts = split_html(html, limit=1000)
     assert parts[0].startswith("<pre>") and parts[0].endswith("</pre>")  # kept whole, rather than broken
     assert all(part.count("<pre>") == part.count("</pre>") for part in parts)
+
+
+async def test_a_proposal_with_600_voters_is_shown_in_parts_telegram_accepts(emu, rig):
+    """The voters line of `proposal <#>` is one line far over 4,096 characters: it is cut between
+    names, never inside a mention, and every part is accepted."""
+    card = await open_proposal(emu)
+    for user_id in range(1000, 1600):
+        emu.add_user(user_id, f"Member & {user_id} 🏠")
+        emu.press(GROUP, card["message_id"], user_id, "vote 1 yes")
+    await emu.wait_for(lambda: rig.ballots() == 600, timeout=60)
+    before = len(emu.messages_to(GROUP))
+    emu.send_text(GROUP, ALICE, "/proposal 1")
+    await emu.wait_for(lambda: any("Member & 1599" in m["plain"] for m in emu.messages_to(GROUP)[before:]),
+                       timeout=120)
+    shown = "\n".join(m["plain"] for m in emu.messages_to(GROUP)[before:])
+    assert all(f"Member & {user_id} 🏠" in shown for user_id in range(1000, 1600))  # no name cut in two
+    assert not emu.errors
+
+
+def test_a_line_longer_than_a_message_is_cut_between_words_outside_tags():
+    line = "yes (300): " + ", ".join(f'<a href="tg://user?id={n}">Ana &amp; {n}</a>' for n in range(300))
+    parts = split_html("<b>#1</b>\n" + line, limit=1000)
+    assert len(parts) > 4
+    assert all(part.count("<a ") == part.count("</a>") for part in parts)
+    assert "".join(parts).count("Ana &amp;") == 300
 
 
 async def test_webhook_mode_checks_the_secret_token(emu, sqlite_url, unused_tcp_port):
