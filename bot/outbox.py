@@ -107,3 +107,8 @@ def mark_failed(session: Session, item_id: int, error: str, now: datetime) -> No
     """Give up on an action for good (the reason stays with it); its chat's queue moves on."""
     session.connection().execute(update(_TABLE).where(_TABLE.c.id == item_id, _TABLE.c.sent_at.is_(None))
                                  .values(failed_at=now, error=error[:1000]))
+
+
+def forget_delivered(session: Session, before: datetime) -> int:
+    """Delete actions delivered before `before` (failed ones stay, with their reason, for the operator)."""
+    return session.connection().execute(delete(_TABLE).where(_TABLE.c.sent_at < before)).rowcount or 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,6 +23,7 @@ from scheduler import jobs
 from scheduler.runner import Scheduler
 
 log = logging.getLogger(__name__)
+HOUSEKEEPING_EVERY = 3600.0  # seconds between clean-ups of the outbox
 
 
 class Runtime:
@@ -31,6 +33,7 @@ class Runtime:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commons-core")
         self.delivery = Delivery(core, adapters, self.call)
         self.scheduler = Scheduler(self.run_due, core.clock, sweep_interval)
+        self._next_housekeeping = 0.0
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._worker, partial(function, *args))
@@ -50,6 +53,9 @@ class Runtime:
         """Do the due work, deliver what it announced, and say when to look next."""
         await self.call(jobs.run_due_work, self.core)
         await self.delivery.pull()
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+            await self.call(jobs.forget_delivered_actions, self.core)
         return await self.call(jobs.next_due, self.core)
 
     async def start(self) -> None:

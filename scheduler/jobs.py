@@ -217,6 +217,13 @@ def run_due_work(core: Core, limit: int = 10_000) -> int:
     return done
 
 
+def forget_delivered_actions(core: Core, keep: timedelta = WEEK) -> int:
+    """Housekeeping: the outbox keeps what was delivered for a week (to look into a complaint),
+    then forgets it, so it does not grow without end."""
+    with core.db.transaction() as session:
+        return outbox.forget_delivered(session, core.clock.now() - keep)
+
+
 def next_due(core: Core) -> datetime | None:
     """When the next piece of work falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:

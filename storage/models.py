@@ -135,6 +135,10 @@ class ProcessedEvent(SQLModel, table=True):
     processed_at: datetime = _when()
 
 
+PENDING = "sent_at IS NULL AND failed_at IS NULL"
+TRACKED_PENDING = f"target IS NOT NULL AND {PENDING}"
+
+
 class OutboxItem(SQLModel, table=True):
     """The outbox: the one way out. Every action the bot takes in a chat (replies,
     acknowledgements, card edits, direct messages, images, files, announcements)
@@ -150,25 +154,29 @@ class OutboxItem(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
+    # Few, partial indexes: a vote writes two rows, and every index page it touches is written
+    # again at its commit (and once more when they are marked sent).
     __table_args__ = (
-        Index("ix_outbox_pending", "platform", "id", sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
-              postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
-        Index("ix_outbox_pending_target", "target", sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
-              postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
+        Index("ix_outbox_pending", "platform", "id", sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
         # Only the newest pending edit of a message is kept (see bot.outbox).
-        Index("ux_outbox_pending_edit", "target", unique=True,
-              sqlite_where=text("kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL"),
-              postgresql_where=text("kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL")),
+        Index("ux_outbox_pending_edit", "target", unique=True, sqlite_where=text(f"kind = 'edit' AND {PENDING}"),
+              postgresql_where=text(f"kind = 'edit' AND {PENDING}")),
+        # A tracked message still on its way (an edit of it waits for its platform id).
+        Index("ix_outbox_pending_tracked", "target", sqlite_where=text(f"kind <> 'edit' AND {TRACKED_PENDING}"),
+              postgresql_where=text(f"kind <> 'edit' AND {TRACKED_PENDING}")),
+        # The same announcement is never recorded twice.
+        Index("ux_outbox_dedupe_key", "dedupe_key", unique=True, sqlite_where=text("dedupe_key IS NOT NULL"),
+              postgresql_where=text("dedupe_key IS NOT NULL")),
         # Ids are never reused (a superseded edit is deleted): the delivery layer tells rows apart by id.
         {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    group_id: int | None = Field(default=None, foreign_key="groups.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="groups.id")
     platform: str = Field(max_length=32)
     kind: str = Field(max_length=8)  # the action's kind: send, edit, ack, image, file, dm
     target: str | None = Field(default=None, max_length=400)
-    dedupe_key: str | None = Field(default=None, max_length=255, unique=True)
+    dedupe_key: str | None = Field(default=None, max_length=255)
     action: str = Field(sa_column=Column(Text, nullable=False))  # JSON of a bot.actions.Action
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)

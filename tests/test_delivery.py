@@ -3,11 +3,13 @@ the outbox, in order per chat, with retries; a crash between the commit and the
 send delivers it after the restart, once."""
 
 import asyncio
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.events import ChatRef, CommandMessage, UserRef
+from scheduler import jobs
 from storage.models import OutboxItem
 from tests.harness import START, Room
 
@@ -137,3 +139,25 @@ async def test_an_edit_queued_before_its_card_was_sent_waits_for_it(database_url
     await restarted.stop()
     assert shown.index("#2 Another") < shown.index("✎")  # the edit found the card's message id
     assert "Tally: 1 yes" in shown[shown.index("✎"):]
+
+
+async def test_delivered_actions_are_forgotten_after_a_week_but_failures_are_kept(database_url):
+    clock = ManualClock(START)
+    async with Room(database_url, clock) as room:
+        adapter = room.session.adapter
+        real_perform = adapter.perform
+
+        async def refuse(action, key=None):
+            if "Refused" in action.text.plain():
+                raise PermissionError("no")
+            return await real_perform(action, key=key)
+
+        adapter.perform, adapter.is_permanent = refuse, lambda error: True
+        await room.say("!propose Refused closes=30d", as_="alice")
+        await room.say("!propose Kept closes=30d", as_="alice")
+        await eventually(lambda: all(row.sent_at or row.failed_at for row in outbox_rows(room)))
+        clock.advance(timedelta(days=6))
+        assert jobs.forget_delivered_actions(room.core) == 0
+        clock.advance(timedelta(days=2))
+        assert jobs.forget_delivered_actions(room.core) >= 1
+        assert [row.failed_at is not None for row in outbox_rows(room)] == [True]

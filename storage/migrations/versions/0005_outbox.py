@@ -20,6 +20,8 @@ depends_on = None
 
 PENDING = sa.text("sent_at IS NULL AND failed_at IS NULL")
 PENDING_EDIT = sa.text("kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL")
+PENDING_TRACKED = sa.text("kind <> 'edit' AND target IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL")
+KEYED = sa.text("dedupe_key IS NOT NULL")
 
 
 def upgrade() -> None:
@@ -39,17 +41,17 @@ def upgrade() -> None:
     sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('dedupe_key'),
     sqlite_autoincrement=True,
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_group_id'), ['group_id'], unique=False)
         batch_op.create_index('ix_outbox_pending', ['platform', 'id'], unique=False,
-                              sqlite_where=PENDING, postgresql_where=PENDING)
-        batch_op.create_index('ix_outbox_pending_target', ['target'], unique=False,
                               sqlite_where=PENDING, postgresql_where=PENDING)
         batch_op.create_index('ux_outbox_pending_edit', ['target'], unique=True,
                               sqlite_where=PENDING_EDIT, postgresql_where=PENDING_EDIT)
+        batch_op.create_index('ix_outbox_pending_tracked', ['target'], unique=False,
+                              sqlite_where=PENDING_TRACKED, postgresql_where=PENDING_TRACKED)
+        batch_op.create_index('ux_outbox_dedupe_key', ['dedupe_key'], unique=True,
+                              sqlite_where=KEYED, postgresql_where=KEYED)
     _copy_announcements()
     op.drop_table('announcements')
 
