@@ -36,8 +36,8 @@ core's events and actions. Every Telegram quirk lives here:
 from __future__ import annotations
 
 import asyncio
-import html as html_lib
 import hmac
+import html as html_lib
 import json
 import logging
 import re
@@ -786,7 +786,7 @@ class TelegramAdapter:
             log.exception("could not render a caption as Telegram HTML; sending its plain text")
             return escape(self._plain_parts(caption.plain(), MAX_CAPTION)[0])
 
-    # edits (the delivery layer coalesces them: only the newest text of a tally goes out) ---------------------------------------------------------------------------------
+    # edits (the delivery layer coalesces them: only the newest text of a tally goes out) -----------------
 
     async def _send_edit(self, key: tuple[int, int], action: EditMessage) -> None:
         def edit(body: str, parse_mode: str | None):

@@ -71,6 +71,7 @@ from bot.config import DefaultsConfig, SchedulerConfig  # noqa: E402
 from bot.durations import parse_duration  # noqa: E402
 from bot.events import CommandMessage  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from tests.bot_process import MatrixHttp  # noqa: E402
 from tests.matrix_people import wait_on  # noqa: E402
 from tests.synapse_server import RegisteredUser, SynapseServer  # noqa: E402
 
@@ -239,30 +240,8 @@ class EchoBot:
                         self.sending[event.event_id] = (started, time.perf_counter())
 
 
-class Http:
+class Http(MatrixHttp):
     """Plain client-API calls with a member's access token: the 200 voters need no sync of their own."""
-
-    def __init__(self, homeserver: str) -> None:
-        self.base = homeserver
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def call(self, method: str, path: str, token: str, body: Any = None) -> Any:
-        async with self.session.request(method, self.base + path, json=body,
-                                        headers={"Authorization": f"Bearer {token}"}) as response:
-            answer = await response.json(content_type=None)
-            if response.status >= 300:
-                raise RuntimeError(f"{method} {path} -> HTTP {response.status}: {answer}")
-            return answer
-
-    async def send(self, token: str, room_id: str, kind: str, content: dict) -> str:
-        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{kind}/{uuid.uuid4().hex}"
-        return (await self.call("PUT", path, token, content))["event_id"]
-
-    async def join(self, token: str, room_id: str) -> None:
-        await self.call("POST", f"/_matrix/client/v3/join/{quote(room_id)}", token, {})
 
     async def timeline(self, token: str, room_id: str, since_ms: float) -> list[dict]:
         """The room's events from `since_ms` on (server timestamps), oldest first, via /messages."""

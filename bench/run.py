@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import random
 import os
+import random
 import re
 import resource
 import statistics

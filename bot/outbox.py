@@ -61,7 +61,7 @@ def _insert(session: Session, actions: list[Action], rows: list[dict]) -> list[O
         statement = _REPLACE if last_edit else _INSERT
     ids = connection.execute(statement, [rows[index] for index in kept]).scalars().all()
     return [Outgoing(item_id, actions[index], f"{item_id}.{rows[index]['token']}")
-            for item_id, index in zip(ids, kept)]
+            for item_id, index in zip(ids, kept, strict=True)]
 
 
 def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime) -> bool:
