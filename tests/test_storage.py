@@ -1,12 +1,14 @@
 """The schema protects the vote on both backends; migrations match the models."""
 
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
@@ -124,5 +126,25 @@ def test_announcements_queued_before_the_outbox_migration_are_kept_once(database
             [pending] = outbox.pending(session, ["telegram"])
             assert pending.action.text.plain() == "#1 Rent: passed"
             assert not outbox.record(session, key="proposal:0:outcome", action=pending.action, group_id=1, now=NOW)
+    finally:
+        database.dispose()
+
+
+def test_sqlite_checkpoints_its_log_in_the_background_not_inside_commits(sqlite_url):
+    database = Database(sqlite_url)
+    try:
+        database.upgrade()
+        path = Path(make_url(sqlite_url).database)
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        before = path.stat().st_size
+        with database.transaction() as session:
+            for number in range(2000):
+                session.add(ProcessedEvent(platform="test", event_id=f"e{number}", processed_at=NOW))
+        for _ in range(50):  # the checkpointer copies the log into the database file by itself
+            if path.stat().st_size > before:
+                break
+            time.sleep(0.1)
+        assert path.stat().st_size > before
     finally:
         database.dispose()
