@@ -691,15 +691,29 @@ class TelegramAdapter:
             return str(sent.message_id)
         return None
 
+    def _render(self, text: RichText, limit: int = MAX_MESSAGE) -> tuple[list[str], str | None]:
+        """The text as Telegram HTML in parts of at most `limit`, with the parse mode to send them in;
+        a text that cannot be rendered still goes out: as its plain text (parse mode None)."""
+        try:
+            return split_html(to_telegram_html(text), limit), ParseMode.HTML
+        except Exception:
+            log.exception("could not render a text as Telegram HTML; sending its plain text")
+            return self._plain_parts(text.plain(), limit), None
+
+    async def _html_or_plain(self, call: Callable[[str, str | None], Coroutine[Any, Any, Any]], body: str,
+                             mode: str | None) -> Any:
+        """Send `body`; if Telegram cannot parse its HTML after all, send its plain text instead."""
+        try:
+            return await call(body, mode)
+        except BadRequest as error:
+            if mode is None or not self._unparsable(error):
+                raise
+            log.error("Telegram could not parse a text (%s); sending its plain text", error)
+            return await call(self._plain_parts(RichText(html=body).plain())[0], None)
+
     async def _send(self, chat_id: int, text: RichText, choices: Sequence[Choice] = (),
                     reply_to: str | None = None) -> str:
-        mode: str | None = ParseMode.HTML
-        try:
-            parts = split_html(to_telegram_html(text))
-        except Exception:
-            # A message that cannot be rendered still goes out: as its plain text.
-            log.exception("could not render a message as Telegram HTML; sending its plain text")
-            parts, mode = self._plain_parts(text.plain()), None
+        parts, mode = self._render(text)
         reply = None
         if reply_to and (ref := message_ref(reply_to)) is not None:
             reply = ReplyParameters(message_id=ref[1], allow_sending_without_reply=True)
@@ -711,13 +725,7 @@ class TelegramAdapter:
             def send(body: str, parse_mode: str | None, replying=replying, markup=markup):
                 return self._retrying(lambda: self.app.bot.send_message(
                     chat_id, body, parse_mode=parse_mode, reply_parameters=replying, reply_markup=markup))
-            try:
-                sent = await send(part, mode)
-            except BadRequest as error:
-                if mode is None or not self._unparsable(error):
-                    raise
-                log.error("Telegram could not parse a message (%s); sending its plain text", error)
-                sent = await send(RichText(html=part).plain() or "…", None)
+            sent = await self._html_or_plain(send, part, mode)
             first_id = first_id or sent.message_id
             last_id = sent.message_id
         # Edits go to the part that carries the buttons.
@@ -780,11 +788,8 @@ class TelegramAdapter:
         if it cannot be rendered, its plain text goes, escaped (so the HTML parse mode still holds)."""
         if not caption:
             return None
-        try:
-            return split_html(to_telegram_html(caption), MAX_CAPTION)[0]
-        except Exception:
-            log.exception("could not render a caption as Telegram HTML; sending its plain text")
-            return escape(self._plain_parts(caption.plain(), MAX_CAPTION)[0])
+        parts, mode = self._render(caption, MAX_CAPTION)
+        return parts[0] if mode else escape(parts[0])
 
     # edits (the delivery layer coalesces them: only the newest text of a tally goes out) -----------------
 
@@ -793,20 +798,9 @@ class TelegramAdapter:
             return self._retrying(lambda: self.app.bot.edit_message_text(
                 body, chat_id=key[0], message_id=key[1], parse_mode=parse_mode,
                 reply_markup=keyboard(action.choices)))
+        parts, mode = self._render(action.text)  # an edit is one message: its first part
         try:
-            # An edit is one message: its first part (whole lines, so no tag is cut).
-            body, mode = split_html(to_telegram_html(action.text))[0], ParseMode.HTML
-        except Exception:
-            log.exception("could not render an edit as Telegram HTML; sending its plain text")
-            body, mode = self._plain_parts(action.text.plain())[0], None
-        try:
-            try:
-                await edit(body, mode)
-            except BadRequest as error:
-                if mode is None or not self._unparsable(error):
-                    raise
-                log.error("Telegram could not parse an edit (%s); sending its plain text", error)
-                await edit(self._plain_parts(RichText(html=body).plain())[0], None)
+            await self._html_or_plain(edit, parts[0], mode)
         except BadRequest as error:
             if "not modified" not in str(error):
                 log.warning("edit of %s failed: %s", key, error)

@@ -121,10 +121,12 @@ def target_of(action: Action) -> str | None:
     """The message an edit changes, or the tracked message a send will be: edits of
     one target supersede each other, and wait for its send."""
     if isinstance(action, EditMessage):
-        return f"{action.chat.platform}:{action.chat.chat_id}:{action.track or action.message_id}"
-    if isinstance(action, SendMessage) and action.track:
-        return f"{action.chat.platform}:{action.chat.chat_id}:{action.track}"
-    return None
+        message = action.track or action.message_id
+    elif isinstance(action, SendMessage) and action.track:
+        message = action.track
+    else:
+        return None
+    return f"{action.chat.platform}:{action.chat.chat_id}:{message}"
 
 
 class Outgoing(NamedTuple):
@@ -134,4 +136,4 @@ class Outgoing(NamedTuple):
 
     id: int
     action: Action
-    key: str = ""
+    key: str

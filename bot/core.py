@@ -229,9 +229,9 @@ class Core:
                       action=EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}",
                                          text=text))
 
-    def pending_outbox(self, platforms: list[str], after: int = 0, limit: int = 500) -> list[Outgoing]:
+    def pending_outbox(self, platforms: list[str], limit: int = 500) -> list[Outgoing]:
         with self.db.transaction() as session:
-            return outbox.pending(session, platforms, limit, after)
+            return outbox.pending(session, platforms, limit)
 
     def delivered(self, ids: list[int], tracked: list[tuple[ChatRef, str, str]] = ()) -> None:
         """Mark actions sent; tracked messages' platform ids are kept in the same transaction (for edits)."""

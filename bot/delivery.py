@@ -31,7 +31,17 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from bot.actions import Acknowledge, Action, DirectMessage, EditMessage, Outgoing, SendMessage, lane_of, target_of
+from bot.actions import (
+    Acknowledge,
+    Action,
+    DirectMessage,
+    EditMessage,
+    Outgoing,
+    SendMessage,
+    lane_of,
+    platform_of,
+    target_of,
+)
 from bot.adapter import Adapter
 from bot.core import Core
 from bot.render.text import addressed
@@ -76,7 +86,7 @@ class Delivery:
             if lane[0] == platform:
                 self._wake(lane)
         for target, item in list(self._edits.items()):
-            if item.action.chat.platform == platform:
+            if platform_of(item.action) == platform:
                 self._arm_edit(target)
         await self._wait_first_attempts(queued)
 
@@ -149,11 +159,14 @@ class Delivery:
         action = item.action
         if isinstance(action, EditMessage) and self._edit_delay(action) > 0:
             self._queue_edit(target_of(action), item)
-            return True
-        lane = self._lane(action)
+        else:
+            self._enqueue(item)
+        return True
+
+    def _enqueue(self, item: Outgoing) -> None:
+        lane = self._lane(item.action)
         self._lanes.setdefault(lane, deque()).append(item)
         self._wake(lane)
-        return True
 
     @staticmethod
     def _lane(action: Action) -> Lane:
@@ -177,14 +190,14 @@ class Delivery:
 
     def _awaited(self, action: Action) -> bool:
         """Is an action's first attempt waited for? Not on a closed platform, nor a deferred edit."""
-        if lane_of(action)[0] not in self._open or (action.kind == "edit" and self._edit_delay(action) > 0):
+        if platform_of(action) not in self._open or (action.kind == "edit" and self._edit_delay(action) > 0):
             return False
         if action.kind == "ack":
             return bool(getattr(self._adapter(action), "acks_inline", False)) or not self._paced(action)
         return not self._paced(action)
 
     def _adapter(self, action: Action) -> Adapter | None:
-        return self.adapters.get(lane_of(action)[0])
+        return self.adapters.get(platform_of(action))
 
     def _paced(self, action: Action) -> bool:
         return bool(getattr(self._adapter(action), "paced", False))
@@ -200,15 +213,12 @@ class Delivery:
         if older is not None:  # superseded: the outbox row is already gone
             self._settle(older.id)
             self._known.discard(older.id)
-        if item.action.chat.platform in self._open and target not in self._edit_timers:
+        if platform_of(item.action) in self._open and target not in self._edit_timers:
             self._arm_edit(target)
 
-    def _arm_edit(self, target: str, delay: float | None = None) -> None:
-        item = self._edits.get(target)
-        if item is None:
-            return
-        pause = self._edit_delay(item.action) if delay is None else delay
-        self._edit_timers[target] = asyncio.create_task(self._edit_later(target, pause))
+    def _arm_edit(self, target: str) -> None:
+        delay = self._edit_delay(self._edits[target].action)
+        self._edit_timers[target] = asyncio.create_task(self._edit_later(target, delay))
 
     async def _edit_later(self, target: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -219,9 +229,7 @@ class Delivery:
         """Hand the newest edit to its chat's lane, so it follows the message it changes."""
         item = self._edits.pop(target, None)
         if item is not None:
-            lane = self._lane(item.action)
-            self._lanes.setdefault(lane, deque()).append(item)
-            self._wake(lane)
+            self._enqueue(item)
 
     # performing one action ------------------------------------------------------------------------
 
@@ -269,7 +277,7 @@ class Delivery:
     async def _perform(self, action: Action, key: str) -> str | None:
         adapter = self._adapter(action)
         if adapter is None:
-            raise LookupError(f"no adapter for platform {lane_of(action)[0]!r}")
+            raise LookupError(f"no adapter for platform {platform_of(action)!r}")
         action = self._fallback(adapter, action)
         if action is None:
             return None

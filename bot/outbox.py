@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
 from sqlmodel import Session
 
-from bot.actions import Action, Outgoing, dump_action, lane_of, load_action, target_of
+from bot.actions import Action, Outgoing, dump_action, load_action, platform_of, target_of
 from storage.models import OutboxItem
 
 _TABLE = OutboxItem.__table__
@@ -28,7 +28,7 @@ _SUPERSEDE = delete(_TABLE).where(_PENDING, _TABLE.c.kind == "edit", _TABLE.c.ta
 
 
 def _row(action: Action, group_id: int | None, now: datetime, key: str | None) -> dict:
-    return {"group_id": group_id, "platform": lane_of(action)[0], "kind": action.kind,
+    return {"group_id": group_id, "platform": platform_of(action), "kind": action.kind,
             "target": target_of(action), "dedupe_key": key, "action": dump_action(action),
             "created_at": now, "attempts": 0, "token": secrets.token_hex(6)}
 
@@ -96,13 +96,11 @@ def record(session: Session, *, key: str, action: Action, group_id: int | None, 
     return True
 
 
-def pending(session: Session, platforms: list[str], limit: int = 500,
-            after: int = 0) -> list[Outgoing]:
+def pending(session: Session, platforms: list[str], limit: int = 500) -> list[Outgoing]:
     """Undelivered actions for the given platforms, oldest first (others wait for their adapter)."""
     rows = session.execute(
         select(_TABLE.c.id, _TABLE.c.action, _TABLE.c.token)
-        .where(_PENDING, _TABLE.c.platform.in_(platforms), _TABLE.c.id > after)
-        .order_by(_TABLE.c.id).limit(limit))
+        .where(_PENDING, _TABLE.c.platform.in_(platforms)).order_by(_TABLE.c.id).limit(limit))
     return [Outgoing(row.id, load_action(row.action), f"{row.id}.{row.token}") for row in rows]
 
 
@@ -121,10 +119,10 @@ def mark_sent(session: Session, ids: Iterable[int], now: datetime) -> None:
 
 
 def mark_attempt(session: Session, item_id: int, error: str) -> int:
-    """Count a failed attempt; returns the attempts so far."""
-    session.connection().execute(update(_TABLE).where(_TABLE.c.id == item_id)
-                                 .values(attempts=_TABLE.c.attempts + 1, error=error[:1000]))
-    return session.scalar(select(_TABLE.c.attempts).where(_TABLE.c.id == item_id)) or 0
+    """Count a failed attempt; returns the attempts so far (0: the row is gone, e.g. a superseded edit)."""
+    return session.connection().execute(
+        update(_TABLE).where(_TABLE.c.id == item_id).values(attempts=_TABLE.c.attempts + 1, error=error[:1000])
+        .returning(_TABLE.c.attempts)).scalar() or 0
 
 
 def mark_failed(session: Session, item_id: int, error: str, now: datetime) -> None:

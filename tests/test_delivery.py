@@ -26,6 +26,19 @@ def outbox_rows(room: Room) -> list[OutboxItem]:
         return list(session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
 
 
+def refuse_texts_with(room: Room, word: str, error: Exception) -> None:
+    """The console adapter raises `error` for every action whose text holds `word`."""
+    adapter = room.session.adapter
+    real_perform = adapter.perform
+
+    async def refusing(action, key=None):
+        if word in action.text.plain():
+            raise error
+        return await real_perform(action, key=key)
+
+    adapter.perform = refusing
+
+
 async def eventually(predicate, timeout: float = 5.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if predicate():
@@ -76,16 +89,8 @@ async def test_replies_go_out_in_order_per_chat_and_a_failure_is_retried_in_plac
 
 async def test_a_permanent_refusal_marks_the_action_failed_without_blocking_the_chat(database_url):
     async with Room(database_url) as room:
-        adapter = room.session.adapter
-        real_perform = adapter.perform
-
-        async def refuse_the_first(action, key=None):
-            if "Refused" in action.text.plain():
-                raise PermissionError("the platform refused this message")
-            return await real_perform(action, key=key)
-
-        adapter.perform = refuse_the_first
-        adapter.is_permanent = lambda error: isinstance(error, PermissionError)
+        refuse_texts_with(room, "Refused", PermissionError("the platform refused this message"))
+        room.session.adapter.is_permanent = lambda error: isinstance(error, PermissionError)
         await room.say("!propose Refused title closes=1d", as_="alice")
         await room.say("!propose Accepted title closes=1d", as_="alice")
         await eventually(lambda: "Accepted title" in "\n".join(room.output))
@@ -95,16 +100,9 @@ async def test_a_permanent_refusal_marks_the_action_failed_without_blocking_the_
 
 async def test_after_the_last_attempt_an_action_is_given_up_with_its_reason(database_url):
     async with Room(database_url) as room:
-        adapter, delivery = room.session.adapter, room.session.runtime.delivery
+        delivery = room.session.runtime.delivery
         delivery.first_pause, delivery.max_attempts = 0.01, 3
-        real_perform = adapter.perform
-
-        async def down_for_one(action, key=None):
-            if "Doomed" in action.text.plain():
-                raise TimeoutError("no answer")
-            return await real_perform(action, key=key)
-
-        adapter.perform = down_for_one
+        refuse_texts_with(room, "Doomed", TimeoutError("no answer"))
         await room.say("!propose Doomed closes=1d", as_="alice")
         await room.say("!propose Next closes=1d", as_="alice")
         await eventually(lambda: "#2 Next" in "\n".join(room.output))
@@ -144,15 +142,8 @@ async def test_an_edit_queued_before_its_card_was_sent_waits_for_it(database_url
 async def test_delivered_actions_are_forgotten_after_a_week_but_failures_are_kept(database_url):
     clock = ManualClock(START)
     async with Room(database_url, clock) as room:
-        adapter = room.session.adapter
-        real_perform = adapter.perform
-
-        async def refuse(action, key=None):
-            if "Refused" in action.text.plain():
-                raise PermissionError("no")
-            return await real_perform(action, key=key)
-
-        adapter.perform, adapter.is_permanent = refuse, lambda error: True
+        refuse_texts_with(room, "Refused", PermissionError("no"))
+        room.session.adapter.is_permanent = lambda error: True
         await room.say("!propose Refused closes=30d", as_="alice")
         await room.say("!propose Kept closes=30d", as_="alice")
         await eventually(lambda: all(row.sent_at or row.failed_at for row in outbox_rows(room)))

@@ -31,9 +31,9 @@ class Rig:
 
     async def start(self) -> "Rig":
         self.core = build_core(self.url, self.clock, DefaultsConfig())
+        options = {"edit_delay": 0.2, "poll_timeout": 1, **self.options}
         self.adapter = TelegramAdapter("123456:TEST-TOKEN", commands=published_commands(), base_url=self.emu.base_url,
-                                       base_file_url=self.emu.base_file_url, edit_delay=0.2, poll_timeout=1,
-                                       **self.options)
+                                       base_file_url=self.emu.base_file_url, **options)
         self.runtime = Runtime(self.core, [self.adapter], timedelta(hours=1))
         await self.runtime.start()
         return self

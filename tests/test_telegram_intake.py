@@ -7,21 +7,16 @@ then dropped without blocking the group, an outage is waited out.
 import asyncio
 import logging
 import time
-from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
 
-from adapters.telegram import NOT_RECORDED, SECRET_HEADER, Intake, TelegramAdapter
-from bot.app import build_core, published_commands
+from adapters.telegram import NOT_RECORDED, SECRET_HEADER, Intake
 from bot.clock import ManualClock
-from bot.config import DefaultsConfig
 from bot.events import CommandMessage, MemberCount
-from bot.runtime import Runtime
-from storage.models import Ballot
 from tests.harness import START
 from tests.telegram_emulator import BotApiEmulator
+from tests.test_telegram_adapter import Rig as AdapterRig
 
 GROUP = -100777
 ALICE, BOB = 21, 22
@@ -31,22 +26,17 @@ class DatabaseDown(Exception):
     pass
 
 
-class Rig:
-    """Core + runtime + adapter; the adapter's sink can be made to fail, and its pauses are short."""
+class Rig(AdapterRig):
+    """The adapter tests' rig, whose sink can be made to fail, with short pauses after a failure."""
 
     def __init__(self, emu: BotApiEmulator, url: str, **options) -> None:
-        self.emu, self.url, self.options = emu, url, options
+        super().__init__(emu, url, ManualClock(START), **options)
         self.fail = lambda event: False  # which events the "database" refuses
         self.refused: list[object] = []
 
     async def start(self) -> "Rig":
-        self.core = build_core(self.url, ManualClock(START), DefaultsConfig())
-        options = {"edit_delay": 0.2, "poll_timeout": 1, **self.options}
-        self.adapter = TelegramAdapter("123456:TEST-TOKEN", commands=published_commands(), base_url=self.emu.base_url,
-                                       base_file_url=self.emu.base_file_url, **options)
+        await super().start()
         self.adapter._pause_after = lambda failures: 0.05  # instead of 1, 2, 4 … s
-        self.runtime = Runtime(self.core, [self.adapter], timedelta(hours=1))
-        await self.runtime.start()
         sink = self.adapter._sink
 
         async def flaky(event):
@@ -57,14 +47,6 @@ class Rig:
 
         self.adapter._sink = flaky
         return self
-
-    async def stop(self) -> None:
-        await self.runtime.stop()
-        self.core.db.dispose()
-
-    def ballots(self) -> int:
-        with self.core.db.transaction() as session:
-            return session.scalar(select(func.count()).select_from(Ballot))
 
 
 @pytest.fixture
