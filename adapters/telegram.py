@@ -263,6 +263,35 @@ def _split_line(line: str, limit: int) -> list[str]:
     return [piece for piece in out if piece.strip()]
 
 
+def plain_parts(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Plain text in parts of at most `limit` characters, split between lines where possible."""
+    parts, current = [], ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        if current and len(current) + 1 + len(line) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    parts.append(current)
+    return [part for part in parts if part.strip()] or ["…"]
+
+
+def render_parts(text: RichText, limit: int = MAX_MESSAGE) -> tuple[list[str], str | None]:
+    """The text as Telegram HTML in parts of at most `limit`, with the parse mode to send them in;
+    a text that cannot be rendered still goes out: as its plain text (parse mode None)."""
+    try:
+        return split_html(to_telegram_html(text), limit), ParseMode.HTML
+    except Exception:
+        log.exception("could not render a text as Telegram HTML; sending its plain text")
+        return plain_parts(text.plain(), limit), None
+
+
 def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
     if not choices:
         return None
@@ -691,15 +720,6 @@ class TelegramAdapter:
             return str(sent.message_id)
         return None
 
-    def _render(self, text: RichText, limit: int = MAX_MESSAGE) -> tuple[list[str], str | None]:
-        """The text as Telegram HTML in parts of at most `limit`, with the parse mode to send them in;
-        a text that cannot be rendered still goes out: as its plain text (parse mode None)."""
-        try:
-            return split_html(to_telegram_html(text), limit), ParseMode.HTML
-        except Exception:
-            log.exception("could not render a text as Telegram HTML; sending its plain text")
-            return self._plain_parts(text.plain(), limit), None
-
     async def _html_or_plain(self, call: Callable[[str, str | None], Coroutine[Any, Any, Any]], body: str,
                              mode: str | None) -> Any:
         """Send `body`; if Telegram cannot parse its HTML after all, send its plain text instead."""
@@ -709,11 +729,11 @@ class TelegramAdapter:
             if mode is None or not self._unparsable(error):
                 raise
             log.error("Telegram could not parse a text (%s); sending its plain text", error)
-            return await call(self._plain_parts(RichText(html=body).plain())[0], None)
+            return await call(plain_parts(RichText(html=body).plain())[0], None)
 
     async def _send(self, chat_id: int, text: RichText, choices: Sequence[Choice] = (),
                     reply_to: str | None = None) -> str:
-        parts, mode = self._render(text)
+        parts, mode = render_parts(text)
         reply = None
         if reply_to and (ref := message_ref(reply_to)) is not None:
             reply = ReplyParameters(message_id=ref[1], allow_sending_without_reply=True)
@@ -734,25 +754,6 @@ class TelegramAdapter:
     @staticmethod
     def _unparsable(error: BadRequest) -> bool:
         return "can't parse entities" in str(error).lower()
-
-    @staticmethod
-    def _plain_parts(text: str, limit: int = MAX_MESSAGE) -> list[str]:
-        """Plain text in parts of at most `limit` characters, split between lines where possible."""
-        parts, current = [], ""
-        for line in text.split("\n"):
-            while len(line) > limit:
-                if current:
-                    parts.append(current)
-                    current = ""
-                parts.append(line[:limit])
-                line = line[limit:]
-            if current and len(current) + 1 + len(line) > limit:
-                parts.append(current)
-                current = line
-            else:
-                current = f"{current}\n{line}" if current else line
-        parts.append(current)
-        return [part for part in parts if part.strip()] or ["…"]
 
     async def _acknowledge(self, action: Acknowledge) -> None:
         if action.event_id.startswith("cb:"):
@@ -788,7 +789,7 @@ class TelegramAdapter:
         if it cannot be rendered, its plain text goes, escaped (so the HTML parse mode still holds)."""
         if not caption:
             return None
-        parts, mode = self._render(caption, MAX_CAPTION)
+        parts, mode = render_parts(caption, MAX_CAPTION)
         return parts[0] if mode else escape(parts[0])
 
     # edits (the delivery layer coalesces them: only the newest text of a tally goes out) -----------------
@@ -798,7 +799,7 @@ class TelegramAdapter:
             return self._retrying(lambda: self.app.bot.edit_message_text(
                 body, chat_id=key[0], message_id=key[1], parse_mode=parse_mode,
                 reply_markup=keyboard(action.choices)))
-        parts, mode = self._render(action.text)  # an edit is one message: its first part
+        parts, mode = render_parts(action.text)  # an edit is one message: its first part
         try:
             await self._html_or_plain(edit, parts[0], mode)
         except BadRequest as error:

@@ -253,7 +253,7 @@ def check_telegram(text: RichText, platform: str, caption: bool = False) -> int:
     """Returns how many parts the text takes on Telegram."""
     limit = MAX_CAPTION if caption else MAX_MESSAGE
     if caption:
-        parts = [TelegramAdapter._caption(SimpleNamespace(_plain_parts=TelegramAdapter._plain_parts), text)]
+        parts = [TelegramAdapter._caption(SimpleNamespace(), text)]
     else:
         parts = split_html(to_telegram_html(text))
     linked: list[int] = []
