@@ -26,6 +26,10 @@ class Choice(_Frozen):
     payload: str = Field(max_length=64)
     # An emoji for platforms where one taps a reaction rather than a button (Matrix).
     symbol: str | None = None
+    # The answer happens in the member's private chat with the bot (a secret ballot): where a
+    # button can open that chat, it does (Telegram: a t.me deep link carrying the payload);
+    # elsewhere the tap comes back from the group, and the core answers privately.
+    private: bool = False
 
 
 class SendMessage(_Frozen):
@@ -89,6 +93,9 @@ class DirectMessage(_Frozen):
     user: UserRef
     text: RichText
     fallback_chat: ChatRef | None = None
+    choices: tuple[Choice, ...] = ()
+    # What the group is told instead, when it must not see the private text itself.
+    fallback_text: RichText | None = None
 
 
 Action = Annotated[

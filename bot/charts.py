@@ -1,4 +1,4 @@
-"""Pictures of the group's own figures: the audit chart, rendered headless.
+"""Pictures of the group's own figures: the audit chart and a ranked count's rounds, rendered headless.
 
 matplotlib's object API with the Agg canvas (no pyplot): no display, no
 global state, safe on the core's worker thread.
@@ -42,8 +42,41 @@ def audit_chart(audits: list[tuple[str, dict]], group_title: str | None = None) 
             axes.legend(loc="upper left", fontsize="small", ncols=2)
     measured_axes.set_xticks(positions, labels, rotation=45 if len(labels) > 8 else 0, ha="right"
                              if len(labels) > 8 else "center", fontsize="small")
-    title = (group_title or "").replace("$", r"\$")  # `$` would start matplotlib's math mode
+    title = _safe(group_title or "")
     figure.suptitle(f"Sovereignty audits{f' — {title}' if title else ''}")
     buffer = BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def rounds_chart(count: dict, title: str) -> bytes:
+    """A PNG of a ranked count (`bot.governance.voting.count_record`): one line per candidate
+    across the rounds, the quota dashed for STV, and who was excluded or elected where."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    stages = count["stages"]
+    rounds = [stage["number"] for stage in stages]
+    for name in stages[0]["totals"]:
+        values = [float(stage["totals"].get(name, 0)) for stage in stages]
+        axes.plot(rounds, values, marker="o", label=_safe(name)[:30])
+    if count["method"] == "stv":
+        axes.axhline(float(count["quota"]), linestyle="--", color="grey", label=f"quota {count['quota']}")
+    labels = [_safe(stage["subject"] or "first")[:14] if stage["action"] != "first" else "first"
+              for stage in stages]
+    axes.set_xticks(rounds, [f"{n}\n{label}" for n, label in zip(rounds, labels, strict=True)], fontsize="small")
+    axes.set_ylabel("votes")
+    axes.set_ylim(bottom=0)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left", fontsize="small", ncols=2)
+    figure.suptitle(_safe(title)[:80])
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _safe(text: str) -> str:
+    return text.replace("$", r"\$")  # `$` would start matplotlib's math mode

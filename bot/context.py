@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.actions import Acknowledge, Action, Choice, SendMessage
+from bot.actions import Acknowledge, Action, Choice, DirectMessage, SendMessage
 from bot.commands.registry import Registry
 from bot.events import ChatRef, UserRef
 from bot.governance.proposals import RuleViolation
@@ -34,6 +34,10 @@ class Context:
     group_id: int | None = None  # None in a private chat
     member_id: int | None = None
     tapped: bool = False  # a button/poll/reaction rather than a typed command
+    tapped_message: str | None = None  # the platform id of the message whose button was tapped
+    # The replies say what only this member may know (a secret ballot): the outbox blanks
+    # them once delivered.
+    sealed: bool = False
     # A command sent privately but acting on a group (`group=`): announcements go there.
     group_chat: ChatRef | None = None
     actions: list[Action] = field(default_factory=list)
@@ -65,8 +69,16 @@ class Context:
         """A message to the whole group, not as a reply (announcements)."""
         self.actions.append(SendMessage(chat=self.group_chat or self.chat, text=text, choices=choices, track=track))
 
-    def ack(self, text: RichText) -> None:
-        self.actions.append(Acknowledge(chat=self.chat, event_id=self.event_id, text=text))
+    def ack(self, text: RichText, problem: bool = False) -> None:
+        self.actions.append(Acknowledge(chat=self.chat, event_id=self.event_id, text=text, problem=problem))
+
+    def tell_privately(self, text: RichText, choices: tuple[Choice, ...] = (),
+                       fallback: RichText | None = None) -> None:
+        """A direct message to the sender; if the platform cannot deliver it, `fallback` (which
+        must say nothing private) goes to the group, mentioning them."""
+        self.actions.append(DirectMessage(user=self.sender, text=text, choices=choices,
+                                          fallback_chat=(self.group_chat or self.chat) if fallback else None,
+                                          fallback_text=fallback))
 
     def enter_group(self, named: str | None) -> None:
         """Make a private command act on one of the sender's groups (`group=<name or #>`).
@@ -74,7 +86,8 @@ class Context:
         Only groups where the sender is an active member are considered, so this
         reveals nothing about groups they are not in."""
         if not self.is_private:
-            if named is not None:
+            # A button's payload names its group (#id); typed here, group= is a mistake.
+            if named is not None and not (self.tapped and named.strip().lstrip("#") == str(self.group_id)):
                 raise RuleViolation("group= is for direct messages; here you are in the group already.")
             return
         mine = everywhere = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)

@@ -34,6 +34,7 @@ from storage.db import Database
 from storage.models import Group, Member, ProcessedEvent, Proposal
 
 log = logging.getLogger(__name__)
+TAPPABLE = ("vote", "ballot")  # the commands a button or reaction may carry
 _CLAIM = insert(ProcessedEvent.__table__)  # built once: it runs for every event
 
 
@@ -87,16 +88,19 @@ class Core:
 
     def _choice(self, event: ChoiceMade) -> list[Outgoing]:
         invocation = self.registry.parse_invocation(event.payload, require_prefix=False)
-        if invocation is None or invocation.command is None or invocation.command.name != "vote":
-            log.warning("ignored a choice with an unknown payload %r", event.payload[:64])
+        if invocation is None or invocation.command is None or invocation.command.name not in TAPPABLE:
+            # The name only: a payload's arguments may be a private choice.
+            log.warning("ignored a choice with an unknown payload %r", event.payload.split(" ")[0][:20])
             return []
         message = CommandMessage(chat=event.chat, sender=event.sender, sender_name=event.sender_name,
-                                 text=event.payload, event_id=event.event_id)
+                                 text=event.payload, event_id=event.event_id, is_private=event.is_private)
         if event.retracted:
-            return self._retract(event, invocation)
-        return self._run(message, invocation, self.prefix_for(event.chat.platform), tapped=True)
+            return self._retract(event, invocation) if invocation.command.name == "vote" else []
+        return self._run(message, invocation, self.prefix_for(event.chat.platform), tapped=True,
+                         tapped_message=event.message_id)
 
-    def _run(self, event: CommandMessage, invocation: Invocation, prefix: str, tapped: bool) -> list[Outgoing]:
+    def _run(self, event: CommandMessage, invocation: Invocation, prefix: str, tapped: bool,
+             tapped_message: str | None = None) -> list[Outgoing]:
         command = invocation.command
         if command.where == "group" and event.is_private:
             return self._refuse(event, f"{prefix}{command.name} works in a group chat, where everyone can see it.")
@@ -107,11 +111,12 @@ class Core:
             with self.db.transaction() as session:
                 self._claim(session, event.chat.platform, event.event_id, now)
                 ctx = self._context(session, event, prefix, now, tapped)
+                ctx.tapped_message = tapped_message
                 if command.gate:
                     roles.require_role(session, ctx.group_id, getattr(ctx.settings, command.gate), ctx.member_id,
                                        command.task, prefix)
                 command.handler(ctx, **arguments)
-                outgoing = outbox.add_all(session, ctx.actions, group_id=ctx.group_id, now=now)
+                outgoing = outbox.add_all(session, ctx.actions, group_id=ctx.group_id, now=now, sealed=ctx.sealed)
         except Replayed:
             return []
         except CommandError as error:
@@ -119,7 +124,8 @@ class Core:
         except RuleViolation as error:
             return self._refuse(event, str(error), tapped=tapped)
         except Exception:
-            log.exception("command %r failed", event.text[:200])
+            # A private message's text is never logged: it may be a secret ballot.
+            log.exception("command %r failed", command.name if event.is_private else event.text[:200])
             self.directory.reset()
             return self._refuse(event, "Something went wrong on my side; nothing was changed. Please try again.",
                                 tapped=tapped)
@@ -151,7 +157,9 @@ class Core:
                 if member is None:
                     return []
                 proposal = rules.find(session, group.id, arguments["number"])
-                choice, _ = rules.resolve_choice(proposal, f"{arguments['choice']} ")
+                choice = arguments["choice"]
+                if not rules.is_ranked(proposal):
+                    choice, _ = rules.resolve_choice(proposal, f"{choice} ")
                 rules.retract_ballot(session, proposal, member.id, choice, now)
         except (Replayed, CommandError, RuleViolation):
             return []

@@ -292,7 +292,7 @@ class Delivery:
 
     @staticmethod
     def _in_group(action: DirectMessage) -> SendMessage:
-        return SendMessage(chat=action.fallback_chat, text=addressed(action.user, action.text))
+        return SendMessage(chat=action.fallback_chat, text=addressed(action.user, action.fallback_text or action.text))
 
     @staticmethod
     def _fallback(adapter: Adapter, action: Action) -> Action | None:

@@ -56,6 +56,7 @@ class ChoiceMade(_Frozen):
     event_id: str
     message_id: str | None = None
     retracted: bool = False
+    is_private: bool = False  # tapped in the member's private chat with the bot
 
 
 class MemberJoined(_Frozen):

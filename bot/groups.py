@@ -153,6 +153,10 @@ class Directory:
         )
         return max(known, group.reported_member_count or 0)
 
+    @staticmethod
+    def active_member_ids(session: Session, group_id: int) -> list[int]:
+        return list(session.scalars(select(Member.id).where(Member.group_id == group_id, Member.active)))
+
     # bot messages -----------------------------------------------------------
 
     @staticmethod

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, insert, literal, select, update
 from sqlmodel import Session
 
 from bot.actions import Action, Outgoing, dump_action, load_action, platform_of, target_of
@@ -27,10 +27,10 @@ _INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 _SUPERSEDE = delete(_TABLE).where(_PENDING, _TABLE.c.kind == "edit", _TABLE.c.target == bindparam("target"))
 
 
-def _row(action: Action, group_id: int | None, now: datetime, key: str | None) -> dict:
+def _row(action: Action, group_id: int | None, now: datetime, key: str | None, sealed: bool = False) -> dict:
     return {"group_id": group_id, "platform": platform_of(action), "kind": action.kind,
             "target": target_of(action), "dedupe_key": key, "action": dump_action(action),
-            "created_at": now, "attempts": 0, "token": secrets.token_hex(6)}
+            "created_at": now, "attempts": 0, "token": secrets.token_hex(6), "sealed": sealed}
 
 
 def add(session: Session, action: Action, *, group_id: int | None, now: datetime,
@@ -40,10 +40,13 @@ def add(session: Session, action: Action, *, group_id: int | None, now: datetime
     return item
 
 
-def add_all(session: Session, actions: Iterable[Action], *, group_id: int | None, now: datetime) -> list[Outgoing]:
-    """Record what one event caused, in one statement (a vote: its acknowledgement and the card edit)."""
+def add_all(session: Session, actions: Iterable[Action], *, group_id: int | None, now: datetime,
+            sealed: bool = False) -> list[Outgoing]:
+    """Record what one event caused, in one statement (a vote: its acknowledgement and the card edit).
+    Sealed actions are blanked once delivered or given up (see `mark_sent`)."""
     actions = list(actions)
-    return _insert(session, actions, [_row(action, group_id, now, None) for action in actions]) if actions else []
+    rows = [_row(action, group_id, now, None, sealed) for action in actions]
+    return _insert(session, actions, rows) if actions else []
 
 
 def _insert(session: Session, actions: list[Action], rows: list[dict]) -> list[Outgoing]:
@@ -63,7 +66,8 @@ def _insert(session: Session, actions: list[Action], rows: list[dict]) -> list[O
             for item_id, index in zip(ids, kept, strict=True)]
 
 
-_COLUMNS = ("group_id", "platform", "kind", "target", "dedupe_key", "action", "created_at", "attempts", "token")
+_COLUMNS = ("group_id", "platform", "kind", "target", "dedupe_key", "action", "created_at", "attempts", "token",
+            "sealed")
 
 
 def _insert_sqlite(connection, rows: list[dict]) -> list[int]:
@@ -110,12 +114,16 @@ def is_pending_send(session: Session, target: str) -> bool:
                                                      _TABLE.c.target == target))))
 
 
+# A sealed action's text goes once it is out (or given up): only the row's bookkeeping stays.
+_UNSEALED = case((_TABLE.c.sealed, literal("")), else_=_TABLE.c.action)
+
+
 def mark_sent(session: Session, ids: Iterable[int], now: datetime) -> None:
     ids = list(ids)
     for start in range(0, len(ids), 500):  # keep the IN list within every backend's parameter limit
         session.connection().execute(
             update(_TABLE).where(_TABLE.c.id.in_(ids[start:start + 500]), _TABLE.c.sent_at.is_(None))
-            .values(sent_at=now, attempts=_TABLE.c.attempts + 1))
+            .values(sent_at=now, attempts=_TABLE.c.attempts + 1, action=_UNSEALED))
 
 
 def mark_attempt(session: Session, item_id: int, error: str) -> int:
@@ -128,7 +136,7 @@ def mark_attempt(session: Session, item_id: int, error: str) -> int:
 def mark_failed(session: Session, item_id: int, error: str, now: datetime) -> None:
     """Give up on an action for good (the reason stays with it); its chat's queue moves on."""
     session.connection().execute(update(_TABLE).where(_TABLE.c.id == item_id, _TABLE.c.sent_at.is_(None))
-                                 .values(failed_at=now, error=error[:1000]))
+                                 .values(failed_at=now, error=error[:1000], action=_UNSEALED))
 
 
 def forget_delivered(session: Session, before: datetime) -> int:

@@ -21,10 +21,10 @@ from bot.events import UserRef
 from bot.governance import audits, roles
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
-from bot.governance.outcomes import conclude, next_step
+from bot.governance.outcomes import announcement, conclude, next_step
 from bot.render import audits as render_audits
 from bot.render import needs as render_needs
-from bot.render.proposals import outcome_announcement, proposal_card, vote_choices
+from bot.render.proposals import proposal_card, vote_choices
 from bot.render.roles import draw_announcement, lapse, private_warning, warning
 from bot.render.text import join, plain
 from storage.models import Audit, Group, Mandate, Member, Need, Proposal, Role
@@ -40,9 +40,10 @@ def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: da
     settings = core.directory.settings(session, group.id)
     concluded = conclude(session, proposal, proposal.closes_at, core.directory.member_count(session, group),
                          settings, core.prefix_for(group.platform))
-    text = outcome_announcement(proposal, concluded.decision, settings.timezone, concluded.consequences)
-    outbox.record(session, key=f"proposal:{proposal.id}:outcome", group_id=group.id, now=now,
-                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+    announced = announcement(session, proposal, concluded, core.directory.chat_of(group), settings.timezone)
+    for index, action in enumerate(announced):  # the outcome, then its file or chart
+        key = f"proposal:{proposal.id}:outcome" + (f":{index}" if index else "")
+        outbox.record(session, key=key, group_id=group.id, now=now, action=action)
     core.refresh_card_later(session, group, proposal)
     log.info("closed proposal %s of group %s: %s", proposal.number, group.id, concluded.decision.outcome)
 

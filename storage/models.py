@@ -95,6 +95,11 @@ class Proposal(SQLModel, table=True):
     subject_member_id: int | None = Field(default=None, foreign_key="members.id")
     # Elections: the member id behind each option, one per line, aligned with `options`.
     candidates: str | None = Field(default=None, sa_column=Column(Text))
+    # Secret ballots go into a BallotBox, with the VoterRoll beside it, never into `ballots`.
+    secret: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    # "plain": one answer per ballot; "ranked": a ranking, counted by instant runoff
+    # (one seat) or STV (several).
+    method: str = Field(default="plain", max_length=8, sa_column_kwargs={"server_default": "plain"})
 
 
 class Ballot(SQLModel, table=True):
@@ -108,6 +113,32 @@ class Ballot(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     cast_at: datetime = _when()
     changed_at: datetime = _when()
+
+
+class VoterRoll(SQLModel, table=True):
+    """Who may vote in a secret ballot and whether they have. Nothing here says what
+    anyone chose, and nothing in the ballot box says who: the two are never joined."""
+
+    __tablename__ = "voter_roll"
+
+    proposal_id: int = Field(foreign_key="proposals.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    voted: bool = False
+
+
+class BallotBox(SQLModel, table=True):
+    """The ballots of one secret vote, in one row: a JSON list of [receipt hash, choice]
+    kept sorted by the hash, so the box has no order but the hashes' (random) one.
+
+    One row rather than one per ballot because PostgreSQL hands rows back, and dumps
+    them, in the order they were written: a ballot table would keep the voting order,
+    which the voter roll's own order and the times members wrote to the bot could
+    then be matched against. No member, no time, no serial id here."""
+
+    __tablename__ = "ballot_boxes"
+
+    proposal_id: int = Field(foreign_key="proposals.id", primary_key=True)
+    ballots: str = Field(default="[]", sa_column=Column(Text, nullable=False))
 
 
 class Decision(SQLModel, table=True):
@@ -186,6 +217,9 @@ class OutboxItem(SQLModel, table=True):
     # Random, with the id it makes the row's delivery key: a platform transaction id that a
     # restored or another database can never repeat.
     token: str = Field(default="", max_length=16)
+    # Says something only its member may know (a secret ballot's receipt and choice): the
+    # action is blanked as soon as it is delivered or given up, so it does not stay at rest.
+    sealed: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class BotMessage(SQLModel, table=True):

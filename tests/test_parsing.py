@@ -80,7 +80,8 @@ def test_wrong_propose_says_what_was_wrong(arguments, complaint):
 
 
 def test_usage_lines_are_generated_from_the_declaration():
-    assert REGISTRY.find("vote").usage("!") == "!vote <#> <yes|no|abstain|block|option> [reason…]"
+    assert REGISTRY.find("vote").usage("!") == ("!vote <#> <yes|no|abstain|block|option> [reason…] [receipt=code] "
+                                                "[group=group]")
     assert REGISTRY.find("propose").usage("/").startswith("/propose <title> [| details] [closes=duration]")
     assert "[rule=majority|two-thirds|consent|consensus]" in REGISTRY.find("propose").usage("!")
 

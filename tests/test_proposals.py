@@ -211,5 +211,5 @@ async def test_in_a_private_chat_every_unknown_command_gets_an_answer(room):
                              text="frobnicate", event_id="dm-1", is_private=True)
     [reply] = room.core.handle(private)
     assert "I don't know the command “frobnicate”" in reply.text.plain() and "help" in reply.text.plain()
-    [refusal] = room.core.handle(private.model_copy(update={"text": "vote 1 yes", "event_id": "dm-2"}))
+    [refusal] = room.core.handle(private.model_copy(update={"text": "withdraw 1", "event_id": "dm-2"}))
     assert "works in a group chat" in refusal.text.plain()

@@ -9,15 +9,18 @@ from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, Quoru
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
-from bot.governance import outcomes
+from bot.governance import outcomes, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
 from bot.render.proposals import (
     decision_line,
     outcome_announcement,
     outcome_headline,
+    private_ballot,
+    private_choices,
     proposal_card,
     relative,
+    secret_vote_receipt,
     tally_line,
     vote_choices,
     voters_list,
@@ -26,9 +29,14 @@ from bot.render.proposals import (
 from bot.render.text import RichText, TextBuilder, b, escape, i, join, mention, plain
 from storage.models import Proposal
 
+METHOD = OneOf(rules.PLAIN, rules.RANKED, aliases={"ranked": rules.RANKED, "irv": rules.RANKED, "stv": rules.RANKED,
+                                                  "rcv": rules.RANKED, "plurality": rules.PLAIN})
+SECRET = OneOf("yes", "no", aliases={"secret": "yes", "true": "yes", "y": "yes", "open": "no", "false": "no",
+                                     "n": "no"})
 MAX_TITLE = 200
 MAX_DETAILS = 2000
 MAX_MENTIONS = 50
+MAX_RANKINGS_SHOWN = 100
 
 
 @command(
@@ -42,13 +50,17 @@ MAX_MENTIONS = 50
         Option("rule", OneOf(*RULES, aliases=RULE_ALIASES)),
         Option("quorum", QuorumArg()),
         Option("options", OptionList(), aliases=("choices",)),
+        Option("method", METHOD),
+        Option("secret", SECRET, aliases=("ballot",)),
     ),
     aliases=("poll",),
-    details='Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes.',
+    details='Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes; '
+            'add method=ranked to let members rank them (counted by instant runoff). secret=yes makes it a '
+            'secret ballot: members vote privately and get a receipt.',
     gate="propose_role", task="opening proposals",
 )
 def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None, quorum: Quorum | None,
-            options: list[str] | None) -> None:
+            options: list[str] | None, method: str | None, secret: str | None) -> None:
     title, _, details = title.partition("|")
     title, details = title.strip(), details.strip() or None
     if not title:
@@ -62,7 +74,8 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
     proposal = rules.open_proposal(
         ctx.session, group_id=ctx.group_id, author_id=ctx.member_id, title=title, details=details,
         rule=rule or settings.rule, quorum=quorum or settings.quorum, options=options, now=ctx.now,
-        duration=closes or settings.vote_duration)
+        duration=closes or settings.vote_duration, method=method or rules.PLAIN, secret=secret == "yes",
+        electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id))
     ctx.reply(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))
 
 
@@ -72,24 +85,100 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
     example="vote 3 yes I can pick it up on Friday",
     params=(Positional("number", Number(), label="#"),
             Positional("choice", Word(), label="yes|no|abstain|block|option"),
-            Positional("reason", Text("reason", max_length=500), optional=True, rest=True)),
-    details="Answer yes, no, abstain or block; for a choice poll give the option's number or name. "
-            "Vote again to change your ballot.",
+            Positional("reason", Text("reason", max_length=500), optional=True, rest=True),
+            Option("receipt", Word("code")),
+            Option("group", Text("group", max_length=80))),
+    where="any",
+    details="Answer yes, no, abstain or block; for a choice poll give the option's number or name; for a ranked "
+            "poll list the options best first (vote 3 2 1 4). Vote again to change your ballot. A secret ballot "
+            "is cast in a private chat with me; change it with the receipt I sent you (receipt=…).",
 )
-def vote(ctx: Context, number: int, choice: str, reason: str | None) -> None:
+def vote(ctx: Context, number: int, choice: str, reason: str | None, receipt: str | None,
+         group: str | None) -> None:
+    ctx.enter_group(group)
     proposal = rules.find(ctx.session, ctx.group_id, number)
-    chosen, reason = rules.resolve_choice(proposal, f"{choice} {reason or ''}")
+    words = f"{choice} {reason or ''}".strip()
+    if proposal.secret:
+        _vote_secretly(ctx, proposal, words, receipt)
+        return
+    if ctx.is_private:
+        raise rules.RuleViolation(f"#{number} is an open vote: vote in the group, where everyone sees it.")
+    if receipt is not None:
+        raise rules.RuleViolation(f"#{number} is an open vote; receipts are for secret ballots.")
+    if rules.is_ranked(proposal):
+        _rank_openly(ctx, proposal, words)
+        return
+    chosen, reason = rules.resolve_choice(proposal, words)
     change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, reason, ctx.now)
     counts = rules.counts(ctx.session, proposal)
-    if change.previous is None:
-        verb = "counted"
-    elif change.previous == change.current:
-        verb = "unchanged"
-    else:
-        verb = f"changed from {escape(change.previous)}"
-    ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)}: {b(chosen)} on #{proposal.number} ({verb}). "
-                          f"{tally_line(counts)}"))
+    ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)}: {b(chosen)} on #{proposal.number} "
+                          f"({_verb(change)}). {tally_line(counts)}"))
     refresh_card(ctx, proposal, counts)
+
+
+def _verb(change: rules.BallotChange) -> str:
+    if change.previous is None:
+        return "counted"
+    if change.previous == change.current:
+        return "unchanged"
+    return f"changed from {escape(change.previous)}"
+
+
+TAPS = ("undo", "clear")
+
+
+def _rank_openly(ctx: Context, proposal: Proposal, words: str) -> None:
+    """A typed ranking replaces the ballot; a tap (+2, undo, clear) changes the ranking so far."""
+    if words.startswith("+") or words.lower() in TAPS:
+        current = rules.current_choice(ctx.session, proposal, ctx.member_id)
+        chosen = rules.tapped_ranking(proposal, current, words.lower())
+    else:
+        chosen = rules.resolve_ranking(proposal, words)
+    change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, None, ctx.now)
+    shown = rules.describe_choice(proposal, chosen) if chosen else "cleared"
+    ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)} ranks #{proposal.number}: {b(shown)}"
+                          f"{'' if change.previous or not chosen else ' (counted)'}"))
+    refresh_card(ctx, proposal)
+
+
+def _vote_secretly(ctx: Context, proposal: Proposal, words: str, receipt: str | None) -> None:
+    """Only in the private chat; in the group the member gets their ballot privately instead,
+    and nothing of what they typed or tapped is repeated there."""
+    if not ctx.is_private:
+        send_private_ballot(ctx, proposal, refused=True)
+        return
+    ctx.sealed = True
+    if rules.is_ranked(proposal):
+        chosen, reason = rules.resolve_ranking(proposal, words), None
+    else:
+        chosen, reason = rules.resolve_choice(proposal, words)
+    cast = rules.cast_secret(ctx.session, proposal, ctx.member_id, chosen, receipt, ctx.now)
+    described = rules.describe_choice(proposal, chosen)
+    if cast.receipt is not None:
+        ctx.reply(secret_vote_receipt(proposal, described, cast.receipt, ctx.prefix))
+    else:
+        ctx.reply(TextBuilder().line("🔒 ", f"Your ballot on #{proposal.number} now says {b(described)} "
+                                            f"(it said {escape(rules.describe_choice(proposal, cast.previous))}). "
+                                            "Your receipt stays the same.").build())
+    if reason:
+        ctx.reply(plain("Your reason was not kept: on a secret ballot it could tell who you are."))
+    if ctx.tapped:
+        ctx.ack(plain("🔒 Ballot sealed; your receipt is in this chat."))
+    refresh_card(ctx, proposal)
+
+
+def send_private_ballot(ctx: Context, proposal: Proposal, refused: bool = False) -> None:
+    """The secret ballot, in the member's private chat with its buttons."""
+    text = private_ballot(proposal, ctx.group.title, ctx.prefix)
+    if refused:
+        text = join([plain(f"#{proposal.number} is a secret ballot, so nothing you send in the group counts. "
+                           "Vote here instead:"), text])
+    fallback = plain(f"#{proposal.number} is a secret ballot: I could not write to you privately. Open a chat with "
+                     f"me (tap 🔒 Vote privately on the proposal) and vote there.")
+    if ctx.tapped:
+        ctx.ack(plain("🔒 Secret ballot: I sent it to you privately." if refused
+                      else "🔒 Your ballot is in your private chat with me."), problem=refused)
+    ctx.tell_privately(text, private_choices(proposal), fallback=fallback)
 
 
 @command("proposals", summary="list the open proposals", example="proposals", aliases=("open",))
@@ -112,15 +201,25 @@ def list_open(ctx: Context) -> None:
          params=(Positional("number", Number(), label="#"),), aliases=("show",))
 def show(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
-    ballots = rules.ballots_with_voters(ctx.session, proposal)
     text = card(ctx, proposal)
-    labels = list(rules.counts_template(proposal))
-    lines = [f"{b('Ballots')} ({len(ballots)}):", *voters_list(ballots, labels)] if ballots \
-        else [i("No ballots yet.")]
+    if proposal.secret:  # who voted, never what
+        voted = [escape(m.display_name) for m in secrecy.voters(ctx.session, proposal)]
+        lines = [f"{b('Voted')} ({len(voted)}): {', '.join(voted)}" if voted else i("No ballots yet.")]
+    else:
+        ballots = rules.ballots_with_voters(ctx.session, proposal)
+        lines = [f"{b('Ballots')} ({len(ballots)}):", *_ballot_lines(proposal, ballots)] if ballots \
+            else [i("No ballots yet.")]
     decision = rules.decision_of(ctx.session, proposal)
     if decision is not None:
         lines.append(outcome_headline(proposal, decision))
     ctx.reply(join([text, *lines]))
+
+
+def _ballot_lines(proposal: Proposal, ballots: list) -> list[str]:
+    if rules.is_ranked(proposal):
+        return [f"• {escape(member.display_name)}: {escape(rules.describe_choice(proposal, ballot.choice))}"
+                for ballot, member in ballots[:MAX_RANKINGS_SHOWN]]
+    return voters_list(ballots, list(rules.counts_template(proposal)))
 
 
 @command("withdraw", summary="withdraw your own open proposal", example="withdraw 3",
@@ -141,7 +240,8 @@ def close_early(ctx: Context, number: int) -> None:
     members = ctx.directory.member_count(ctx.session, ctx.group)
     concluded = outcomes.close_early(ctx.session, proposal, ctx.member_id, ctx.now, members, ctx.settings,
                                      ctx.prefix)
-    ctx.post(outcome_announcement(proposal, concluded.decision, ctx.settings.timezone, concluded.consequences))
+    ctx.actions.extend(outcomes.announcement(ctx.session, proposal, concluded, ctx.group_chat or ctx.chat,
+                                             ctx.settings.timezone))
     refresh_card(ctx, proposal)
 
 
@@ -184,14 +284,17 @@ def message_key(proposal: Proposal) -> str:
 
 
 def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> RichText:
+    if proposal.secret and proposal.status == rules.OPEN:  # no running tally, ever
+        counts = rules.counts_template(proposal)
     counts = counts if counts is not None else rules.counts(ctx.session, proposal)
     return proposal_card(proposal, rules.author_name(ctx.session, proposal), counts, ctx.now,
-                         ctx.settings.timezone, ctx.prefix)
+                         ctx.settings.timezone, ctx.prefix, secrecy.state(ctx.session, proposal))
 
 
 def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> None:
-    """Edit the proposal's message so its tally stays current (the outbox keeps only the newest edit)."""
+    """Edit the proposal's message so its tally stays current (the outbox keeps only the newest edit).
+    A secret ballot's card is in the group even when the ballot was cast privately."""
     keep_buttons = vote_choices(proposal) if proposal.status == rules.OPEN else ()
-    ctx.actions.append(EditMessage(chat=ctx.chat, track=message_key(proposal), text=card(ctx, proposal, counts),
-                                   choices=keep_buttons))
+    ctx.actions.append(EditMessage(chat=ctx.group_chat or ctx.chat, track=message_key(proposal),
+                                   text=card(ctx, proposal, counts), choices=keep_buttons))
 

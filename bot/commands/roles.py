@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.commands.args import Count, Duration, MentionArg, OneOf, Text, Word
 from bot.commands.base import command
-from bot.commands.proposals import card, message_key
+from bot.commands.proposals import METHOD, SECRET, card, message_key
 from bot.commands.registry import Option, Positional
 from bot.context import Context
 from bot.governance import proposals as rules
@@ -142,9 +142,12 @@ def draw(ctx: Context, role: str) -> None:
     ctx.post(draw_announcement(found, result, ctx.settings.timezone))
 
 
-@command("elect", summary="open an election among a role's volunteers", example="elect treasurer",
-         params=(ROLE,), aliases=("election",))
-def elect(ctx: Context, role: str) -> None:
+@command("elect", summary="open an election among a role's volunteers", example="elect treasurer method=stv",
+         params=(ROLE, Option("method", METHOD), Option("secret", SECRET, aliases=("ballot",))),
+         aliases=("election",),
+         details="method=stv (or ranked) lets members rank the candidates: one seat is counted by instant runoff, "
+                 "several by STV (Scottish rules). secret=yes makes it a secret ballot.")
+def elect(ctx: Context, role: str, method: str | None, secret: str | None) -> None:
     found = roles.find_role(ctx.session, ctx.group_id, role)
     seats = len(roles.free_seats(ctx.session, found))
     if not seats:
@@ -160,7 +163,8 @@ def elect(ctx: Context, role: str) -> None:
         title=f"Election: {found.name} ({seats} seat{'s' if seats != 1 else ''})", details=None,
         rule=settings.rule, quorum=settings.quorum, options=_labels(candidates), now=ctx.now,
         duration=settings.vote_duration, kind="election", role_id=found.id,
-        candidates={"member_ids": [m.id for m in candidates], "seats": seats})
+        candidates={"member_ids": [m.id for m in candidates], "seats": seats}, method=method or rules.PLAIN,
+        secret=secret == "yes", electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id))
     _post_card(ctx, proposal)
 
 

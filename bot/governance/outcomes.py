@@ -12,16 +12,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from bot.actions import Action, SendFile, SendImage, SendMessage
+from bot.charts import rounds_chart
+from bot.events import ChatRef
 from bot.governance import proposals as rules
-from bot.governance import roles
+from bot.governance import roles, secrecy
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
-from bot.governance.voting import Outcome
+from bot.governance.voting import WITHDRAWN, Outcome
 from bot.render.common import when
-from bot.render.text import b, escape
+from bot.render.proposals import decision_counts, outcome_announcement
+from bot.render.text import b, escape, plain
 from storage.models import Decision, Mandate, Member, Proposal, Role
 
 
@@ -45,6 +51,28 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
     handler = {"election": _election, "appointment": _appointment, "renewal": _renewal, "recall": _recall}
     handler[proposal.kind](session, proposal, role, outcome, now, settings, prefix, result.consequences)
     return result
+
+
+def announcement(session: Session, proposal: Proposal, concluded: Concluded, chat: ChatRef,
+                 zone: ZoneInfo) -> list[Action]:
+    """What the group is told at the close: the outcome; for a secret ballot who voted and every
+    ballot as a file (sorted by receipt hash); for a ranked count a chart of its rounds."""
+    decision = concluded.decision
+    secret_voters = ([m.display_name for m in secrecy.voters(session, proposal)] if proposal.secret else None)
+    actions: list[Action] = [SendMessage(chat=chat, text=outcome_announcement(
+        proposal, decision, zone, concluded.consequences, secret_voters))]
+    if proposal.secret and decision.outcome != WITHDRAWN:
+        data = secrecy.ballot_file(proposal, secrecy.sealed_ballots(session, proposal),
+                                   partial(rules.describe_choice, proposal))
+        actions.append(SendFile(chat=chat, filename=f"ballots-{proposal.number}.csv", data=data, mime_type="text/csv",
+                                caption=plain(f"#{proposal.number}: {decision.voters} ballots, "
+                                              f"{len(secret_voters)} voters.")))
+    count = decision_counts(decision).get("count")
+    if count and len(count["stages"]) > 1:
+        actions.append(SendImage(chat=chat, filename=f"count-{proposal.number}.png",
+                                 data=rounds_chart(count, f"#{proposal.number} {proposal.title}"),
+                                 caption=plain(f"#{proposal.number}: the count, round by round.")))
+    return actions
 
 
 def close_early(session: Session, proposal: Proposal, member_id: int, now: datetime, members: int,

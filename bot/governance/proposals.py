@@ -4,6 +4,7 @@ decision log. Decisions themselves are made by `voting.decide`."""
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,21 +12,20 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from bot.commands.args import Quorum
-from bot.governance import voting
-from storage.models import Ballot, Decision, Member, Proposal
+from bot.governance import secrecy, voting
+from bot.governance.errors import RuleViolation
+from storage.models import Ballot, Decision, Member, Proposal, VoterRoll
 
 OPEN, CLOSED, WITHDRAWN = "open", "closed", "withdrawn"
+PLAIN, RANKED = "plain", "ranked"
 MAX_OPEN_PER_GROUP = 200
-
-
-class RuleViolation(Exception):
-    """The action breaks a governance rule; the message says which, and nothing changes."""
+RANK_SEPARATOR = ">"  # a ranked ballot is stored as option numbers: "3>1>2"
 
 
 @dataclass(frozen=True)
 class BallotChange:
     previous: str | None
-    current: str
+    current: str | None
 
 
 # The statements of the vote path, built once: building a statement costs more
@@ -57,7 +57,11 @@ def find(session: Session, group_id: int, number: int) -> Proposal:
 def open_proposal(session: Session, *, group_id: int, author_id: int, title: str, details: str | None,
                   rule: str, quorum: Quorum, options: list[str] | None, now: datetime,
                   duration: timedelta, kind: str = "decision", role_id: int | None = None,
-                  subject_member_id: int | None = None, candidates: dict | None = None) -> Proposal:
+                  subject_member_id: int | None = None, candidates: dict | None = None, secret: bool = False,
+                  method: str = PLAIN, electorate: list[int] = ()) -> Proposal:
+    """Open a vote; a secret one gets its ballot box and a voter roll of `electorate`."""
+    if method == RANKED and not options:
+        raise RuleViolation('A ranked poll needs options to rank: options="A; B; C".')
     open_count = session.scalar(
         select(func.count()).select_from(Proposal).where(Proposal.group_id == group_id, Proposal.status == OPEN)
     )
@@ -68,10 +72,83 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
                         rule=rule, quorum=str(quorum), options="\n".join(options) if options else None,
                         opened_at=now, closes_at=now + duration, kind=kind, role_id=role_id,
                         subject_member_id=subject_member_id,
-                        candidates=json.dumps(candidates) if candidates else None)
+                        candidates=json.dumps(candidates) if candidates else None, secret=secret, method=method)
     session.add(proposal)
     session.flush()
+    if secret:
+        secrecy.open_roll(session, proposal, list(electorate))
     return proposal
+
+
+def is_ranked(proposal: Proposal) -> bool:
+    return proposal.method == RANKED
+
+
+def resolve_ranking(proposal: Proposal, words: str) -> str:
+    """A ranking typed as option numbers or names, best first ("3 1 2", "Chess > Go"), as stored."""
+    options = options_of(proposal)
+    rest = words.replace(RANK_SEPARATOR, " ").replace(",", " ").strip()
+    if rest.lower() in ("abstain", "pass"):
+        return voting.ABSTAIN
+    ranking: list[int] = []
+    while rest:
+        number, rest = _next_ranked(proposal, options, rest)
+        if number in ranking:
+            raise RuleViolation(f"“{options[number - 1][:30]}” is ranked twice; rank each option once.")
+        ranking.append(number)
+        rest = rest.strip()
+    if not ranking:
+        raise RuleViolation(f"Rank the options of #{proposal.number}, best first: for example "
+                            f"vote {proposal.number} 2 1 3.")
+    return encode_ranking(ranking)
+
+
+def _next_ranked(proposal: Proposal, options: list[str], text: str) -> tuple[int, str]:
+    first, _, rest = text.partition(" ")
+    if first.lstrip("#").isdigit() and first.isascii():
+        number = int(first.lstrip("#"))
+        if not 1 <= number <= len(options):
+            raise RuleViolation(f"#{proposal.number} has options 1 to {len(options)}.")
+        return number, rest
+    folded = text.casefold()
+    matches = [n for n, o in enumerate(options, 1) if folded == o.casefold() or folded.startswith(o.casefold() + " ")]
+    if not matches:
+        listing = "; ".join(f"{n} {o}" for n, o in enumerate(options, 1))
+        raise RuleViolation(f"“{first[:30]}” is not an option of #{proposal.number}: {listing}")
+    number = max(matches, key=lambda n: len(options[n - 1]))
+    return number, text[len(options[number - 1]):]
+
+
+def encode_ranking(numbers: list[int]) -> str:
+    return RANK_SEPARATOR.join(map(str, numbers)) if numbers else voting.ABSTAIN
+
+
+def ranking_of(choice: str) -> list[int]:
+    return [] if choice == voting.ABSTAIN else [int(n) for n in choice.split(RANK_SEPARATOR)]
+
+
+def tapped_ranking(proposal: Proposal, current: str | None, tap: str) -> str | None:
+    """One tap on a ranked poll: "+2" ranks option 2 next, "undo" takes the last back,
+    "clear" starts again (None: no ballot left)."""
+    ranking = ranking_of(current) if current else []
+    if tap == "clear":
+        return None
+    if tap == "undo":
+        return encode_ranking(ranking[:-1]) if len(ranking) > 1 else None
+    number = int(tap[1:]) if tap[1:].isdigit() else 0
+    if not 1 <= number <= len(options_of(proposal)):
+        raise RuleViolation(f"#{proposal.number} has options 1 to {len(options_of(proposal))}.")
+    if number in ranking:
+        raise RuleViolation(f"You ranked {options_of(proposal)[number - 1][:40]} already; undo or clear to change.")
+    return encode_ranking([*ranking, number])
+
+
+def describe_choice(proposal: Proposal, choice: str) -> str:
+    """A stored choice in words: a ranking reads "Chess > Go > Bridge"."""
+    if not is_ranked(proposal) or choice == voting.ABSTAIN:
+        return choice
+    options = options_of(proposal)
+    return " > ".join(options[n - 1] for n in ranking_of(choice))
 
 
 def resolve_choice(proposal: Proposal, words: str) -> tuple[str, str | None]:
@@ -103,13 +180,17 @@ def resolve_choice(proposal: Proposal, words: str) -> tuple[str, str | None]:
     return chosen, words[len(chosen):].strip() or None
 
 
-def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: str, reason: str | None,
+def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: str | None, reason: str | None,
                 now: datetime) -> BallotChange:
-    """Record or change a member's ballot; one row per member per proposal (the schema enforces it)."""
-    if proposal.status != OPEN or now >= proposal.closes_at:
-        raise RuleViolation(f"#{proposal.number} is {_state(proposal)}; votes are no longer accepted.")
+    """Record or change a member's open ballot; one row per member per proposal (the schema
+    enforces it). choice=None takes the ballot back (a cleared ranking)."""
+    _require_voting(proposal, now)
     connection = session.connection()
     existing = connection.execute(_BALLOT_OF, {"proposal_id": proposal.id, "member_id": member_id}).first()
+    if choice is None:
+        if existing is not None:
+            connection.execute(delete(Ballot.__table__).where(_ballots.id == existing.id))
+        return BallotChange(existing and existing.choice, None)
     if existing is None:
         connection.execute(_NEW_BALLOT, {"proposal_id": proposal.id, "member_id": member_id, "choice": choice,
                                          "reason": reason, "cast_at": now, "changed_at": now})
@@ -119,10 +200,34 @@ def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: st
     return BallotChange(existing.choice, choice)
 
 
+def current_choice(session: Session, proposal: Proposal, member_id: int) -> str | None:
+    row = session.connection().execute(_BALLOT_OF, {"proposal_id": proposal.id, "member_id": member_id}).first()
+    return row and row.choice
+
+
+def cast_secret(session: Session, proposal: Proposal, member_id: int, choice: str, receipt: str | None,
+                now: datetime) -> secrecy.Cast:
+    _require_voting(proposal, now)
+    return secrecy.cast(session, proposal, member_id, choice, receipt)
+
+
+def _require_voting(proposal: Proposal, now: datetime) -> None:
+    if proposal.status != OPEN or now >= proposal.closes_at:
+        raise RuleViolation(f"#{proposal.number} is {_state(proposal)}; votes are no longer accepted.")
+
+
 def retract_ballot(session: Session, proposal: Proposal, member_id: int, choice: str, now: datetime) -> bool:
     """Take back a ballot (a removed reaction) if it is still the member's current one."""
-    if proposal.status != OPEN or now >= proposal.closes_at:
+    if proposal.status != OPEN or now >= proposal.closes_at or proposal.secret:
         return False
+    if is_ranked(proposal):  # a removed number reaction takes that option out of the ranking
+        current = current_choice(session, proposal, member_id)
+        number = int(choice[1:]) if choice.startswith("+") and choice[1:].isdigit() else 0
+        if current is None or number not in ranking_of(current):
+            return False
+        kept = [n for n in ranking_of(current) if n != number]
+        cast_ballot(session, proposal, member_id, encode_ranking(kept) if kept else None, None, now)
+        return True
     result = session.execute(
         delete(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member_id,
                              Ballot.choice == choice)
@@ -136,20 +241,41 @@ def counts_template(proposal: Proposal) -> dict[str, int]:
 
 
 def counts(session: Session, proposal: Proposal) -> dict[str, int]:
-    rows = session.connection().execute(_COUNTS, {"proposal_id": proposal.id}).all()
+    """Ballots per choice (a ranked poll: per first preference)."""
     tallied = counts_template(proposal)
+    if proposal.secret or is_ranked(proposal):
+        for choice in all_choices(session, proposal):
+            label = _first_preference(proposal, choice)
+            tallied[label] = tallied.get(label, 0) + 1
+        return tallied
+    rows = session.connection().execute(_COUNTS, {"proposal_id": proposal.id}).all()
     for choice, number in rows:
         if choice in tallied:
             tallied[choice] = number
     return tallied
 
 
+def _first_preference(proposal: Proposal, choice: str) -> str:
+    if not is_ranked(proposal) or choice == voting.ABSTAIN:
+        return choice
+    return options_of(proposal)[ranking_of(choice)[0] - 1]
+
+
+def all_choices(session: Session, proposal: Proposal) -> list[str]:
+    """Every ballot's choice; a secret ballot's come from its box, with nobody attached."""
+    if proposal.secret:
+        return secrecy.choices(session, proposal)
+    return list(session.scalars(select(Ballot.choice).where(Ballot.proposal_id == proposal.id)))
+
+
 def voter_counts(session: Session, proposals: list[Proposal]) -> dict[int, int]:
-    """How many ballots each proposal has, in one query (for lists)."""
-    ids = [proposal.id for proposal in proposals]
+    """How many have voted on each proposal, in one query per kind (for lists)."""
+    ids = [proposal.id for proposal in proposals if not proposal.secret]
     rows = session.execute(select(Ballot.proposal_id, func.count()).where(Ballot.proposal_id.in_(ids))
                            .group_by(Ballot.proposal_id)).all()
-    return {proposal_id: number for proposal_id, number in rows}
+    found = {proposal_id: number for proposal_id, number in rows}
+    found.update(secrecy.voted_count(session, [proposal.id for proposal in proposals if proposal.secret]))
+    return found
 
 
 def author_name(session: Session, proposal: Proposal) -> str:
@@ -164,6 +290,11 @@ def ballots_with_voters(session: Session, proposal: Proposal) -> list[tuple[Ball
 
 
 def non_voters(session: Session, proposal: Proposal) -> list[Member]:
+    if proposal.secret:
+        voted = select(VoterRoll.member_id).where(VoterRoll.proposal_id == proposal.id, VoterRoll.voted)
+        return list(session.scalars(
+            select(Member).where(Member.group_id == proposal.group_id, Member.active, Member.id.not_in(voted))
+            .order_by(Member.display_name)))
     voted = select(Ballot.member_id).where(Ballot.proposal_id == proposal.id)
     return list(session.scalars(
         select(Member).where(Member.group_id == proposal.group_id, Member.active, Member.id.not_in(voted))
@@ -184,8 +315,14 @@ def close(session: Session, proposal: Proposal, now: datetime, members: int) -> 
     _require_open(proposal)
     tallied = counts(session, proposal)
     seats = json.loads(proposal.candidates)["seats"] if proposal.candidates else 1
-    outcome = voting.decide(proposal.rule, Quorum.parse(proposal.quorum), members, tallied, options_of(proposal),
-                            seats)
+    quorum = Quorum.parse(proposal.quorum)
+    if is_ranked(proposal):
+        rankings = [[options_of(proposal)[n - 1] for n in ranking_of(choice)]
+                    for choice in all_choices(session, proposal)]
+        outcome, count = voting.decide_ranked(quorum, members, rankings, options_of(proposal), seats,
+                                              seed=secrets.token_hex(8))
+        return _finish(session, proposal, outcome, now, members, CLOSED, tallied, count), outcome
+    outcome = voting.decide(proposal.rule, quorum, members, tallied, options_of(proposal), seats)
     return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
 
 
@@ -223,12 +360,14 @@ def decision_of(session: Session, proposal: Proposal) -> Decision | None:
 
 
 def _finish(session: Session, proposal: Proposal, outcome: voting.Outcome, now: datetime, members: int,
-            status: str, tallied: dict[str, int] | None = None) -> Decision:
+            status: str, tallied: dict[str, int] | None = None, count: dict | None = None) -> Decision:
     tallied = tallied if tallied is not None else counts(session, proposal)
     proposal.status, proposal.closed_at = status, now
+    record = {"counts": tallied, "winners": list(outcome.winners), "explanation": outcome.explanation}
+    if count is not None:  # a ranked count, round by round
+        record["count"] = count
     decision = Decision(group_id=proposal.group_id, proposal_id=proposal.id, outcome=outcome.result,
-                        counts=json.dumps({"counts": tallied, "winners": list(outcome.winners),
-                                           "explanation": outcome.explanation}, ensure_ascii=False),
+                        counts=json.dumps(record, ensure_ascii=False),
                         voters=sum(tallied.values()), members=members, decided_at=now)
     session.add(decision)
     session.flush()

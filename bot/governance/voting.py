@@ -9,6 +9,9 @@
 - choice polls (options=…) are decided by plurality; an equal top is a tie.
 - elections for several seats take the options with the most votes; a tie across
   the last seat leaves the tied seats unfilled.
+- ranked polls are counted by instant runoff (one seat) or STV with the Scottish
+  rules (several seats), see bot.governance.ranked; abstentions count toward
+  quorum only, and a tie no earlier round settles is drawn by the published lot.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.commands.args import Quorum
+from bot.governance import ranked
 
 YES, NO, ABSTAIN, BLOCK = "yes", "no", "abstain", "block"
 STANCES = (YES, NO, ABSTAIN, BLOCK)
@@ -127,3 +131,35 @@ def _consensus(yes: int, no: int, block: int) -> Outcome:
 
 
 _RULES = {"majority": _majority, "two-thirds": _two_thirds, "consent": _consent, "consensus": _consensus}
+
+
+def decide_ranked(quorum: Quorum, members: int, rankings: Sequence[Sequence[str]], options: Sequence[str],
+                  seats: int, seed: str) -> tuple[Outcome, dict | None]:
+    """Count ranked ballots (an empty ranking is an abstention); returns the outcome and the
+    count's record, round by round, for the announcement, the chart and the decision log."""
+    needed = quorum.required(members)
+    if len(rankings) < needed:
+        return Outcome(NO_QUORUM, explanation=f"{len(rankings)} of the {needed} ballots needed"), None
+    ranked_ballots = [ranking for ranking in rankings if ranking]
+    if not ranked_ballots:
+        return Outcome(REJECTED, explanation="nobody ranked an option"), None
+    if seats == 1:
+        count = ranked.irv(ranked_ballots, options, seed)
+        how = f"instant runoff, {len(count.stages)} round{'s' if len(count.stages) != 1 else ''}"
+    else:
+        count = ranked.stv(ranked_ballots, options, seats, seed)
+        how = f"STV (Scottish rules), quota {count.quota} for {seats} seats"
+    if not count.winners:
+        return Outcome(REJECTED, explanation=how), count_record(count, seed)
+    return Outcome(CHOSEN, count.winners, how), count_record(count, seed)
+
+
+def count_record(count: ranked.Count, seed: str) -> dict:
+    """A ranked count as plain JSON (decimals as strings, so nothing is rounded on the way)."""
+    return {"method": count.method, "seats": count.seats, "quota": str(count.quota), "valid": count.valid,
+            "seed": seed, "winners": list(count.winners),
+            "stages": [{"number": stage.number, "action": stage.action, "subject": stage.subject,
+                        "transfers": {name: str(value) for name, value in stage.transfers.items()},
+                        "exhausted": str(stage.exhausted),
+                        "totals": {name: str(value) for name, value in stage.totals.items()},
+                        "elected": list(stage.elected), "tie": stage.tie} for stage in count.stages]}

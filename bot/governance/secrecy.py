@@ -1,0 +1,175 @@
+"""Secret ballots: a voter roll and a ballot box that nothing links.
+
+- The roll says who may vote and who has; the box holds choices keyed by the
+  SHA-256 of a random receipt, sorted by that hash (no member, no time, no
+  order of arrival: see `storage.models.BallotBox`).
+- The receipt goes to the voter privately, once. With it they can find their
+  ballot (`ballot check`) or replace it before the close; without it nobody,
+  the bot included, can tell which ballot is theirs.
+- At the close the box is published, sorted by receipt hash, beside the list
+  of members who voted: anyone can recount, and check the two numbers match.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import hashlib
+import io
+import json
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.governance.errors import RuleViolation
+from storage.models import BallotBox, Member, Proposal, VoterRoll
+
+# No 0/O, 1/I/L: a receipt is read off a phone screen and typed back.
+RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+RECEIPT_LENGTH = 12  # 31^12 ≈ 2^59: not guessable through a chat
+SMALL_ROLL = 5  # below this many voters a one-sided result shows how people voted
+
+
+@dataclass(frozen=True)
+class Cast:
+    receipt: str | None  # the new receipt, or None when a ballot was changed with one
+    previous: str | None  # the choice replaced, when changed
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """What the group may see of an open secret ballot."""
+
+    voted: int  # members marked on the roll
+    roll: int  # members who may vote
+
+
+def state(session: Session, proposal: Proposal) -> SecretState | None:
+    if not proposal.secret:
+        return None
+    return SecretState(voted_count(session, [proposal.id]).get(proposal.id, 0), roll_size(session, proposal))
+
+
+def new_receipt() -> str:
+    code = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LENGTH))
+    return "-".join(code[i:i + 4] for i in range(0, RECEIPT_LENGTH, 4))
+
+
+def normalized(code: str) -> str:
+    return "".join(c for c in code.upper() if c.isalnum())
+
+
+def receipt_hash(code: str) -> str:
+    """What the box and the published file key a ballot by (capitals, dashes left out)."""
+    return hashlib.sha256(normalized(code).encode()).hexdigest()
+
+
+def open_roll(session: Session, proposal: Proposal, member_ids: list[int]) -> None:
+    session.add(BallotBox(proposal_id=proposal.id, ballots="[]"))
+    session.add_all(VoterRoll(proposal_id=proposal.id, member_id=member_id) for member_id in member_ids)
+    session.flush()
+
+
+def cast(session: Session, proposal: Proposal, member_id: int, choice: str, receipt: str | None) -> Cast:
+    """Seal a member's ballot (they are marked on the roll, the choice goes in the box under a
+    new receipt), or, with the receipt of their ballot, replace its choice."""
+    entry = session.get(VoterRoll, (proposal.id, member_id))
+    box = _box(session, proposal)
+    ballots = json.loads(box.ballots)
+    if receipt is not None:
+        return _change(proposal, entry, box, ballots, receipt, choice)
+    if entry is not None and entry.voted:
+        raise RuleViolation(f"You have already voted on #{proposal.number}, and your ballot is sealed. To change "
+                            f"it, vote again with the receipt I sent you: vote {proposal.number} <choice> "
+                            "receipt=<code>.")
+    if entry is None:  # a member the bot met after the vote opened
+        session.add(VoterRoll(proposal_id=proposal.id, member_id=member_id, voted=True))
+    else:
+        entry.voted = True
+    code = new_receipt()
+    bisect.insort(ballots, [receipt_hash(code), choice])
+    box.ballots = json.dumps(ballots, ensure_ascii=False)
+    session.flush()
+    return Cast(receipt=code, previous=None)
+
+
+def _change(proposal: Proposal, entry: VoterRoll | None, box: BallotBox, ballots: list, receipt: str,
+            choice: str) -> Cast:
+    if entry is None or not entry.voted:
+        raise RuleViolation(f"You have not voted on #{proposal.number} yet; vote without a receipt.")
+    index = _find(ballots, receipt_hash(receipt))
+    if index is None:
+        raise RuleViolation(f"No ballot on #{proposal.number} has that receipt; check the code I sent you.")
+    previous = ballots[index][1]
+    ballots[index][1] = choice
+    box.ballots = json.dumps(ballots, ensure_ascii=False)
+    return Cast(receipt=None, previous=previous)
+
+
+def check(session: Session, proposal: Proposal, receipt: str) -> str | None:
+    """The choice on the ballot with this receipt, if there is one."""
+    ballots = json.loads(_box(session, proposal, lock=False).ballots)
+    index = _find(ballots, receipt_hash(receipt))
+    return None if index is None else ballots[index][1]
+
+
+def choices(session: Session, proposal: Proposal) -> list[str]:
+    return [choice for _, choice in sealed_ballots(session, proposal)]
+
+
+def sealed_ballots(session: Session, proposal: Proposal) -> list[tuple[str, str]]:
+    """(receipt hash, choice), sorted by the hash."""
+    return [(digest, choice) for digest, choice in json.loads(_box(session, proposal, lock=False).ballots)]
+
+
+def voted_count(session: Session, proposal_ids: list[int]) -> dict[int, int]:
+    rows = session.execute(select(VoterRoll.proposal_id, func.count()).where(
+        VoterRoll.proposal_id.in_(proposal_ids), VoterRoll.voted).group_by(VoterRoll.proposal_id))
+    return {proposal_id: number for proposal_id, number in rows}
+
+
+def roll_size(session: Session, proposal: Proposal) -> int:
+    return session.scalar(select(func.count()).select_from(VoterRoll).where(VoterRoll.proposal_id == proposal.id))
+
+
+def voters(session: Session, proposal: Proposal, voted: bool = True) -> list[Member]:
+    """The members who have voted (or, with voted=False, those on the roll who have not), by name."""
+    return list(session.scalars(
+        select(Member).join(VoterRoll, VoterRoll.member_id == Member.id)
+        .where(VoterRoll.proposal_id == proposal.id, VoterRoll.voted == voted).order_by(Member.display_name)))
+
+
+def add_to_roll(session: Session, proposal: Proposal, member_id: int) -> None:
+    """A member who joins while the ballot is open may vote too."""
+    if session.get(VoterRoll, (proposal.id, member_id)) is None:
+        session.add(VoterRoll(proposal_id=proposal.id, member_id=member_id))
+
+
+def ballot_file(proposal: Proposal, ballots: list[tuple[str, str]], describe) -> bytes:
+    """Every ballot as CSV, sorted by receipt hash; `describe` turns a stored choice into words."""
+    out = io.StringIO()
+    out.write(f"# Proposal #{proposal.number}: {proposal.title}\n"
+              "# One row per ballot, sorted by receipt_sha256 = SHA-256 (hex) of the receipt code written in\n"
+              "# capitals without dashes. Find yours: echo -n ABCDEFGHJKMN | sha256sum\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["receipt_sha256", "choice"])
+    for digest, choice in ballots:
+        writer.writerow([digest, describe(choice)])
+    return out.getvalue().encode()
+
+
+def _box(session: Session, proposal: Proposal, lock: bool = True) -> BallotBox:
+    # FOR UPDATE: two ballots cast at once must not both write the box they read.
+    query = select(BallotBox).where(BallotBox.proposal_id == proposal.id)
+    box = session.scalars(query.with_for_update() if lock else query).first()
+    if box is None:
+        raise RuleViolation(f"#{proposal.number} has no ballot box; it is not a secret ballot.")
+    return box
+
+
+def _find(ballots: list, digest: str) -> int | None:
+    index = bisect.bisect_left(ballots, [digest])
+    return index if index < len(ballots) and ballots[index][0] == digest else None
+
