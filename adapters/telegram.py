@@ -8,6 +8,14 @@ core's events and actions. Every Telegram quirk lives here:
   longer ones are split on line boundaries outside any tag;
 - a button press must always be answered (a private toast), and callback_data
   is at most 64 bytes (the core keeps payloads short);
+- a private choice (a secret ballot) is a button opening the member's private
+  chat with the bot: a `t.me/<bot>?start=<payload, base64url>` deep link, which
+  Telegram delivers as `/start <token>` and which is handed over as the
+  payload, marked as coming from a link (the core lets a link open a ballot,
+  never cast one: anyone can craft a link);
+- nothing a member says or is told privately is logged: PTB's DEBUG records of
+  every request's parameters and result are dropped (`PrivateFilter`), and an
+  update from a private chat is logged by its id, never its content;
 - a typed `/vote` is acknowledged with a reaction on the command, never with a
   group message; tally edits are coalesced per message;
 - outgoing rate limits: ~30 requests/s overall and 20 messages/min per group,
@@ -36,6 +44,8 @@ core's events and actions. Every Telegram quirk lives here:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import html as html_lib
 import json
@@ -87,6 +97,63 @@ GIVE_UP_AFTER = 5  # failed attempts before an update is set aside
 LONGEST_PAUSE = 30.0  # seconds, between retries
 STOP_TIMEOUT = 15.0  # seconds an update being applied may take to finish at stop
 NOT_RECORDED = "⚠ That did not go through. Please try again."
+MAX_START = 64  # a deep link's start parameter: 1–64 of [A-Za-z0-9_-]
+_START_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_START = re.compile(r"/start(?:@(\w+))?(?:\s+(\S+))?\s*", re.IGNORECASE)
+
+
+# private-vote hygiene ---------------------------------------------------------------
+
+class PrivateFilter(logging.Filter):
+    """PTB logs, at DEBUG, the parameters and the result of every Bot API call: the text of a secret
+    ballot, its receipt and a member's private choices would end up in the logs. Those records are
+    dropped; a response body PTB could not parse is logged by its length only."""
+
+    CALLS = ("Calling Bot API endpoint", "Call to Bot API endpoint")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith(self.CALLS):
+            return False
+        if message.startswith("Can not load invalid JSON data") and record.args:
+            record.args = tuple(f"<{len(str(arg))} characters not logged>" for arg in record.args)
+        return True
+
+
+PRIVATE_FILTER = PrivateFilter()
+# The loggers PTB 22 writes those records to: Bot._LOGGER, ExtBot._LOGGER (the one an Application's bot
+# uses), and BaseRequest's module logger. A logger's filters see only the records logged on it, so each is named.
+FILTERED_LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot", "telegram.request.BaseRequest")
+
+
+def install_log_filter() -> None:
+    for name in FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if PRIVATE_FILTER not in logger.filters:
+            logger.addFilter(PRIVATE_FILTER)
+
+
+def start_token(payload: str) -> str:
+    """A choice's payload as a deep link's start parameter: base64url without padding."""
+    return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
+
+
+def start_payload(text: str, username: str = "") -> str | None:
+    """The payload a deep link carried (`/start <token>`), or None when `text` is not one
+    (a bare /start, or a token that does not decode)."""
+    match = _START.fullmatch(text.strip())
+    if match is None or not match.group(2):
+        return None
+    if match.group(1) and username and match.group(1).lower() != username.lower():
+        return None
+    token = match.group(2)
+    if not _START_TOKEN.fullmatch(token):
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError):
+        return None
+    return payload if payload.strip() and payload.isprintable() else None
 
 
 # rate limits ---------------------------------------------------------------------
@@ -292,12 +359,24 @@ def render_parts(text: RichText, limit: int = MAX_MESSAGE) -> tuple[list[str], s
         return plain_parts(text.plain(), limit), None
 
 
-def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
+def keyboard(choices: Sequence[Choice], username: str = "") -> InlineKeyboardMarkup | None:
+    """Inline buttons; a private choice opens the member's private chat with the bot (`username`)."""
     if not choices:
         return None
     width = 2 if len(choices) == 4 else 3
-    buttons = [InlineKeyboardButton(choice.label[:64], callback_data=choice.payload) for choice in choices]
+    buttons = [_button(choice, username) for choice in choices]
     return InlineKeyboardMarkup([buttons[i:i + width] for i in range(0, len(buttons), width)])
+
+
+def _button(choice: Choice, username: str) -> InlineKeyboardButton:
+    if choice.private:
+        token = start_token(choice.payload)
+        if username and len(token) <= MAX_START:
+            return InlineKeyboardButton(choice.label[:64], url=f"https://t.me/{username}?start={token}")
+        # The tap then comes back from the group, and the core answers privately.
+        log.warning("a private choice is a plain button: %s", "the bot's username is unknown" if not username
+                    else f"its payload is {len(token)} characters as a start parameter (at most {MAX_START})")
+    return InlineKeyboardButton(choice.label[:64], callback_data=choice.payload)
 
 
 def message_ref(event_id: str) -> tuple[int, int] | None:
@@ -315,8 +394,25 @@ Incoming = Update | dict  # a parsed update, or the raw JSON of one (parsed when
 
 
 def _update_json(update: Incoming) -> str:
+    """An update for the log: its JSON, unless it may come from a private chat (a secret ballot there):
+    then only what kind of update it is."""
     data = update.to_dict() if isinstance(update, Update) else update
+    chat_type = _chat_type(data)
+    if chat_type is None or chat_type == "private":
+        kinds = ", ".join(key for key in data if key != "update_id") if isinstance(data, dict) else "unknown"
+        return f"a {kinds} update from a {chat_type or 'private or unknown'} chat (its content is not logged)"
     return json.dumps(data, ensure_ascii=False, default=str)[:4000]
+
+
+def _chat_type(data: Any) -> str | None:
+    """The type of the chat an update (as JSON) comes from, if it says."""
+    if not isinstance(data, dict):
+        return None
+    query = data.get("callback_query")
+    inner = query.get("message") if isinstance(query, dict) else next(
+        (value for key, value in data.items() if key != "update_id" and isinstance(value, dict)), None)
+    chat = inner.get("chat") if isinstance(inner, dict) else None
+    return chat.get("type") if isinstance(chat, dict) else None
 
 
 class Intake:
@@ -326,10 +422,10 @@ class Intake:
     An update whose application raised is offered again by the caller (polling: after a pause;
     webhook: Telegram delivers it again after a 500). After `give_up_after` failures it is set
     aside — confirmed, so it no longer blocks the group — and tried once more after the next
-    update that is applied; if that last try fails, it is dropped (logged with its JSON, and
-    `on_drop` is told, e.g. to answer a button press). Only one update is set aside at a time:
-    when another one keeps failing meanwhile, the trouble is not the update (the database is
-    down), so it is not set aside but retried for as long as it takes."""
+    update that is applied; if that last try fails, it is dropped (logged with its JSON unless it
+    may come from a private chat, and `on_drop` is told, e.g. to answer a button press). Only one
+    update is set aside at a time: when another one keeps failing meanwhile, the trouble is not the
+    update (the database is down), so it is not set aside but retried for as long as it takes."""
 
     def __init__(self, apply: Callable[[Incoming], Awaitable[None]],
                  on_drop: Callable[[Incoming], Awaitable[None]] | None = None,
@@ -404,6 +500,7 @@ class TelegramAdapter:
                  port: int = 8443, secret_token: str = "", history_window: timedelta = timedelta(minutes=10),
                  edit_delay: float = 2.0, member_count_ttl: float = 3600.0, poll_timeout: int = 10,
                  rate_limiter: BaseRateLimiter | None = None) -> None:
+        install_log_filter()
         # The Application gives the Bot (with the rate limiter) and its start-up and shutdown; updates are
         # fetched and applied by this adapter, not by PTB's Updater (see the module docstring).
         builder = Application.builder().token(token).rate_limiter(rate_limiter or CommonsRateLimiter()).updater(None)
@@ -625,14 +722,21 @@ class TelegramAdapter:
         if user.is_bot:
             return
         private = chat.type == "private"
-        if not private:
+        text, linked = message.text, None
+        if private:
+            # A deep link (a private choice's button) arrives as `/start <token>`: the payload it carries is
+            # handed over, marked as coming from a link (anyone can make one: the core lets it open a ballot,
+            # not cast one). A token that does not decode goes as it is (the core answers).
+            linked = start_payload(text, self.username)
+            text = linked or text
+        else:
             await self._refresh_member_count(chat.id)
         await self._sink(CommandMessage(
             chat=ChatRef(platform=PLATFORM, chat_id=str(chat.id)),
             sender=UserRef(platform=PLATFORM, user_id=str(user.id)), sender_name=user.full_name,
-            text=message.text, event_id=f"{chat.id}:{message.message_id}",
+            text=text, event_id=f"{chat.id}:{message.message_id}",
             reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
-            is_private=private, chat_title=chat.title, bot_username=self.username))
+            is_private=private, chat_title=chat.title, bot_username=self.username, via_link=linked is not None))
 
     async def _on_press(self, update: Update) -> None:
         query = update.callback_query
@@ -644,7 +748,7 @@ class TelegramAdapter:
                 chat=ChatRef(platform=PLATFORM, chat_id=str(query.message.chat.id)),
                 sender=UserRef(platform=PLATFORM, user_id=str(query.from_user.id)),
                 sender_name=query.from_user.full_name, payload=query.data or "", event_id=event_id,
-                message_id=str(query.message.message_id)))
+                message_id=str(query.message.message_id), is_private=query.message.chat.type == "private"))
         except BaseException:
             self._answered.discard(event_id)
             raise  # not applied: answered when a retry applies it (or by _dropped)
@@ -740,7 +844,7 @@ class TelegramAdapter:
         first_id = None
         for index, part in enumerate(parts):
             replying = reply if index == 0 else None  # bound per part below
-            markup = keyboard(choices) if index == len(parts) - 1 else None
+            markup = keyboard(choices, self.username) if index == len(parts) - 1 else None
 
             def send(body: str, parse_mode: str | None, replying=replying, markup=markup):
                 return self._retrying(lambda: self.app.bot.send_message(
@@ -778,11 +882,14 @@ class TelegramAdapter:
 
     async def _direct(self, action: DirectMessage) -> None:
         try:
-            await self._send(int(action.user.user_id), action.text)
+            await self._send(int(action.user.user_id), action.text, action.choices)
         except Forbidden:
             # Telegram lets a bot write only to people who started a private chat with it.
-            if action.fallback_chat is not None:
-                await self._send(int(action.fallback_chat.chat_id), action.text)
+            if action.fallback_chat is None:
+                return
+            if action.fallback_text is not None:
+                raise  # the text is private: the delivery layer says `fallback_text` in the group instead
+            await self._send(int(action.fallback_chat.chat_id), action.text)
 
     def _caption(self, caption: RichText | None) -> str | None:
         """A caption is sent as HTML, at most 1,024 visible characters (whole lines, so no tag is cut);
@@ -798,7 +905,7 @@ class TelegramAdapter:
         def edit(body: str, parse_mode: str | None):
             return self._retrying(lambda: self.app.bot.edit_message_text(
                 body, chat_id=key[0], message_id=key[1], parse_mode=parse_mode,
-                reply_markup=keyboard(action.choices)))
+                reply_markup=keyboard(action.choices, self.username)))
         parts, mode = render_parts(action.text)  # an edit is one message: its first part
         try:
             await self._html_or_plain(edit, parts[0], mode)

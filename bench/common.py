@@ -7,6 +7,9 @@ import os
 import platform
 import sqlite3
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -101,6 +104,21 @@ def start_postgres():
     server = PostgresServer(bindir)
     server.start()
     return server
+
+
+@contextmanager
+def throwaway_database(backend: str) -> Iterator[str]:
+    """The URL of an empty database on `backend` (a temp SQLite file, or a throwaway local PostgreSQL
+    server), removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="commons-bench-") as directory:
+            yield f"sqlite:///{directory}/bench.db"
+        return
+    server = start_postgres()
+    try:
+        yield server.create_database("commons_bench")
+    finally:
+        server.stop()
 
 
 def describe_server(engine, backend: str) -> str:

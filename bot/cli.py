@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         print("database is up to date")
         return 0
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's URL at INFO, and a Telegram URL holds the bot's token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     return asyncio.run(serve(config))
 
 

@@ -14,7 +14,7 @@ from bot.commands.registry import Registry
 from bot.events import ChatRef, UserRef
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
-from bot.groups import Directory
+from bot.groups import Directory, Membership
 from bot.render.text import RichText
 from storage.models import Group, Member
 
@@ -96,20 +96,19 @@ class Context:
                                 "needs), then write to me again.")
         if named is not None:
             wanted = named.strip()
-            mine = [(g, m) for g, m in mine
-                    if wanted.lstrip("#") == str(g.id) or (g.title or "").casefold() == wanted.casefold()]
+            mine = [m for m in mine
+                    if wanted.lstrip("#") == str(m.group_id) or (m.title or "").casefold() == wanted.casefold()]
             if not mine:
                 raise RuleViolation(f"You are not in a group called “{wanted[:40]}” that I know. "
                                     f"Yours: {_group_list(everywhere)}.")
         if len(mine) > 1:
             raise RuleViolation(f"Which group? Add group=<name or #>: {_group_list(everywhere)}.")
-        group, member = mine[0]
-        self.group_id, self.member_id, self.group_chat = group.id, member.id, self.directory.chat_of(group)
+        self.group_id, self.member_id, self.group_chat = mine[0].group_id, mine[0].member_id, mine[0].chat
 
     def usage_of(self, name: str) -> str:
         command = self.registry.find(name)
         return command.usage(self.prefix) if command else f"{self.prefix}{name}"
 
 
-def _group_list(memberships: list[tuple[Group, Member]]) -> str:
-    return ", ".join(f"{group.title or 'untitled'} (#{group.id})" for group, _ in memberships)
+def _group_list(memberships: list[Membership]) -> str:
+    return ", ".join(f"{m.title or 'untitled'} (#{m.group_id})" for m in memberships)

@@ -25,16 +25,17 @@ from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, 
 from bot.context import Context
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
 from bot.governance import proposals as rules
-from bot.governance import roles
+from bot.governance import roles, secrecy
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
-from bot.render.proposals import proposal_card
+from bot.render.proposals import proposal_card, vote_choices
 from bot.render.text import TextBuilder, code, escape
 from storage.db import Database
 from storage.models import Group, Member, ProcessedEvent, Proposal
 
 log = logging.getLogger(__name__)
 TAPPABLE = ("vote", "ballot")  # the commands a button or reaction may carry
+LINKABLE = ("ballot",)  # the commands a link may carry: a link can be made by anyone, so none that acts
 _CLAIM = insert(ProcessedEvent.__table__)  # built once: it runs for every event
 
 
@@ -84,6 +85,9 @@ class Core:
                 return []
             hint = self.registry.suggest(invocation.name, prefix)
             return self._refuse(event, f"I don't know the command “{invocation.name}”.{hint}")
+        if event.via_link and invocation.command.name not in LINKABLE:
+            return self._refuse(event, f"A link can open a ballot, not run {invocation.command.name}; nothing was "
+                                       "changed. Send the command yourself if you meant it.")
         return self._run(event, invocation, prefix, tapped=False)
 
     def _choice(self, event: ChoiceMade) -> list[Outgoing]:
@@ -160,10 +164,12 @@ class Core:
                 choice = arguments["choice"]
                 if not rules.is_ranked(proposal):
                     choice, _ = rules.resolve_choice(proposal, f"{choice} ")
-                rules.retract_ballot(session, proposal, member.id, choice, now)
+                if not rules.retract_ballot(session, proposal, member.id, choice, now):
+                    return []
+                # The tally on the card follows (the edit supersedes any pending one).
+                return [outbox.add(session, self._card_edit(session, group, proposal), group_id=group.id, now=now)]
         except (Replayed, CommandError, RuleViolation):
             return []
-        return []
 
     def _claim(self, session: Session, platform: str, event_id: str, now: datetime) -> None:
         """Record the event id; a second attempt with the same id is a replay."""
@@ -183,7 +189,8 @@ class Core:
             with self.db.transaction() as session:
                 self._claim(session, event.chat.platform, event.event_id, now)
                 group_id = None if event.is_private else self.directory.group_id_for(session, event.chat)
-                return [outbox.add(session, action, group_id=group_id, now=now)]
+                # A refusal in a private chat may quote what was sent there (a secret vote's words).
+                return [outbox.add(session, action, group_id=group_id, now=now, sealed=event.is_private)]
         except Replayed:
             return []
 
@@ -229,13 +236,18 @@ class Core:
 
     def refresh_card_later(self, session: Session, group: Group, proposal: Proposal) -> None:
         """Queue an edit of a closed proposal's message: final tally, buttons removed."""
+        outbox.record(session, key=f"proposal:{proposal.id}:final-card", group_id=group.id, now=self.clock.now(),
+                      action=self._card_edit(session, group, proposal))
+
+    def _card_edit(self, session: Session, group: Group, proposal: Proposal) -> EditMessage:
+        """The proposal's message as it should read now (its buttons kept while it is open)."""
         author = session.get(Member, proposal.author_id)
         settings = self.directory.settings(session, group.id)
         text = proposal_card(proposal, author.display_name, rules.counts(session, proposal), self.clock.now(),
-                             settings.timezone, self.prefix_for(group.platform))
-        outbox.record(session, key=f"proposal:{proposal.id}:final-card", group_id=group.id, now=self.clock.now(),
-                      action=EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}",
-                                         text=text))
+                             settings.timezone, self.prefix_for(group.platform), secrecy.state(session, proposal))
+        choices = vote_choices(proposal) if proposal.status == rules.OPEN else ()
+        return EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}", text=text,
+                           choices=choices)
 
     def pending_outbox(self, platforms: list[str], limit: int = 500) -> list[Outgoing]:
         with self.db.transaction() as session:

@@ -39,6 +39,9 @@ class CommandMessage(_Frozen):
     chat_title: str | None = None
     # The bot's own username where commands can be addressed (`/vote@CommonsBot`).
     bot_username: str | None = None
+    # Carried by a link (a Telegram deep link) that anyone could have crafted: only commands
+    # that change nothing by themselves run this way (the core checks).
+    via_link: bool = False
 
 
 class ChoiceMade(_Frozen):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
@@ -29,6 +30,21 @@ def clean_name(name: str) -> str:
     """Display names are labels: trimmed, single-line, bounded."""
     name = " ".join(name.split())[:MAX_NAME]
     return name or "someone"
+
+
+class Membership(NamedTuple):
+    group_id: int
+    title: str | None
+    chat: ChatRef
+    member_id: int
+
+
+# Built once, on the tables (no ORM objects): every command sent privately (a secret vote) runs it.
+_groups, _members = Group.__table__.c, Member.__table__.c
+_MEMBERSHIPS = (select(_groups.id, _groups.title, _groups.platform, _groups.chat_id, _members.id)
+                .join_from(Group.__table__, Member.__table__, _members.group_id == _groups.id)
+                .where(_groups.platform == bindparam("platform"), _members.user_id == bindparam("user_id"),
+                       _members.active).order_by(_groups.id))
 
 
 class Directory:
@@ -124,11 +140,11 @@ class Directory:
         ).first()
 
     @staticmethod
-    def memberships(session: Session, platform: str, user_id: str) -> list[tuple[Group, Member]]:
+    def memberships(session: Session, platform: str, user_id: str) -> list[Membership]:
         """The groups where this user is an active member (to act on one from a private chat)."""
-        return [tuple(row) for row in session.execute(
-            select(Group, Member).join(Member, Member.group_id == Group.id)
-            .where(Group.platform == platform, Member.user_id == user_id, Member.active).order_by(Group.id))]
+        rows = session.connection().execute(_MEMBERSHIPS, {"platform": platform, "user_id": user_id})
+        return [Membership(group_id, title, ChatRef(platform=group_platform, chat_id=chat_id), member_id)
+                for group_id, title, group_platform, chat_id, member_id in rows]
 
     @staticmethod
     def resolve_mention(session: Session, group_id: int, text: str) -> Member | None:

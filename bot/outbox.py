@@ -34,9 +34,9 @@ def _row(action: Action, group_id: int | None, now: datetime, key: str | None, s
 
 
 def add(session: Session, action: Action, *, group_id: int | None, now: datetime,
-        key: str | None = None) -> Outgoing:
+        key: str | None = None, sealed: bool = False) -> Outgoing:
     """Record one action; an edit replaces the older pending edit of the same message."""
-    [item] = _insert(session, [action], [_row(action, group_id, now, key)])
+    [item] = _insert(session, [action], [_row(action, group_id, now, key, sealed)])
     return item
 
 

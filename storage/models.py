@@ -127,8 +127,8 @@ class VoterRoll(SQLModel, table=True):
 
 
 class BallotBox(SQLModel, table=True):
-    """The ballots of one secret vote, in one row: a JSON list of [receipt hash, choice]
-    kept sorted by the hash, so the box has no order but the hashes' (random) one.
+    """The ballots of one secret vote, in one row: a line per ballot, "<receipt hash> <choice
+    as JSON>", kept sorted by the hash, so the box has no order but the hashes' (random) one.
 
     One row rather than one per ballot because PostgreSQL hands rows back, and dumps
     them, in the order they were written: a ballot table would keep the voting order,
@@ -138,7 +138,7 @@ class BallotBox(SQLModel, table=True):
     __tablename__ = "ballot_boxes"
 
     proposal_id: int = Field(foreign_key="proposals.id", primary_key=True)
-    ballots: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    ballots: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 class Decision(SQLModel, table=True):

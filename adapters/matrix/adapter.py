@@ -11,6 +11,10 @@ and actions. Every Matrix quirk lives in this package:
   vote; redacting one's own reaction takes the vote back. Reactions render in
   every client (Element Web, Android, iOS, Element X, FluffyChat…), are edited
   nowhere, and never hide the official tally — which is the edited card;
+- a secret ballot is cast in the member's (encrypted) direct room by typing
+  `vote N yes`, never by a reaction: a reaction's key travels in the clear, even
+  in an encrypted room. Nothing written in a direct room is ever logged (nor
+  what nio logs of the events it parses);
 - a typed `!vote` is acknowledged with a ✅ reaction on the command; tally
   edits (`m.replace`) are coalesced by the delivery layer;
 - every event the bot sends carries a transaction id derived from its outbox
@@ -35,6 +39,7 @@ import itertools
 import logging
 import struct
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
@@ -96,6 +101,31 @@ PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_TOO_LARGE", "M_BA
 _SEND_KEY: ContextVar[tuple[str, Iterator[int]] | None] = ContextVar("matrix_send_key", default=None)
 
 
+class NioContentFilter(logging.Filter):
+    """matrix-nio logs what it parses: every response at DEBUG, and an event that fails validation, with
+    its content, as a warning. For a direct room that is what a member wrote privately (a secret ballot,
+    decrypted): those records keep their first words only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Validating response schema"):
+            return False
+        if message.startswith("Error validating"):
+            record.msg, record.args = message.partition(":")[0] + " (its content is not logged)", ()
+        return True
+
+
+NIO_CONTENT_FILTER = NioContentFilter()
+NIO_CONTENT_LOGGERS = ("nio.events.misc", "nio.responses")  # a logger's filters see only its own records
+
+
+def install_log_filter() -> None:
+    for name in NIO_CONTENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if NIO_CONTENT_FILTER not in logger.filters:
+            logger.addFilter(NIO_CONTENT_FILTER)
+
+
 class MatrixError(RuntimeError):
     """The homeserver refused a request (after nio's own retries)."""
 
@@ -132,6 +162,7 @@ class MatrixAdapter:
                  allowed_inviters: Iterable[str] = (), bots: Iterable[str] = (),
                  history_window: timedelta = timedelta(minutes=10), edit_delay: float = 1.0,
                  sync_timeout_ms: int = 30_000, max_backoff: float = 30.0) -> None:
+        install_log_filter()
         self.homeserver, self.user_id = homeserver.rstrip("/"), user_id
         self.password, self.access_token, self.device_name = password, access_token, device_name
         self.store_path = Path(store_path)
@@ -325,10 +356,19 @@ class MatrixAdapter:
             elif event.sender in self.bots:
                 return
             elif isinstance(event, MegolmEvent):
-                if event.event_id not in self._undecrypted:
-                    waiting = self._undecrypted[event.event_id] = _Undecrypted(room.room_id, event)
-                    self.state.save_undecrypted(room.room_id, event.event_id, event.source, waiting.since)
-                await self._request_key(event)
+                # nio decrypts a sync's events itself, but not those of a batch synced again (after the core
+                # could not apply it: nio skips a response whose next_batch it has seen) nor those fetched to
+                # fill a gap, and leaves their room_id unset, without which no key can decrypt them.
+                event.room_id = room.room_id
+                try:
+                    decrypted = self.client.decrypt_event(event)
+                except Exception:  # its room key has not come yet
+                    if event.event_id not in self._undecrypted:
+                        waiting = self._undecrypted[event.event_id] = _Undecrypted(room.room_id, event)
+                        self.state.save_undecrypted(room.room_id, event.event_id, event.source, waiting.since)
+                    await self._request_key(event)
+                else:
+                    await self._on_event(room, decrypted)
             elif self._too_old(event):
                 log.info("skipped %s from %s, sent while the bot was away", type(event).__name__,
                          event.server_timestamp)
@@ -340,9 +380,13 @@ class MatrixAdapter:
                 await self._on_redaction(room, event)
         except _NotApplied:
             raise
-        except Exception:
+        except Exception as error:
             # One bad event must not stop the others (nor the sync loop).
-            log.exception("could not handle Matrix event %s", getattr(event, "event_id", "?"))
+            if self.state.is_direct(room.room_id):
+                log.error("could not handle Matrix event %s in a direct room: %s", getattr(event, "event_id", "?"),
+                          without_text(error))
+            else:
+                log.exception("could not handle Matrix event %s", getattr(event, "event_id", "?"))
 
     async def _apply(self, inbound: Inbound) -> None:
         """Hand one event to the core, which returns once its effects are committed. If it raises
@@ -354,10 +398,21 @@ class MatrixAdapter:
             await self._sink(inbound)
         except Exception as error:
             first = self._failing.setdefault(event_id, time.time()) if event_id else time.time()
+            private = getattr(inbound, "is_private", False)
             if time.time() - first <= self.history_window.total_seconds():
-                raise _NotApplied(event_id) from error
-            log.exception("gave up on Matrix event %s: it could not be applied for %s", event_id,
-                          self.history_window)
+                if not private:
+                    raise _NotApplied(event_id) from error
+                # The error (a database's, with its statement's parameters) may quote the message:
+                # the sync loop's log gets its type and place only.
+                log.warning("could not apply Matrix event %s from a direct room: %s", event_id,
+                            without_text(error))
+                raise _NotApplied(event_id) from None
+            if private:
+                log.error("gave up on Matrix event %s from a direct room: it could not be applied for %s (%s)",
+                          event_id, self.history_window, without_text(error))
+            else:
+                log.exception("gave up on Matrix event %s: it could not be applied for %s", event_id,
+                              self.history_window)
         self._failing.pop(event_id, None)
 
     def _too_old(self, event: Event) -> bool:
@@ -393,7 +448,7 @@ class MatrixAdapter:
         await self._apply(ChoiceMade(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=payload, event_id=event.event_id,
-            message_id=event.reacts_to))
+            message_id=event.reacts_to, is_private=self.state.is_direct(room.room_id)))
 
     async def _on_redaction(self, room: MatrixRoom, event: RedactionEvent) -> None:
         vote = self.state.reaction(event.redacts)
@@ -403,7 +458,8 @@ class MatrixAdapter:
         await self._apply(ChoiceMade(
             chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=vote.payload,
-            event_id=event.event_id, message_id=vote.target, retracted=True))
+            event_id=event.event_id, message_id=vote.target, retracted=True,
+            is_private=self.state.is_direct(room.room_id)))
         self.state.forget_reaction(event.redacts)  # after: if applying fails, the redaction is synced again
 
     # inbound: encryption ------------------------------------------------------------------------------
@@ -568,7 +624,8 @@ class MatrixAdapter:
 
     def _with_legend(self, text: RichText, choices: tuple[Choice, ...]) -> RichText:
         """Matrix has no buttons: the card says which reaction means what."""
-        tapped = [f"{choice.symbol} {escape(choice.label)}" for choice in choices if choice.symbol]
+        tapped = [escape(choice.label) if choice.label.startswith(choice.symbol)  # "🔒 Vote privately"
+                  else f"{choice.symbol} {escape(choice.label)}" for choice in choices if choice.symbol]
         return join([text, rich("React to vote: ", " · ".join(tapped))]) if tapped else text
 
     async def _send_message(self, action: SendMessage) -> str:
@@ -592,7 +649,12 @@ class MatrixAdapter:
         return relation
 
     async def _offer_choices(self, room_id: str, event_id: str, choices: tuple[Choice, ...]) -> None:
-        """Seed the reactions so one tap votes; the card counts as sent once they are there."""
+        """Seed the reactions so one tap votes; the card counts as sent once they are there.
+
+        Only choices with a symbol become reactions. A secret ballot's private choices have none, on
+        purpose: a reaction's key (the emoji) is in `m.relates_to`, which stays in the clear even in an
+        encrypted room, so the homeserver would see the vote. There the member types `vote N yes` in
+        the direct room instead (no prefix needed), which is encrypted like any message."""
         keyed = {choice.symbol: choice.payload for choice in choices if choice.symbol}
         self.state.save_choices(event_id, keyed)
         for key in keyed:
@@ -616,9 +678,14 @@ class MatrixAdapter:
                          "m.reaction")
 
     async def _direct(self, action: DirectMessage) -> str:
-        """Raises when no direct room can be had; the delivery layer then says it in the group."""
+        """Raises when no direct room can be had; the delivery layer then says it in the group.
+        Its choices are offered as reactions only where they have a symbol (see `_offer_choices`):
+        a secret ballot's have none, so it gets no legend and no reactions, only its text."""
         room_id = await self._direct_room(action.user.user_id)
-        return await self._send(room_id, message_content(action.text))
+        event_id = await self._send(room_id, message_content(self._with_legend(action.text, action.choices)))
+        if any(choice.symbol for choice in action.choices):
+            await self._offer_choices(room_id, event_id, action.choices)
+        return event_id
 
     async def _direct_room(self, user_id: str) -> str:
         """The member's direct room with the bot, or a new encrypted one (they get an invite)."""
@@ -684,6 +751,14 @@ async def exchange_keys(client: AsyncClient) -> None:
         await client.keys_query()
     if client.should_claim_keys:
         await client.keys_claim(client.get_users_for_key_claiming())
+
+
+def without_text(error: BaseException) -> str:
+    """An error as its type and where it was raised, without its message: the message may quote
+    what a member wrote in a direct room (a secret ballot), and that is never logged."""
+    frames = traceback.extract_tb(error.__traceback__)[-3:]
+    where = " < ".join(f"{Path(frame.filename).name}:{frame.lineno} {frame.name}" for frame in reversed(frames))
+    return f"{type(error).__name__} at {where}" if where else type(error).__name__
 
 
 def png_size(data: bytes) -> tuple[int, int] | None:

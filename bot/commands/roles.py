@@ -145,8 +145,9 @@ def draw(ctx: Context, role: str) -> None:
 @command("elect", summary="open an election among a role's volunteers", example="elect treasurer method=stv",
          params=(ROLE, Option("method", METHOD), Option("secret", SECRET, aliases=("ballot",))),
          aliases=("election",),
-         details="method=stv (or ranked) lets members rank the candidates: one seat is counted by instant runoff, "
-                 "several by STV (Scottish rules). secret=yes makes it a secret ballot.")
+         details="Members rank the candidates when there are several seats (counted by STV, Scottish rules); for "
+                 "one seat it is a plain poll unless method=ranked (instant runoff). method=plain gives the old "
+                 "count: the most votes take the seats. secret=yes makes it a secret ballot.")
 def elect(ctx: Context, role: str, method: str | None, secret: str | None) -> None:
     found = roles.find_role(ctx.session, ctx.group_id, role)
     seats = len(roles.free_seats(ctx.session, found))
@@ -163,7 +164,8 @@ def elect(ctx: Context, role: str, method: str | None, secret: str | None) -> No
         title=f"Election: {found.name} ({seats} seat{'s' if seats != 1 else ''})", details=None,
         rule=settings.rule, quorum=settings.quorum, options=_labels(candidates), now=ctx.now,
         duration=settings.vote_duration, kind="election", role_id=found.id,
-        candidates={"member_ids": [m.id for m in candidates], "seats": seats}, method=method or rules.PLAIN,
+        candidates={"member_ids": [m.id for m in candidates], "seats": seats},
+        method=method or (rules.RANKED if seats > 1 else rules.PLAIN),  # several seats: a fair count, STV
         secret=secret == "yes", electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id))
     _post_card(ctx, proposal)
 

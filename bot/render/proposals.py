@@ -235,11 +235,12 @@ def private_ballot(proposal: Proposal, group_title: str | None, prefix: str, dra
     if is_ranked(proposal):
         ranking = " > ".join(escape(options[n - 1]) for n in draft) or "nothing yet"
         text.line(f"Your ranking so far: {b(ranking) if draft else i(ranking)}")
-        text.line(f"Tap the options best first, then Cast; or write <code>{escape(prefix)}vote {proposal.number} "
-                  "2 1 3</code>.")
+        text.line(f"Write <code>{escape(prefix)}vote {proposal.number} 2 1 3</code> here, best first (where there "
+                  "are buttons: tap the options in order, then Cast).")
     else:
         how = "&lt;number&gt;" if options else "yes|no|abstain|block"
-        text.line(f"Tap your answer, or write <code>{escape(prefix)}vote {proposal.number} {how}</code>.")
+        text.line(f"Write <code>{escape(prefix)}vote {proposal.number} {how}</code> here (or tap your answer, where "
+                  "there are buttons).")
     text.line(i("Your ballot is sealed: you get a receipt to check it or change it; nobody can tell which "
                 "ballot is yours without it."))
     return text.build()
