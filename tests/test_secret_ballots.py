@@ -90,11 +90,11 @@ async def test_a_secret_ballot_is_cast_privately_with_a_receipt_and_published_at
     import base64
     rows = list(csv.reader(line for line in io.StringIO(base64.b64decode(ballots["data"]).decode())
                            if not line.startswith("#")))
-    assert rows[0] == ["receipt_sha256", "choice"]
+    assert rows[0] == ["receipt_hash", "choice"]
     digests = [row[0] for row in rows[1:]]
     assert digests == sorted(digests) and len(digests) == 3
     for code in (bob_code, carol_code, dan_code):
-        digest = hashlib.sha256(code.replace("-", "").encode()).hexdigest()
+        digest = hashlib.sha256(code.replace("-", "").encode()).hexdigest()[:32]
         assert [digest, "yes"] in rows
     assert "counted in the result" in await room.say(f":dm ballot check 1 {dan_code}", as_="dan")
     assert "closed" in await room.say(f":dm vote 1 no receipt={dan_code}", as_="dan")
@@ -161,7 +161,7 @@ async def test_nothing_at_rest_links_a_member_to_their_choice(room):
         members = {m.display_name: m for m in session.scalars(select(_member_model()))}
     for name in names:
         member = members[name]
-        digest = hashlib.sha256(receipts[name].replace("-", "").encode()).hexdigest()
+        digest = hashlib.sha256(receipts[name].replace("-", "").encode()).hexdigest()[:32]
         for table, row in dump:
             text = " ".join(str(value) for value in row.values())
             assert receipts[name] not in text and digest not in text or table == "ballot_boxes", (table, row)
@@ -173,7 +173,7 @@ async def test_nothing_at_rest_links_a_member_to_their_choice(room):
     [box] = [row for table, row in dump if table == "ballot_boxes"]
     entries = [(line.split(" ", 1)[0], json.loads(line.split(" ", 1)[1])) for line in box["ballots"].split("\n")]
     assert [digest for digest, _ in entries] == sorted(digest for digest, _ in entries)
-    voting_order = [hashlib.sha256(receipts[name].replace("-", "").encode()).hexdigest() for name in names]
+    voting_order = [hashlib.sha256(receipts[name].replace("-", "").encode()).hexdigest()[:32] for name in names]
     assert [digest for digest, _ in entries] != voting_order
     assert sorted(choice for _, choice in entries) == sorted(chosen.values())
     sealed = [row for table, row in dump if table == "outbox" and row["sealed"]]

@@ -164,7 +164,7 @@ def _vote_secretly(ctx: Context, proposal: Proposal, words: str, receipt: str | 
         ctx.reply(plain("Your reason was not kept: on a secret ballot it could tell who you are."))
     if ctx.tapped:
         ctx.ack(plain("🔒 Ballot sealed; your receipt is in this chat."))
-    refresh_card(ctx, proposal)
+    refresh_card(ctx, proposal, secret=secrecy.state(ctx.session, proposal, voted=cast.voted))
 
 
 def send_private_ballot(ctx: Context, proposal: Proposal, refused: bool = False) -> None:
@@ -283,18 +283,20 @@ def message_key(proposal: Proposal) -> str:
     return f"proposal:{proposal.number}"
 
 
-def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> RichText:
+def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None,
+         secret: secrecy.SecretState | None = None) -> RichText:
     if proposal.secret and proposal.status == rules.OPEN:  # no running tally, ever
         counts = rules.counts_template(proposal)
     counts = counts if counts is not None else rules.counts(ctx.session, proposal)
     return proposal_card(proposal, rules.author_name(ctx.session, proposal), counts, ctx.now,
-                         ctx.settings.timezone, ctx.prefix, secrecy.state(ctx.session, proposal))
+                         ctx.settings.timezone, ctx.prefix, secret or secrecy.state(ctx.session, proposal))
 
 
-def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None) -> None:
+def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None,
+                 secret: secrecy.SecretState | None = None) -> None:
     """Edit the proposal's message so its tally stays current (the outbox keeps only the newest edit).
     A secret ballot's card is in the group even when the ballot was cast privately."""
     keep_buttons = vote_choices(proposal) if proposal.status == rules.OPEN else ()
     ctx.actions.append(EditMessage(chat=ctx.group_chat or ctx.chat, track=message_key(proposal),
-                                   text=card(ctx, proposal, counts), choices=keep_buttons))
+                                   text=card(ctx, proposal, counts, secret), choices=keep_buttons))
 

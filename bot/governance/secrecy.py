@@ -30,6 +30,7 @@ from storage.models import BallotBox, Member, Proposal, VoterRoll
 RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 RECEIPT_LENGTH = 12  # 31^12 ≈ 2^59: not guessable through a chat
 SMALL_ROLL = 5  # below this many voters a one-sided result shows how people voted
+HASH_LENGTH = 32  # hex digits of the receipt's SHA-256 kept (128 bits)
 
 # The statements of the secret vote path, built once (building one costs more than running it).
 _roll, _boxes = VoterRoll.__table__, BallotBox.__table__
@@ -49,21 +50,26 @@ _STORE = update(_boxes).where(_boxes.c.proposal_id == bindparam("proposal")).val
 class Cast:
     receipt: str | None  # the new receipt, or None when a ballot was changed with one
     previous: str | None  # the choice replaced, when changed
+    voted: int  # ballots in the box now
 
 
 @dataclass(frozen=True)
 class SecretState:
     """What the group may see of an open secret ballot."""
 
-    voted: int  # members marked on the roll
-    roll: int  # members who may vote
+    voted: int  # members marked on the roll (as many as ballots in the box)
+    roll: int | None  # members who may vote; None when not counted (known to be at least SMALL_ROLL)
 
 
-def state(session: Session, proposal: Proposal) -> SecretState | None:
+def state(session: Session, proposal: Proposal, voted: int | None = None) -> SecretState | None:
+    """`voted`, when the caller knows it (the box's size after a vote), saves counting the roll,
+    unless the roll could be small enough to warn about."""
     if not proposal.secret:
         return None
-    roll, voted = session.connection().execute(_ROLL_STATE, {"proposal_id": proposal.id}).one()
-    return SecretState(voted or 0, roll)
+    if voted is not None and voted >= SMALL_ROLL:
+        return SecretState(voted, None)
+    roll, marked = session.connection().execute(_ROLL_STATE, {"proposal_id": proposal.id}).one()
+    return SecretState(marked or 0, roll)
 
 
 def new_receipt() -> str:
@@ -76,8 +82,10 @@ def normalized(code: str) -> str:
 
 
 def receipt_hash(code: str) -> str:
-    """What the box and the published file key a ballot by (capitals, dashes left out)."""
-    return hashlib.sha256(normalized(code).encode()).hexdigest()
+    """What the box and the published file key a ballot by: SHA-256 of the code (capitals, dashes
+    left out), its first 128 bits in hex. Half the full hash's length keeps the box (rewritten
+    whole by every vote) small, and 128 bits is more than any group's ballots can collide in."""
+    return hashlib.sha256(normalized(code).encode()).hexdigest()[:HASH_LENGTH]
 
 
 def open_roll(session: Session, proposal: Proposal, member_ids: list[int]) -> None:
@@ -105,7 +113,7 @@ def cast(session: Session, proposal: Proposal, member_id: int, choice: str, rece
     code = new_receipt()
     bisect.insort(ballots, _line(receipt_hash(code), choice))
     connection.execute(_STORE, {"proposal": proposal.id, "sealed": "\n".join(ballots)})
-    return Cast(receipt=code, previous=None)
+    return Cast(receipt=code, previous=None, voted=len(ballots))
 
 
 def _change(connection, proposal: Proposal, ballots: list, receipt: str, choice: str) -> Cast:
@@ -115,7 +123,7 @@ def _change(connection, proposal: Proposal, ballots: list, receipt: str, choice:
     digest, previous = _parse(ballots[index])
     ballots[index] = _line(digest, choice)
     connection.execute(_STORE, {"proposal": proposal.id, "sealed": "\n".join(ballots)})
-    return Cast(receipt=None, previous=previous)
+    return Cast(receipt=None, previous=previous, voted=len(ballots))
 
 
 def check(session: Session, proposal: Proposal, receipt: str) -> str | None:
@@ -157,10 +165,10 @@ def ballot_file(proposal: Proposal, ballots: list[tuple[str, str]], describe) ->
     """Every ballot as CSV, sorted by receipt hash; `describe` turns a stored choice into words."""
     out = io.StringIO()
     out.write(f"# Proposal #{proposal.number}: {proposal.title}\n"
-              "# One row per ballot, sorted by receipt_sha256 = SHA-256 (hex) of the receipt code written in\n"
-              "# capitals without dashes. Find yours: echo -n ABCDEFGHJKMN | sha256sum\n")
+              "# One row per ballot, sorted by receipt_hash = the first 32 hex digits of the SHA-256 of the\n"
+              "# receipt code in capitals without dashes. Find yours: echo -n ABCDEFGHJKMN | sha256sum | cut -c1-32\n")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["receipt_sha256", "choice"])
+    writer.writerow(["receipt_hash", "choice"])
     for digest, choice in ballots:
         writer.writerow([digest, describe(choice)])
     return out.getvalue().encode()

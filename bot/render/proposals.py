@@ -52,7 +52,7 @@ def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: 
     if hidden:
         text.line(f"🔒 Secret ballot: {secret.voted} voted so far. Nobody sees who chose what, not even whoever "
                   "runs the bot; each voter gets a receipt to check their ballot.")
-        if secret.roll < SMALL_ROLL:
+        if secret.roll is not None and secret.roll < SMALL_ROLL:
             text.line(i(f"Only {secret.roll} can vote: a unanimous or near-unanimous result will show "
                         "how people voted."))
     if proposal.status == OPEN:
