@@ -15,7 +15,7 @@ import uuid
 import pytest
 from sqlalchemy import MetaData, select
 
-from bot.actions import DirectMessage, SendMessage
+from bot.actions import DirectMessage, SendMessage, load_action
 from bot.events import ChatRef, ChoiceMade, CommandMessage, UserRef
 from storage.models import BallotBox, Decision, OutboxItem
 from tests.harness import Room
@@ -50,7 +50,7 @@ def tap(room, name, payload, private=False, message_id="41"):
 
 def files(room):
     with room.core.db.transaction() as session:
-        return [json.loads(row) for row in session.scalars(select(OutboxItem.action).where(
+        return [load_action(row) for row in session.scalars(select(OutboxItem.action).where(
             OutboxItem.kind == "file"))]
 
 
@@ -86,9 +86,8 @@ async def test_a_secret_ballot_is_cast_privately_with_a_receipt_and_published_at
     closed = await room.wait("1d")
     assert "#1 Rent strike in March: passed" in closed
     assert "3 yes · 0 no" in closed and "3 voted: bob, carol, dan" in closed
-    [ballots] = [f for f in files(room) if f["filename"] == "ballots-1.csv"]
-    import base64
-    rows = list(csv.reader(line for line in io.StringIO(base64.b64decode(ballots["data"]).decode())
+    [ballots] = [f for f in files(room) if f.filename == "ballots-1.csv"]
+    rows = list(csv.reader(line for line in io.StringIO(ballots.data.decode())
                            if not line.startswith("#")))
     assert rows[0] == ["receipt_hash", "choice"]
     digests = [row[0] for row in rows[1:]]
@@ -222,7 +221,11 @@ async def test_a_ranked_poll_is_ranked_by_typing_and_tapping_and_counted_by_inst
     with room.core.db.transaction() as session:
         record = json.loads(session.scalar(select(Decision.counts)))
     assert record["count"]["winners"] == ["Wednesday"]
-    assert "count-1.png" in closed or any(a for a in files(room)) is not None
+    assert "📎 count-1.png" in closed and "the count, round by round" in closed
+    with room.core.db.transaction() as session:
+        [chart] = [load_action(row) for row in session.scalars(select(OutboxItem.action).where(
+            OutboxItem.kind == "image"))]
+    assert chart.data.startswith(b"\x89PNG")
 
 
 async def test_a_secret_ranked_poll_is_cast_from_the_private_ballots_buttons(room):
