@@ -97,6 +97,7 @@ async def test_a_secret_ballot_is_cast_privately_with_a_receipt_and_published_at
         assert [digest, "yes"] in rows
     assert "counted in the result" in await room.say(f":dm ballot check 1 {dan_code}", as_="dan")
     assert "closed" in await room.say(f":dm vote 1 no receipt={dan_code}", as_="dan")
+    assert "#1 is closed" in await room.say(":dm ballot 1", as_="erin")
 
 
 async def test_a_link_can_open_a_ballot_but_not_cast_one(room):

@@ -25,6 +25,8 @@ GROUP = Option("group", Text("group", max_length=80))
 def ballot(ctx: Context, number: int, rank: str | None, group: str | None) -> None:
     ctx.enter_group(group)
     proposal = _secret(ctx, number)
+    if proposal.status != rules.OPEN:
+        raise RuleViolation(f"#{number} is closed; its result and every ballot were published in the group.")
     if not ctx.is_private:
         send_private_ballot(ctx, proposal)
         return

@@ -138,12 +138,14 @@ def _rank_openly(ctx: Context, proposal: Proposal, words: str) -> None:
     shown = rules.describe_choice(proposal, chosen) if chosen else "cleared"
     ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)} ranks #{proposal.number}: {b(shown)}"
                           f"{'' if change.previous or not chosen else ' (counted)'}"))
-    refresh_card(ctx, proposal)
+    refresh_card(ctx, proposal, rules.counts(ctx.session, proposal))
 
 
 def _vote_secretly(ctx: Context, proposal: Proposal, words: str, receipt: str | None) -> None:
     """Only in the private chat; in the group the member gets their ballot privately instead,
     and nothing of what they typed or tapped is repeated there."""
+    if proposal.status != rules.OPEN:
+        raise rules.RuleViolation(f"#{proposal.number} is closed; votes are no longer accepted.")
     if not ctx.is_private:
         send_private_ballot(ctx, proposal, refused=True)
         return

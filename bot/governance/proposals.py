@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -243,15 +244,14 @@ def counts_template(proposal: Proposal) -> dict[str, int]:
 def counts(session: Session, proposal: Proposal) -> dict[str, int]:
     """Ballots per choice (a ranked poll: per first preference)."""
     tallied = counts_template(proposal)
-    if proposal.secret or is_ranked(proposal):
-        for choice in all_choices(session, proposal):
-            label = _first_preference(proposal, choice)
-            tallied[label] = tallied.get(label, 0) + 1
-        return tallied
-    rows = session.connection().execute(_COUNTS, {"proposal_id": proposal.id}).all()
+    if proposal.secret:
+        rows = Counter(secrecy.choices(session, proposal)).items()
+    else:
+        rows = session.connection().execute(_COUNTS, {"proposal_id": proposal.id}).all()
     for choice, number in rows:
-        if choice in tallied:
-            tallied[choice] = number
+        label = _first_preference(proposal, choice)
+        if label in tallied:
+            tallied[label] += number
     return tallied
 
 
