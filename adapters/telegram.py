@@ -884,12 +884,10 @@ class TelegramAdapter:
         try:
             await self._send(int(action.user.user_id), action.text, action.choices)
         except Forbidden:
-            # Telegram lets a bot write only to people who started a private chat with it.
-            if action.fallback_chat is None:
-                return
-            if action.fallback_text is not None:
-                raise  # the text is private: the delivery layer says `fallback_text` in the group instead
-            await self._send(int(action.fallback_chat.chat_id), action.text)
+            # Telegram lets a bot write only to people who started a private chat with it. With a
+            # fallback chat the delivery layer says it there instead (its fallback text, mentioning them).
+            if action.fallback_chat is not None:
+                raise
 
     def _caption(self, caption: RichText | None) -> str | None:
         """A caption is sent as HTML, at most 1,024 visible characters (whole lines, so no tag is cut);
