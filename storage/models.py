@@ -100,6 +100,10 @@ class Proposal(SQLModel, table=True):
     # "plain": one answer per ballot; "ranked": a ranking, counted by instant runoff
     # (one seat) or STV (several).
     method: str = Field(default="plain", max_length=8, sa_column_kwargs={"server_default": "plain"})
+    # A sunset clause: if this passes, the decision comes back for review this long after it is taken.
+    review_seconds: int | None = None
+    # A review ("Keep #12 …?"): the proposal whose decision it reviews.
+    review_of: int | None = Field(default=None, foreign_key="proposals.id")
 
 
 class Ballot(SQLModel, table=True):
@@ -154,6 +158,57 @@ class Decision(SQLModel, table=True):
     voters: int
     members: int
     decided_at: datetime = _when()
+    # Sunset clauses: when the decision comes back for review (None: never, or done), and
+    # when it lapsed because the group did not keep it.
+    review_at: datetime | None = _when(nullable=True, index=True)
+    lapsed_at: datetime | None = _when(nullable=True)
+
+
+class LogEntry(SQLModel, table=True):
+    """The group's log: every governance event, appended in the transaction of the event, each
+    entry chained to the one before by its hash (see bot.governance.record)."""
+
+    __tablename__ = "log_entries"
+
+    group_id: int = Field(foreign_key="groups.id", primary_key=True)
+    seq: int = Field(primary_key=True)  # 1, 2, 3 … per group: a second writer of one seq fails
+    kind: str = Field(max_length=32)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class Lottery(SQLModel, table=True):
+    """A draw nobody can steer: the bot commits to a secret when it opens (SHA-256 published),
+    members add randomness until `draws_at`, then the secret is revealed and the seed is the
+    hash of the secret and every contribution (bot.governance.lottery)."""
+
+    __tablename__ = "lotteries"
+    __table_args__ = (
+        UniqueConstraint("group_id", "number", name="uq_lottery_number"),
+        Index("ix_lotteries_due", "draws_at", "id",
+              sqlite_where=text("drawn_at IS NULL"), postgresql_where=text("drawn_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    number: int
+    purpose: str = Field(max_length=16)  # role | auditor | tie
+    role_id: int | None = Field(default=None, foreign_key="roles.id")
+    audit_id: int | None = Field(default=None, foreign_key="audits.id")
+    proposal_id: int | None = Field(default=None, foreign_key="proposals.id")
+    seats: int = 1
+    candidates: str = Field(sa_column=Column(Text, nullable=False))  # JSON [[member_id, name], ...] in order
+    commitment: str = Field(max_length=64)
+    secret: str = Field(max_length=64)  # revealed (published) at the draw
+    contributions: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON [[name, text], ...]
+    opened_at: datetime = _when()
+    draws_at: datetime = _when()
+    drawn_at: datetime | None = _when(nullable=True)
+    seed: str | None = Field(default=None, max_length=64)
+    picks: str | None = Field(default=None, sa_column=Column(Text))  # JSON [member_id, ...]
+    # `draw <role> now`: no window for contributions, so the seed rests on the bot alone.
+    skipped_window: bool = False
 
 
 class ProcessedEvent(SQLModel, table=True):

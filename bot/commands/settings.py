@@ -6,7 +6,7 @@ from bot.commands.args import ArgError, Text, Word
 from bot.commands.base import command
 from bot.commands.registry import Positional
 from bot.context import Context
-from bot.governance import audits, roles
+from bot.governance import audits, record, roles
 from bot.governance import settings as group_settings
 from bot.governance.proposals import RuleViolation
 from bot.render.text import TextBuilder, b, code, escape, i
@@ -47,6 +47,8 @@ def set_setting(ctx: Context, key: str, value: str) -> None:
         row.value = new
     ctx.session.add(SettingChange(group_id=ctx.group_id, member_id=ctx.member_id, key=key, old_value=old,
                                   new_value=new, changed_at=ctx.now))
+    record.append(ctx.session, ctx.group_id, "setting.changed",
+                  {"key": key, "old": old, "new": new, "member_id": ctx.member_id, "member": ctx.sender_name}, ctx.now)
     group_id = ctx.group_id
     ctx.directory.forget_settings(group_id)
     if key == "mandate_warnings":

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.governance import needs, roles, voting
+from bot.governance import needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
@@ -224,6 +224,8 @@ def close(session: Session, audit: Audit) -> dict:
     figures["reported"] = reported_totals(audit, entries(session, audit))
     audit.figures = json.dumps(figures, ensure_ascii=False)
     audit.closed_at, audit.remind_at = audit.closes_at, None
+    record.append(session, audit.group_id, "audit.closed", {"audit": audit.number, "figures": figures},
+                  audit.closes_at)
     return figures
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from bot.governance import record
 from bot.governance.proposals import RuleViolation
 from storage.models import Member, Need, NeedEvent
 
@@ -116,6 +117,9 @@ def mark_met(session: Session, need: Need, member_id: int, now: datetime) -> Non
         raise RuleViolation(f"Only the author of #{need.number} or whoever claimed it can mark it met.")
     need.status, need.met_at, need.nudge_at = MET, now, None
     _log(session, need, "met", member_id, now)
+    # The group log keeps that it was met, not by or for whom (a need may have been posted privately).
+    record.append(session, need.group_id, "need.met", {"need": need.number, "kind": need.kind,
+                                                       "category": need.category}, now)
 
 
 def cancel(session: Session, need: Need, member_id: int, now: datetime) -> None:

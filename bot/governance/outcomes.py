@@ -126,7 +126,7 @@ def _recall(session, proposal, role, outcome, now, settings, prefix, lines) -> N
                                     gone="{name} no longer holds {role}.")
     if mandate is None:
         return
-    roles.recall(mandate, now)
+    roles.recall(session, mandate, now)
     lines.append(f"{escape(name)} is recalled from {b(role.name)}; the seat is open. "
                  f"{next_step(role, prefix)}")
 

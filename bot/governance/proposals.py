@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from bot.commands.args import Quorum
-from bot.governance import secrecy, voting
+from bot.governance import record, secrecy, voting
 from bot.governance.errors import RuleViolation
 from storage.models import Ballot, Decision, Member, Proposal, VoterRoll
 
@@ -78,7 +78,50 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
     session.flush()
     if secret:
         secrecy.open_roll(session, proposal, list(electorate))
+    _log_opened(session, proposal, now)
     return proposal
+
+
+def seats_of(proposal: Proposal) -> int:
+    return json.loads(proposal.candidates)["seats"] if proposal.candidates else 1
+
+
+# The group log (bot.governance.record): what each event adds, enough to recount every open vote.
+
+def _log_opened(session: Session, proposal: Proposal, now: datetime) -> None:
+    review_of = session.get(Proposal, proposal.review_of).number if proposal.review_of else None
+    record.append(session, proposal.group_id, "proposal.opened", {
+        "proposal": proposal.number, "title": proposal.title, "details": proposal.details,
+        "author": author_name(session, proposal), "author_id": proposal.author_id, "rule": proposal.rule,
+        "quorum": proposal.quorum, "options": options_of(proposal), "method": proposal.method,
+        "secret": proposal.secret, "kind": proposal.kind, "seats": seats_of(proposal),
+        "closes_at": record.stamp(proposal.closes_at), "review": proposal.review_seconds, "review_of": review_of,
+    }, now)
+
+
+def _log_ballot(session: Session, proposal: Proposal, member_id: int, choice: str | None, reason: str | None,
+                now: datetime) -> None:
+    """An open ballot cast, changed or (choice None) taken back. Secret ballots are never logged one
+    by one: their order would link them to the voters; the box goes in at the close."""
+    voter = session.connection().execute(_AUTHOR, {"member_id": member_id}).scalar()
+    body = {"proposal": proposal.number, "member_id": member_id, "member": voter}
+    if choice is None:
+        record.append(session, proposal.group_id, "ballot.retracted", body, now)
+    else:
+        record.append(session, proposal.group_id, "ballot.cast", {**body, "choice": choice, "reason": reason}, now)
+
+
+def _log_closed(session: Session, proposal: Proposal, decision: Decision, data: dict) -> None:
+    secret = proposal.secret and proposal.status == CLOSED
+    record.append(session, proposal.group_id, "proposal.closed", {
+        "proposal": proposal.number, "status": proposal.status, "outcome": decision.outcome,
+        "counts": data["counts"], "winners": data["winners"], "explanation": data["explanation"],
+        "voters": decision.voters, "members": decision.members, "rule": proposal.rule, "quorum": proposal.quorum,
+        "options": options_of(proposal), "method": proposal.method, "seats": seats_of(proposal),
+        "secret": proposal.secret, "count": data.get("count"),
+        "ballots": [list(b) for b in secrecy.sealed_ballots(session, proposal)] if secret else None,
+        "voter_names": [m.display_name for m in secrecy.voters(session, proposal)] if secret else None,
+    }, decision.decided_at)
 
 
 def is_ranked(proposal: Proposal) -> bool:
@@ -191,14 +234,16 @@ def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: st
     if choice is None:
         if existing is not None:
             connection.execute(delete(Ballot.__table__).where(_ballots.id == existing.id))
+            _log_ballot(session, proposal, member_id, None, None, now)
         return BallotChange(existing and existing.choice, None)
     if existing is None:
         connection.execute(_NEW_BALLOT, {"proposal_id": proposal.id, "member_id": member_id, "choice": choice,
                                          "reason": reason, "cast_at": now, "changed_at": now})
-        return BallotChange(None, choice)
-    connection.execute(_CHANGE_BALLOT, {"ballot_id": existing.id, "choice": choice, "reason": reason,
-                                        "changed_at": now})
-    return BallotChange(existing.choice, choice)
+    else:
+        connection.execute(_CHANGE_BALLOT, {"ballot_id": existing.id, "choice": choice, "reason": reason,
+                                            "changed_at": now})
+    _log_ballot(session, proposal, member_id, choice, reason, now)
+    return BallotChange(existing and existing.choice, choice)
 
 
 def current_choice(session: Session, proposal: Proposal, member_id: int) -> str | None:
@@ -233,6 +278,8 @@ def retract_ballot(session: Session, proposal: Proposal, member_id: int, choice:
         delete(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member_id,
                              Ballot.choice == choice)
     )
+    if result.rowcount:
+        _log_ballot(session, proposal, member_id, None, None, now)
     return result.rowcount > 0
 
 
@@ -314,7 +361,7 @@ def close(session: Session, proposal: Proposal, now: datetime, members: int) -> 
     """Count and record the outcome now (deadline reached, or closed early)."""
     _require_open(proposal)
     tallied = counts(session, proposal)
-    seats = json.loads(proposal.candidates)["seats"] if proposal.candidates else 1
+    seats = seats_of(proposal)
     quorum = Quorum.parse(proposal.quorum)
     if is_ranked(proposal):
         rankings = [[options_of(proposal)[n - 1] for n in ranking_of(choice)]
@@ -363,14 +410,17 @@ def _finish(session: Session, proposal: Proposal, outcome: voting.Outcome, now: 
             status: str, tallied: dict[str, int] | None = None, count: dict | None = None) -> Decision:
     tallied = tallied if tallied is not None else counts(session, proposal)
     proposal.status, proposal.closed_at = status, now
-    record = {"counts": tallied, "winners": list(outcome.winners), "explanation": outcome.explanation}
+    data = {"counts": tallied, "winners": list(outcome.winners), "explanation": outcome.explanation}
     if count is not None:  # a ranked count, round by round
-        record["count"] = count
+        data["count"] = count
     decision = Decision(group_id=proposal.group_id, proposal_id=proposal.id, outcome=outcome.result,
-                        counts=json.dumps(record, ensure_ascii=False),
+                        counts=json.dumps(data, ensure_ascii=False),
                         voters=sum(tallied.values()), members=members, decided_at=now)
+    if status == CLOSED and outcome.carried and proposal.review_seconds:
+        decision.review_at = now + timedelta(seconds=proposal.review_seconds)
     session.add(decision)
     session.flush()
+    _log_closed(session, proposal, decision, data)
     return decision
 
 

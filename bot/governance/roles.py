@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from bot.commands.args import Quorum
 from bot.durations import format_duration
+from bot.governance import record
 from bot.governance.proposals import OPEN, RuleViolation, open_proposal
 from storage.models import Draw, Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
 
@@ -115,7 +116,7 @@ def retire_role(session: Session, role: Role, member_id: int, now: datetime) -> 
     """Retire a role: its mandates end now; its history stays."""
     ended = []
     for mandate, _ in holders(session, role):
-        _end(mandate, now, RETIRED)
+        _end(session, mandate, now, RETIRED)
         ended.append(mandate)
     role.retired_at = now
     _log(session, role, member_id, "retired", describe(role), now)
@@ -258,6 +259,7 @@ def seat(session: Session, role: Role, member_id: int, filled_by: str, now: date
     if volunteer_row is not None:
         session.delete(volunteer_row)  # standing is over once seated
     session.flush()
+    _log_mandate(session, "mandate.started", mandate, now)
     return mandate
 
 
@@ -341,12 +343,12 @@ def step_down(session: Session, role: Role, member_id: int, now: datetime) -> Ma
     mandate = mandate_of(session, role, member_id)
     if mandate is None:
         raise RuleViolation(f"You do not hold {role.name}, so there is nothing to step down from.")
-    _end(mandate, now, STEPPED_DOWN)
+    _end(session, mandate, now, STEPPED_DOWN)
     return mandate
 
 
-def recall(mandate: Mandate, now: datetime) -> None:
-    _end(mandate, now, RECALLED)
+def recall(session: Session, mandate: Mandate, now: datetime) -> None:
+    _end(session, mandate, now, RECALLED)
 
 
 def check_renewable(session: Session, role: Role, mandate: Mandate, name: str) -> None:
@@ -372,10 +374,21 @@ def renew(session: Session, role: Role, mandate: Mandate, name: str, now: dateti
     mandate.term_number += 1
     mandate.renewals += 1
     mandate.next_warning_at = next_warning(mandate.ends_at, warnings, now, mandate.term_started_at)
+    _log_mandate(session, "mandate.renewed", mandate, now)
 
 
-def _end(mandate: Mandate, when: datetime, reason: str) -> None:
+def _end(session: Session, mandate: Mandate, when: datetime, reason: str) -> None:
     mandate.ended_at, mandate.end_reason, mandate.next_warning_at = when, reason, None
+    _log_mandate(session, "mandate.ended", mandate, when, reason=reason)
+
+
+def _log_mandate(session: Session, kind: str, mandate: Mandate, when: datetime, **extra) -> None:
+    """Mandates started, renewed and ended go into the group log (bot.governance.record)."""
+    role, member = session.get(Role, mandate.role_id), session.get(Member, mandate.member_id)
+    record.append(session, mandate.group_id, kind, {
+        "role": role.name, "member_id": member.id, "member": member.display_name, "seat": mandate.seat,
+        "filled_by": mandate.filled_by, "term": mandate.term_number, "ends_at": record.stamp(mandate.ends_at),
+        **extra}, when)
 
 
 # the scheduler's view ---------------------------------------------------------------
@@ -431,8 +444,8 @@ def next_mandate_deadline(session: Session) -> datetime | None:
     return min((t for t in (ends, warns) if t is not None), default=None)
 
 
-def lapse(mandate: Mandate) -> None:
-    _end(mandate, mandate.ends_at, EXPIRED)
+def lapse(session: Session, mandate: Mandate) -> None:
+    _end(session, mandate, mandate.ends_at, EXPIRED)
 
 
 def reschedule_warnings(session: Session, group_id: int, warnings: tuple[timedelta, ...], now: datetime) -> None:
