@@ -1,4 +1,4 @@
-"""`commons-bot`: run, console, db upgrade."""
+"""`commons-bot`: run, console, db upgrade, verify."""
 
 from __future__ import annotations
 
@@ -25,11 +25,45 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--config", type=Path, help="TOML configuration file (for the database URL)")
+
+    verify = commands.add_parser("verify", help="check an exported group log offline (no configuration needed)")
+    verify.add_argument("file", type=Path, metavar="FILE", help="the export, JSON Lines (`log export`); - reads stdin")
+    verify.add_argument("--head", type=_checkpoint, metavar="N:HASH",
+                        help="a checkpoint you kept, like 1234:3f9a0c1b2d4e: entry N's hash must start with HASH")
     return parser
+
+
+def _checkpoint(text: str) -> str:
+    from bot.verify import parse_checkpoint
+
+    try:
+        parse_checkpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _verify(file: Path, head: str | None) -> int:
+    """Exit 0 when the log holds, 1 when it does not, 2 when the file cannot be read."""
+    from bot.verify import verify
+
+    try:
+        if str(file) == "-":
+            report = verify(sys.stdin.buffer, head)
+        else:
+            with file.open("rb") as lines:
+                report = verify(lines, head)
+    except OSError as error:
+        print(f"Cannot read {file}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "verify":  # offline, from the file alone: no configuration, no database
+        return _verify(args.file, args.head)
     from bot.app import console, serve  # imported late so --help is instant
     from bot.config import ConfigError, load_config
     from storage.db import Database

@@ -59,8 +59,10 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
                   rule: str, quorum: Quorum, options: list[str] | None, now: datetime,
                   duration: timedelta, kind: str = "decision", role_id: int | None = None,
                   subject_member_id: int | None = None, candidates: dict | None = None, secret: bool = False,
-                  method: str = PLAIN, electorate: list[int] = ()) -> Proposal:
-    """Open a vote; a secret one gets its ballot box and a voter roll of `electorate`."""
+                  method: str = PLAIN, electorate: list[int] = (), review: timedelta | None = None,
+                  review_of: int | None = None) -> Proposal:
+    """Open a vote; a secret one gets its ballot box and a voter roll of `electorate`. `review`: if it
+    passes, the decision comes back after that long; `review_of`: the proposal (id) a review reconsiders."""
     if method == RANKED and not options:
         raise RuleViolation('A ranked poll needs options to rank: options="A; B; C".')
     open_count = session.scalar(
@@ -73,7 +75,8 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
                         rule=rule, quorum=str(quorum), options="\n".join(options) if options else None,
                         opened_at=now, closes_at=now + duration, kind=kind, role_id=role_id,
                         subject_member_id=subject_member_id,
-                        candidates=json.dumps(candidates) if candidates else None, secret=secret, method=method)
+                        candidates=json.dumps(candidates) if candidates else None, secret=secret, method=method,
+                        review_seconds=int(review.total_seconds()) if review else None, review_of=review_of)
     session.add(proposal)
     session.flush()
     if secret:
