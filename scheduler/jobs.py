@@ -18,15 +18,16 @@ from bot import outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
-from bot.governance import audits, roles
+from bot.governance import audits, record, roles
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
 from bot.render import audits as render_audits
 from bot.render import needs as render_needs
+from bot.render.common import checkpoint
 from bot.render.proposals import proposal_card, vote_choices
 from bot.render.roles import draw_announcement, lapse, private_warning, warning
-from bot.render.text import join, plain
+from bot.render.text import RichText, join, plain
 from storage.models import Audit, Group, Mandate, Member, Need, Proposal, Role
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: da
     settings = core.directory.settings(session, group.id)
     concluded = conclude(session, proposal, proposal.closes_at, core.directory.member_count(session, group),
                          settings, core.prefix_for(group.platform))
-    announced = announcement(session, proposal, concluded, core.directory.chat_of(group), settings.timezone)
+    announced = announcement(session, proposal, concluded, core.directory.chat_of(group), settings.timezone,
+                             core.prefix_for(group.platform))
     for index, action in enumerate(announced):  # the outcome, then its file or chart
         key = f"proposal:{proposal.id}:outcome" + (f":{index}" if index else "")
         outbox.record(session, key=key, group_id=group.id, now=now, action=action)
@@ -124,8 +126,10 @@ def send_digest(core: Core, session: Session, group: Group, now: datetime) -> No
     if not (open_needs or open_offers or waits):
         return
     entries, _ = needs_rules.listing(session, group.id, None, DIGEST_ITEMS)
-    text = render_needs.digest(entries, open_needs, overdue, open_offers, len(waits),
-                               needs_rules.median_wait(waits), now, core.prefix_for(group.platform))
+    prefix = core.prefix_for(group.platform)
+    text = join([render_needs.digest(entries, open_needs, overdue, open_offers, len(waits),
+                                     needs_rules.median_wait(waits), now, prefix),
+                 RichText(html=checkpoint(record.head(session, group.id).short(), prefix))])
     outbox.record(session, key=f"digest:{group.id}:{due.isoformat()}", group_id=group.id, now=now,
                   action=SendMessage(chat=core.directory.chat_of(group), text=text))
 

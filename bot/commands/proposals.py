@@ -243,7 +243,7 @@ def close_early(ctx: Context, number: int) -> None:
     concluded = outcomes.close_early(ctx.session, proposal, ctx.member_id, ctx.now, members, ctx.settings,
                                      ctx.prefix)
     ctx.actions.extend(outcomes.announcement(ctx.session, proposal, concluded, ctx.group_chat or ctx.chat,
-                                             ctx.settings.timezone))
+                                             ctx.settings.timezone, ctx.prefix))
     refresh_card(ctx, proposal)
 
 
@@ -267,7 +267,7 @@ def remind(ctx: Context, number: int) -> None:
 
 
 @command("decisions", summary="the decision log: outcomes, dates and counts", example="decisions 10",
-         params=(Positional("count", Number(), optional=True),), aliases=("log",))
+         params=(Positional("count", Number(), optional=True),))
 def decisions(ctx: Context, count: int | None) -> None:
     count = min(count or 10, 50)
     rows = rules.decision_log(ctx.session, ctx.group_id, count)

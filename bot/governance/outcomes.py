@@ -2,7 +2,8 @@
 
 A plain decision is only recorded. Role matters act on the outcome: an
 election seats its winners, an appointment seats the volunteer nobody
-objected to, a renewal extends the mandate, a recall ends it. Both the
+objected to, a renewal extends the mandate, a recall ends it; a review
+("Keep #12 …?") keeps the decision it brought back or lets it lapse. Both the
 scheduler (deadline) and `close` (early) go through `conclude`, so the
 consequences cannot be forgotten on either path.
 """
@@ -21,11 +22,11 @@ from bot.actions import Action, SendFile, SendImage, SendMessage
 from bot.charts import rounds_chart
 from bot.events import ChatRef
 from bot.governance import proposals as rules
-from bot.governance import roles, secrecy
+from bot.governance import record, reviews, roles, secrecy
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import WITHDRAWN, Outcome
-from bot.render.common import when
+from bot.render.common import checkpoint, when
 from bot.render.proposals import decision_counts, outcome_announcement
 from bot.render.text import b, escape, plain
 from storage.models import Decision, Mandate, Member, Proposal, Role
@@ -44,6 +45,9 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
     result = Concluded(decision, outcome)
     if proposal.kind == "decision":
         return result
+    if proposal.kind == reviews.KIND:
+        _review(session, proposal, outcome, now, settings, result.consequences)
+        return result
     role = session.get(Role, proposal.role_id)
     if role is None or role.retired_at is not None:
         result.consequences.append("The role was retired meanwhile; nothing changes.")
@@ -54,13 +58,14 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
 
 
 def announcement(session: Session, proposal: Proposal, concluded: Concluded, chat: ChatRef,
-                 zone: ZoneInfo) -> list[Action]:
+                 zone: ZoneInfo, prefix: str) -> list[Action]:
     """What the group is told at the close: the outcome; for a secret ballot who voted and every
     ballot as a file (sorted by receipt hash); for a ranked count a chart of its rounds."""
     decision = concluded.decision
     secret_voters = ([m.display_name for m in secrecy.voters(session, proposal)] if proposal.secret else None)
+    head = record.head(session, proposal.group_id).short()
     actions: list[Action] = [SendMessage(chat=chat, text=outcome_announcement(
-        proposal, decision, zone, concluded.consequences, secret_voters))]
+        proposal, decision, zone, concluded.consequences, secret_voters, checkpoint(head, prefix)))]
     if proposal.secret and decision.outcome != WITHDRAWN:
         data = secrecy.ballot_file(proposal, secrecy.sealed_ballots(session, proposal),
                                    partial(rules.describe_choice, proposal))
@@ -87,6 +92,20 @@ def close_early(session: Session, proposal: Proposal, member_id: int, now: datet
         raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
                             "otherwise it closes by itself at its deadline.")
     return conclude(session, proposal, now, members, settings, prefix)
+
+
+def _review(session, proposal, outcome, now, settings, lines) -> None:
+    """A "Keep #n …?" review: not carried, the decision lapses; carried, it stays in force and, if it
+    had a review period, comes back again after it."""
+    original, decision = reviews.settle(session, proposal, outcome.carried, now)
+    title = f"#{original.number} {b(original.title)}"
+    if not outcome.carried:
+        lines.append(f"⌛ {title} has lapsed: the group did not keep it. The decision log marks it lapsed.")
+    elif decision.review_at is not None:
+        lines.append(f"🔁 {title} stays in force; it comes back for review "
+                     f"{when(decision.review_at, settings.timezone)}.")
+    else:
+        lines.append(f"🔁 {title} stays in force.")
 
 
 def _election(session, proposal, role, outcome, now, settings, prefix, lines) -> None:

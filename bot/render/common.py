@@ -1,4 +1,4 @@
-"""Dates and times as members read them, shared by every area's rendering."""
+"""Dates and times as members read them, and the log's checkpoint: shared by every area's rendering."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def relative(moment: datetime, now: datetime) -> str:
     if abs(delta) < timedelta(seconds=1):
         return "now"
     return f"in {humanize(delta)}" if delta > timedelta(0) else f"{humanize(delta)} ago"
+
+
+def checkpoint(head: str, prefix: str) -> str:
+    """The group log's size and head hash in short (`1234:3f9a0c1b2d4e`): a copy the bot cannot take back."""
+    return (f"📒 Record checkpoint <code>{head}</code> — keep it: <code>{prefix}log</code> shows the log, "
+            f"<code>commons-bot verify</code> checks an export against it.")

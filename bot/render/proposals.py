@@ -157,7 +157,8 @@ def outcome_headline(proposal: Proposal, decision: Decision) -> str:
 
 
 def outcome_announcement(proposal: Proposal, decision: Decision, zone: ZoneInfo,
-                         consequences: list[str] | None = None, secret_voters: list[str] | None = None) -> RichText:
+                         consequences: list[str] | None = None, secret_voters: list[str] | None = None,
+                         checkpoint_line: str | None = None) -> RichText:
     """The result; a ranked count round by round; a secret ballot's voters (never their choices)."""
     data = decision_counts(decision)
     text = TextBuilder().line(outcome_headline(proposal, decision))
@@ -175,6 +176,8 @@ def outcome_announcement(proposal: Proposal, decision: Decision, zone: ZoneInfo,
     for line in consequences or ():
         text.line(line)
     text.line(f"Decided {when(decision.decided_at, zone)}; recorded in the decision log.")
+    if checkpoint_line:
+        text.line(checkpoint_line)
     return text.build()
 
 
