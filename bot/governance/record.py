@@ -17,47 +17,25 @@ offline (bot.verify).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 from sqlmodel import Session
 
+from bot.governance.chain import GENESIS, SHORT, Head, canonical, entry_hash, stamp
 from storage.models import LogEntry
 
-GENESIS = "0" * 64
-SHORT = 12  # hex digits of a hash in a checkpoint
+__all__ = ["GENESIS", "SHORT", "Head", "canonical", "entry_hash", "stamp", "append", "head", "latest",
+           "export_lines", "export_line"]
 
 _log = LogEntry.__table__.c
 # Built once: a vote appends an entry (two statements on the connection).
 _HEAD = (select(_log.seq, _log.hash).where(_log.group_id == bindparam("group_id"))
          .order_by(_log.seq.desc()).limit(1))
 _APPEND = insert(LogEntry.__table__)
-
-
-class Head(NamedTuple):
-    seq: int  # entries so far
-    hash: str
-
-    def short(self) -> str:
-        """A checkpoint as members copy it: `1234:3f9a0c1b2d4e`."""
-        return f"{self.seq}:{self.hash[:SHORT]}"
-
-
-def canonical(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def entry_hash(prev: str, body_text: str) -> str:
-    return hashlib.sha256((prev + body_text).encode()).hexdigest()
-
-
-def stamp(moment: datetime) -> str:
-    """Times in bodies: UTC, to the second, ISO 8601 with a Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def append(session: Session, group_id: int, kind: str, body: dict[str, Any], at: datetime) -> Head:
