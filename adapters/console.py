@@ -25,7 +25,7 @@ ROOM = ChatRef(platform=PLATFORM, chat_id="room")
 PRIVATE = "dm-"  # a member's private chat with the bot is "dm-<name>"
 HELP = """Console room commands:
   :as NAME     speak as another member (they join the room)
-  :wait 3d     move the simulated clock forward (30s 15m 12h 3d 2w)
+  :wait 3d     move the simulated clock forward (30s 15m 12h 3d 2w 6mo 1y)
   :who         who is in the room
   :dm TEXT     say TEXT to the bot privately, as the current member (e.g. :dm need "…" group=#1)
   :help        this text        :quit  leave

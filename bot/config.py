@@ -45,7 +45,7 @@ def _shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)[:60]
 
 
-DURATION = 'a duration in quotes, like "3d" (units s, m, h, d, w)'
+DURATION = 'a duration in quotes, like "3d" (units s, m, h, d, w, mo, y)'
 ON_OFF = 'true or false (or "on", "off")'
 
 
@@ -112,6 +112,7 @@ _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "audit_window": ((), DURATION),
     "audit_areas": ((list,), 'a list of areas, like ["food", "housing"]'),
     "audit_draw": ((bool,), ON_OFF),
+    "draw_window": ((), DURATION),
 }
 _LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", "}
 
@@ -158,6 +159,7 @@ class DefaultsConfig(Section):
     audit_window: str = "7d"
     audit_areas: str = "food, housing, childcare, health, conflict resolution, money"
     audit_draw: str = "on"
+    draw_window: str = "10m"
 
     @field_validator("*", mode="before")
     @classmethod

@@ -1,14 +1,25 @@
-"""Durations as people type them: `30s 15m 12h 3d 2w`, also combined (`1d12h`)."""
+"""Durations as people type them: `30s 15m 12h 3d 2w 6mo 1y`, also combined (`1d12h`, `1y6mo`).
+
+`m` is minutes and `mo` months. A month is 30 days and a year 365 days: a duration is a
+fixed length of time (a timedelta, stored as seconds), so "6mo" is 180 days from whenever
+it starts, not the same date six calendar months later.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PART = re.compile(r"(\d{1,6})([smhdw])")
-_WHOLE = re.compile(r"(?:\d{1,6}[smhdw])+")
+DAY = 86400
+MONTH, YEAR = 30 * DAY, 365 * DAY
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY, "mo": MONTH, "y": YEAR}
+_UNIT = r"(?:mo|[smhdwy])"  # "mo" first: "6mo" is six months, never six minutes and a stray "o"
+_PART = re.compile(rf"(\d{{1,6}})({_UNIT})")
+_WHOLE = re.compile(rf"(?:\d{{1,6}}{_UNIT})+")
 MAX_DURATION = timedelta(days=3660)
+# Up to a quarter reads best in days or weeks (30d, 60d, 90d, 12w are how people write them);
+# beyond it a whole number of months or years is shown as such (6mo, 1y, 1y6mo).
+MONTHS_FROM = 90 * DAY
 
 
 class DurationError(ValueError):
@@ -18,7 +29,8 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower().replace(" ", "")
     if not _WHOLE.fullmatch(cleaned):
-        raise DurationError(f"“{text}” is not a duration; write it like 30s, 15m, 12h, 3d or 2w")
+        raise DurationError(f"“{text}” is not a duration; write it like 30s, 15m, 12h, 3d, 2w, 6mo or 1y "
+                            "(m is minutes, mo months)")
     seconds = sum(int(n) * UNITS[unit] for n, unit in _PART.findall(cleaned))
     if seconds <= 0:
         raise DurationError("a duration must be longer than zero")
@@ -29,12 +41,21 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest exact form: 90 days → 90d, 36 hours → 1d12h, 7 days → 7d, 14 days → 2w."""
+    """The shortest exact form, which parses back to the same value: 90 days → 90d, 36 hours → 1d12h,
+    7 days → 7d, 14 days → 2w, 180 days → 6mo, 365 days → 1y, 545 days → 1y6mo, 390 days → 13mo,
+    400 days → 400d."""
     seconds = int(value.total_seconds())
     if seconds <= 0:
         return "0s"
+    if seconds > MONTHS_FROM and seconds % DAY == 0:
+        years, rest = divmod(seconds, YEAR)
+        if rest % MONTH == 0:  # a whole number of years and months, nothing left over
+            return (f"{years}y" if years else "") + (f"{rest // MONTH}mo" if rest else "")
+        if seconds % MONTH == 0:  # 13mo (390 days) is not 1y and whole months
+            return f"{seconds // MONTH}mo"
     parts = []
-    for unit, size in sorted(UNITS.items(), key=lambda item: -item[1]):
+    for unit in ("w", "d", "h", "m", "s"):
+        size = UNITS[unit]
         if unit == "w" and (seconds % size or seconds < 2 * size):
             continue  # 10d reads better than 1w3d, and 7d is how people write a week
         count, seconds = divmod(seconds, size)

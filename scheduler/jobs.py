@@ -18,7 +18,7 @@ from bot import outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
-from bot.governance import audits, record, roles
+from bot.governance import audits, draws, record, roles
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
@@ -26,9 +26,10 @@ from bot.render import audits as render_audits
 from bot.render import needs as render_needs
 from bot.render.common import checkpoint
 from bot.render.proposals import proposal_card, vote_choices
-from bot.render.roles import draw_announcement, lapse, private_warning, warning
-from bot.render.text import RichText, join, plain
-from storage.models import Audit, Group, Mandate, Member, Need, Proposal, Role
+from bot.render.roles import draw_announcement, lapse, lottery_opened, private_warning, warning
+from bot.render.text import RichText, b, join, plain
+from scheduler import reviews as review_jobs
+from storage.models import Audit, Group, Lottery, Mandate, Member, Need, Proposal, Role
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
@@ -81,9 +82,13 @@ def lapse_mandate(core: Core, session: Session, mandate: Mandate, now: datetime)
     session.flush()
     prefix = core.prefix_for(group.platform)
     text = lapse(role, holder, roles.eligible(session, role, mandate.ends_at), next_step(role, prefix))
-    if role.fill == "lottery" and settings.auto_draw and roles.eligible(session, role, mandate.ends_at):
-        result = roles.draw(session, role, mandate.ends_at, settings.mandate_warnings)
-        text = join([text, draw_announcement(role, result, settings.timezone)])
+    if (role.fill == "lottery" and settings.auto_draw and roles.eligible(session, role, mandate.ends_at)
+            and draws.open_for_role(session, role) is None):
+        # A lottery for the successor, with its window from now (after downtime members still get one).
+        opened = draws.open_role(session, role, mandate.ends_at, settings.draw_window,
+                                 draws_at=max(now, mandate.ends_at) + settings.draw_window)
+        others = len(draws.open_lotteries(session, group.id, now)) > 1
+        text = join([text, lottery_opened(opened, b(role.name), now, settings.timezone, prefix, others)])
     outbox.record(session, key=f"mandate:{mandate.id}:lapsed", group_id=group.id, now=now,
                   action=SendMessage(chat=core.directory.chat_of(group), text=text))
     for proposal in roles.open_appointments(session, role, mandate.ends_at, settings.vote_duration):
@@ -141,8 +146,9 @@ def start_due_audit(core: Core, session: Session, group: Group, now: datetime) -
         group.next_audit_at = current.started_at + settings.audit_every
         return
     audit = audits.start(session, group, settings, now, started_by=None)
-    auditor = session.get(Member, audit.auditor_id) if audit.auditor_id else None
-    text = render_audits.prompt(audit, auditor, group.platform, core.prefix_for(group.platform), settings.timezone)
+    others = len(draws.open_lotteries(session, group.id, now)) > 1
+    text = render_audits.prompt(audit, draws.auditor_lottery(session, audit), core.prefix_for(group.platform),
+                                settings.timezone, now, others)
     outbox.record(session, key=f"audit:{audit.id}:prompt", group_id=group.id, now=now,
                   action=SendMessage(chat=core.directory.chat_of(group), text=text))
     log.info("audit %s of group %s opened", audit.number, group.id)
@@ -178,11 +184,32 @@ def close_audit(core: Core, session: Session, audit: Audit, now: datetime) -> No
     log.info("audit %s of group %s closed", audit.number, group.id)
 
 
+def draw_due_lottery(core: Core, session: Session, lottery: Lottery, now: datetime) -> None:
+    """At the end of its window a lottery is drawn — once, at its due time even after downtime — and
+    announced with everything needed to recompute it. A tie lottery goes with its vote's close."""
+    group = session.get(Group, lottery.group_id)
+    settings = core.directory.settings(session, group.id)
+    drawn = draws.reveal(session, lottery, lottery.draws_at, settings.mandate_warnings)
+    session.flush()
+    prefix = core.prefix_for(group.platform)
+    if lottery.purpose == draws.ROLE:
+        text = draw_announcement(drawn, settings.timezone, prefix)
+    elif lottery.purpose == draws.AUDITOR:
+        audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
+        text = render_audits.auditor_drawn(audit, drawn, group.platform, prefix)
+    else:
+        return  # its vote was withdrawn (a closing vote reveals its own): the draw is in the log, nothing to say
+    outbox.record(session, key=f"lottery:{lottery.id}:drawn", group_id=group.id, now=now,
+                  action=SendMessage(chat=core.directory.chat_of(group), text=text))
+    log.info("lottery %s of group %s drawn", lottery.number, group.id)
+
+
 # Each kind of due work: how to find the earliest due item (id, due time), its
 # table, and the job. On a tie, earlier kinds go first: a renewal decided at the
 # deadline beats the lapse at the same instant.
 DUE_WORK = (
     (rules.next_due_id, Proposal, close_due_proposal),
+    (draws.next_due_id, Lottery, draw_due_lottery),
     (roles.next_warning_id, Mandate, warn_before_mandate_ends),
     (roles.next_lapse_id, Mandate, lapse_mandate),
     (audits.next_unscheduled_id, Group, schedule_group),
@@ -191,6 +218,7 @@ DUE_WORK = (
     (audits.next_reminder_id, Audit, remind_audit),
     (audits.next_audit_start_id, Group, start_due_audit),
     (audits.next_digest_id, Group, send_digest),
+    review_jobs.DUE,  # decisions brought back at their review date (scheduler/reviews.py)
 )
 
 
@@ -233,5 +261,5 @@ def next_due(core: Core) -> datetime | None:
     """When the next piece of work falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:
         times = (rules.next_deadline(session), roles.next_mandate_deadline(session), needs_rules.next_nudge(session),
-                 audits.next_deadline(session))
+                 audits.next_deadline(session), draws.next_deadline(session), review_jobs.next_review(session))
         return min((t for t in times if t is not None), default=None)

@@ -360,20 +360,6 @@ class Trainee(SQLModel, table=True):
     since: datetime = _when()
 
 
-class Draw(SQLModel, table=True):
-    """A lottery, stored so anyone can recompute it: the seed and the ordered candidates."""
-
-    __tablename__ = "draws"
-
-    id: int | None = Field(default=None, primary_key=True)
-    group_id: int = Field(foreign_key="groups.id", index=True)
-    role_id: int = Field(foreign_key="roles.id")
-    seed: str = Field(max_length=64)
-    candidates: str = Field(sa_column=Column(Text, nullable=False))  # JSON [[member_id, name], ...] in order
-    picked: str = Field(sa_column=Column(Text, nullable=False))  # JSON [member_id, ...]
-    drawn_at: datetime = _when()
-
-
 class RoleChange(SQLModel, table=True):
     """The log of role definitions: added, edited, retired."""
 

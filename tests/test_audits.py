@@ -53,11 +53,11 @@ async def test_an_audit_cycle_from_prompt_through_reminder_to_a_report_of_what_h
     await room.say("!role add host term=10d fill=lottery", as_="alice")
     await room.say("!volunteer host", as_="alice")
     await room.say("!volunteer host", as_="bob")
-    drawn = await room.say("!draw host", as_="carol")
+    drawn = await room.say("!draw host now", as_="carol")
     host = re.search(r"→ (\w+)", drawn)[1]
     await room.say("!role add treasurer term=30d fill=lottery", as_="alice")
     await room.say("!volunteer treasurer", as_="dan")
-    await room.say("!draw treasurer", as_="alice")
+    await room.say("!draw treasurer now", as_="alice")
     await room.say("!recall treasurer @dan not reporting", as_="carol")  # proposal #1, closes in 3 days
     for name in ("alice", "bob", "erin"):
         await room.say("!vote 1 yes", as_=name)
@@ -78,13 +78,23 @@ async def test_an_audit_cycle_from_prompt_through_reminder_to_a_report_of_what_h
     prompt = await room.say("!audit", as_="bob")
     assert "Sovereignty audit #1 is open until Wed 18 Mar 09:00 UTC" in prompt
     assert "Since 2 Mar 2026, what did we provide ourselves" in prompt
-    auditor = re.search(r"hold no role: @(\w+)", prompt)[1]
-    assert auditor != host
-    seed = re.search(r"Seed (\w+)", prompt)[1]
     candidates = sorted(set(MEMBERS) - {host})  # published order: platform ids
-    assert "among the 4 members who hold no role" in prompt
-    assert candidates[int(hashlib.sha256(f"{seed}:1".encode()).hexdigest(), 16) % 4] == auditor
+    assert ("is drawn Wed 11 Mar 09:10 UTC (in 10 minutes) by lottery #3 among the 4 members who hold no role: "
+            + ", ".join(f"{n}. {name}" for n, name in enumerate(candidates, 1))) in prompt
+    commitment = re.search(r"Commitment: (\w+)", prompt)[1]
     assert "Audit #1 is open already" in await room.say("!audit", as_="carol")
+    assert "Added to lottery #3" in await room.say("!draw add 7 red cars passed", as_="erin")
+    drawn = await room.wait("10m")
+    auditor = re.search(r"the auditor of audit #1 is @(\w+)", drawn)[1]
+    assert auditor != host
+    secret = re.search(r"Secret, revealed now: (\w+)", drawn)[1]
+    assert hashlib.sha256(secret.encode()).hexdigest() == commitment
+    seed = hashlib.sha256(f"{secret}\nlottery #3 opened 2026-03-11T09:00:00Z\n7 red cars passed".encode()).hexdigest()
+    assert f"Seed: {seed}" in drawn
+    number = next(n for n in (int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest(), 16) for i in range(99))
+                  if n < 2 ** 256 - 2 ** 256 % 4)
+    assert candidates[number % 4] == auditor
+    assert stored_audit(room).auditor_id is not None
 
     assert "Recorded for audit #1: food 12." in await room.say('!audit food 12 "kitchen every Friday"', as_="bob")
     await room.say("!audit food 5", as_="carol")

@@ -1,6 +1,7 @@
 """Parsing: tokens, durations, typed arguments, usage lines, prefixes — and no
 input string makes the parser raise anything but its own clear error."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -17,24 +18,61 @@ from bot.durations import DurationError, format_duration, humanize, parse_durati
     ("30s", timedelta(seconds=30)), ("15m", timedelta(minutes=15)), ("12h", timedelta(hours=12)),
     ("3d", timedelta(days=3)), ("2w", timedelta(weeks=2)), ("1d12h", timedelta(hours=36)),
     (" 2H ", timedelta(hours=2)),
+    # months (30 days) and years (365 days); m stays minutes
+    ("6mo", timedelta(days=180)), ("1y", timedelta(days=365)), ("90m", timedelta(minutes=90)),
+    ("1y6mo", timedelta(days=545)), ("6MO", timedelta(days=180)), ("1mo15d", timedelta(days=45)),
+    ("10y", timedelta(days=3650)), ("2w", timedelta(days=14)), ("6m", timedelta(minutes=6)),
 ])
 def test_durations_read_like_people_write_them(text, expected):
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "3", "d", "3x", "-3d", "0s", "3.5d", "1e9s", "99999999d", "3 days"])
+@pytest.mark.parametrize("text", ["", "3", "d", "3x", "-3d", "0s", "3.5d", "1e9s", "99999999d", "3 days",
+                                  "mo", "6o", "6mos", "1yr", "6 months", "y1", "0mo", "11y", "1.5y", "6mo1"])
 def test_bad_durations_are_refused_with_a_sentence(text):
     with pytest.raises(DurationError) as error:
         parse_duration(text)
     assert len(str(error.value)) > 10
 
 
+@pytest.mark.parametrize("text, complaint", [
+    ("6 months", "write it like 30s, 15m, 12h, 3d, 2w, 6mo or 1y (m is minutes, mo months)"),
+    ("0mo", "longer than zero"), ("11y", "at most ten years"),
+])
+def test_bad_durations_say_what_to_write(text, complaint):
+    with pytest.raises(DurationError, match=re.escape(complaint)):
+        parse_duration(text)
+
+
 def test_durations_format_back_to_their_shortest_form():
     assert format_duration(timedelta(days=90)) == "90d"
     assert format_duration(timedelta(hours=36)) == "1d12h"
     assert format_duration(timedelta(days=14)) == "2w"
+    # up to a quarter in days or weeks, as role terms are written; beyond it whole months and years
+    assert format_duration(timedelta(days=30)) == "30d" and format_duration(timedelta(days=60)) == "60d"
+    assert format_duration(timedelta(days=84)) == "12w"
+    assert format_duration(timedelta(days=180)) == "6mo" and format_duration(timedelta(days=365)) == "1y"
+    assert format_duration(timedelta(days=545)) == "1y6mo" and format_duration(timedelta(days=390)) == "13mo"
+    assert format_duration(timedelta(days=400)) == "400d"
+    assert format_duration(timedelta(days=180, hours=12)) == "180d12h"
+    assert format_duration(timedelta(minutes=90)) == "1h30m"
     assert humanize(timedelta(minutes=59, seconds=59)) == "1 hour"
     assert humanize(timedelta(days=3)) == "3 days"
+
+
+@given(st.integers(min_value=1, max_value=3660 * 86400))
+@settings(max_examples=300)
+def test_every_formatted_duration_parses_back_to_itself(seconds):
+    value = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(value)) == value
+
+
+def test_review_reads_months_not_minutes():
+    values = REGISTRY.find("propose").parse("Rent the hall review=6mo closes=90m")
+    assert values["review"] == timedelta(days=180) and values["closes"] == timedelta(minutes=90)
+    with pytest.raises(CommandError) as error:
+        REGISTRY.find("propose").parse("Rent the hall review=6months")
+    assert "review=: “6months” is not a duration" in error.value.message
 
 
 def test_tokens_keep_quoted_words_together_and_tolerate_stray_quotes():

@@ -151,6 +151,8 @@ def story(drive: Drive) -> list[Action]:
     run("alice", "volunteer facilitator")
     run("carol", "volunteer facilitator")
     run("dan", "draw facilitator")  # a lottery: the holder's name in the draw, warnings, lapse
+    run("erin", f"draw add {HOSTILE}")  # a contribution is shown, escaped, when the lottery is drawn
+    run("bob", f'draw add "{FORGED}"')
     run("bob", "volunteer treasurer")
     run("carol", "volunteer treasurer")
     run("alice", "elect treasurer")  # proposal #1, a choice poll of the candidates
@@ -353,7 +355,8 @@ def test_every_message_renders_on_every_platform(sqlite_url, platform):
     said = plains(drive, actions)
     # Every kind of announcement was produced (so it was rendered above).
     for expected in ("chose", "passed", "rejected",  # outcomes at the deadline
-                     "Lottery for", "term as", "has ended",  # draws, mandate warnings and lapses
+                     "Lottery #1 for facilitator: 1 seat", "Lottery #1 for facilitator: drawn",  # a draw
+                     "term as", "has ended",  # mandate warnings and lapses
                      "Still waiting for help", "This week in mutual aid",  # nudges, the digest
                      "Sovereignty audit #1", "Halfway through", "what we did for ourselves",
                      "Sovereignty audit #2",  # prompt, reminder, report, and the next audit by itself

@@ -153,7 +153,7 @@ async def test_a_restart_in_the_middle_of_a_warning_period_loses_nothing_and_rep
     async with Room(database_url, clock) as room:
         await room.say("!role add facilitator term=30d fill=lottery", as_="alice")
         await room.say("!volunteer facilitator", as_="bob")
-        await room.say("!draw facilitator")
+        await room.say("!draw facilitator now")
         assert "(in 7 days)" in await room.wait("23d")
     clock.advance(timedelta(days=3))  # down for three days inside the warning period: nothing is due
     second = Room(database_url, clock)
@@ -175,7 +175,7 @@ async def test_a_warning_that_fell_due_while_down_is_sent_once_at_start(database
     async with Room(database_url, clock) as room:
         await room.say("!role add facilitator term=30d", as_="alice")
         await room.say("!volunteer facilitator", as_="bob")
-        await room.say("!draw facilitator")
+        await room.say("!draw facilitator now")
     clock.advance(timedelta(days=29, hours=12))  # both warnings fell due while the bot was down
     second = Room(database_url, clock)
     started = "\n".join(await second.start())

@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from storage.models import Draw, Mandate, Role, Volunteer
+from storage.models import Lottery, Mandate, Role, Volunteer
 from tests.harness import Room
 
 
@@ -26,20 +26,37 @@ async def volunteers(room, role, *names):
         assert "stands for" in await room.say(f"!volunteer {role}", as_=name)
 
 
+def recomputed_holder(drawn, candidates):
+    """The pick of a one-seat draw, from the announcement alone (the rule written out again here)."""
+    secret = re.search(r"Secret, revealed now: (\w+)", drawn)[1]
+    texts = re.findall(r"^ +\d+\. .+?: (.*)$", drawn, re.M)
+    seed = hashlib.sha256("\n".join([secret, *texts]).encode()).hexdigest()
+    assert f"Seed: {seed}" in drawn
+    counter = 0
+    while True:
+        number = int(hashlib.sha256(f"{seed}:{counter}".encode()).hexdigest(), 16)
+        counter += 1
+        if number < 2 ** 256 - 2 ** 256 % len(candidates):
+            return candidates[number % len(candidates)]
+
+
 async def test_a_full_rotation_cycle_with_a_verifiable_lottery(room):
     added = await room.say("!role add facilitator term=30d fill=lottery handover=\"Start on time\"", as_="alice")
     assert "defined the role facilitator: term 30d, 1 seat, max 1 term in a row, fill by lottery" in added
     await volunteers(room, "facilitator", "alice", "bob", "carol")
-    drawn = await room.say("!draw facilitator", as_="dan")
-    seed = re.search(r"Seed: (\w+)", drawn)[1]
-    assert "Candidates, in order of their platform id: 1. alice, 2. bob, 3. carol" in drawn
-    index = int(hashlib.sha256(f"{seed}:1".encode()).hexdigest(), 16) % 3  # anyone can recompute it
-    holder = ["alice", "bob", "carol"][index]
-    assert f"mod 3 = {index} → {holder}" in drawn
+    opened = await room.say("!draw facilitator", as_="dan")
+    assert "Candidates, in order of their platform id: 1. alice, 2. bob, 3. carol" in opened
+    assert "Drawn Mon 2 Mar 09:10 UTC (in 10 minutes)" in opened and "!draw add <anything>" in opened
+    assert "Lottery #1 for facilitator is open already" in await room.say("!draw facilitator")
+    await room.say("!draw add the kettle just boiled", as_="erin")
+    drawn = await room.wait("10m")
+    holder = recomputed_holder(drawn, ["alice", "bob", "carol"])  # anyone can recompute it
+    assert f"Seat 1 → {holder}" in drawn and "1. (the bot, at the opening): lottery #1 opened" in drawn
+    assert "2. erin: the kettle just boiled" in drawn
     assert "every seat of facilitator is taken" in (await room.say("!draw facilitator")).lower()
     with room.core.db.transaction() as session:
-        stored = session.scalars(select(Draw)).one()
-        assert stored.seed == seed and holder in stored.candidates
+        stored = session.scalars(select(Lottery)).one()
+        assert holder in stored.candidates and stored.seed in drawn and stored.drawn_at is not None
 
     warned = await room.wait("23d")
     assert f"@{holder}'s term as facilitator ends" in warned and "(in 7 days)" in warned
@@ -77,7 +94,7 @@ async def test_an_election_seats_its_winner_when_it_closes(room):
 async def test_renewal_is_allowed_within_max_terms_and_refused_beyond(room):
     await room.say("!role add treasurer term=30d max_terms=2", as_="alice")
     await volunteers(room, "treasurer", "bob")
-    await room.say("!draw treasurer")
+    await room.say("!draw treasurer now")
     opened = await room.say("!renew treasurer", as_="alice")
     assert "Renew bob as treasurer for another term" in opened
     await room.say("!vote 1 yes", as_="carol")
@@ -94,7 +111,7 @@ async def test_renewal_is_allowed_within_max_terms_and_refused_beyond(room):
 async def test_a_renewal_vote_closes_before_the_mandate_ends(room):
     await room.say("!role add host term=2d max_terms=3", as_="alice")
     await volunteers(room, "host", "bob")
-    await room.say("!draw host")
+    await room.say("!draw host now")
     await room.wait("1d")
     opened = await room.say("!renew host", as_="bob")
     assert "(in 1 day)" in opened  # not the default 3 days, which would come after the end
@@ -106,7 +123,7 @@ async def test_a_renewal_vote_closes_before_the_mandate_ends(room):
 async def test_recall_passing_ends_the_mandate_at_once_and_failing_keeps_it(room):
     await room.say("!role add treasurer term=90d", as_="alice")
     await volunteers(room, "treasurer", "bob")
-    await room.say("!draw treasurer")
+    await room.say("!draw treasurer now")
     await room.say("!recall treasurer missed two reports", as_="carol")
     await room.say("!vote 1 no", as_="dan")
     kept = await room.wait("3d")
@@ -124,7 +141,7 @@ async def test_recall_passing_ends_the_mandate_at_once_and_failing_keeps_it(room
 async def test_stepping_down_is_celebrated_and_opens_the_seat(room):
     await room.say("!role add cook term=30d", as_="alice")
     await volunteers(room, "cook", "bob")
-    await room.say("!draw cook")
+    await room.say("!draw cook now")
     stepped = await room.say("!stepdown cook", as_="bob")
     assert "bob steps down from cook — thank you" in stepped and "The seat is open" in stepped
     assert open_mandates(room) == 0
@@ -134,7 +151,7 @@ async def test_stepping_down_is_celebrated_and_opens_the_seat(room):
 async def test_trainees_gate_renewal_and_flag_the_seat(room):
     await room.say("!role add keeper term=30d max_terms=3 trainees_required=2", as_="alice")
     await volunteers(room, "keeper", "bob")
-    await room.say("!draw keeper")
+    await room.say("!draw keeper now")
     refused = await room.say("!renew keeper", as_="alice")
     assert "needs 2 trainees to have shadowed it this term" in refused and "so far 0" in refused
     assert "0/2 trainees, not renewable yet" in await room.say("!roles")
@@ -161,15 +178,18 @@ async def test_a_lone_volunteer_is_seated_only_after_the_objection_window(room):
     assert open_mandates(room) == 0
 
 
-async def test_auto_draw_fills_a_lapsed_lottery_seat_at_once(room):
+async def test_auto_draw_opens_a_lottery_for_a_lapsed_lottery_seat_at_once(room):
     await room.say("!role add facilitator term=7d fill=lottery", as_="alice")
     await room.say("!set auto_draw on", as_="alice")
     await volunteers(room, "facilitator", "bob")
-    await room.say("!draw facilitator")
+    assert "seed rests on the bot alone" in await room.say("!draw facilitator now")
     await volunteers(room, "facilitator", "carol")
     lapsed = await room.wait("7d")
-    assert "bob's term as facilitator has ended" in lapsed and "🎲 Lottery for facilitator" in lapsed
-    assert "→ carol" in lapsed
+    assert "bob's term as facilitator has ended" in lapsed and "🎲 Lottery #2 for facilitator: 1 seat" in lapsed
+    assert "Candidates, in order of their platform id: 1. carol" in lapsed
+    assert open_mandates(room) == 0
+    drawn = await room.wait("10m")
+    assert "Lottery #2 for facilitator: drawn" in drawn and "→ carol" in drawn
     assert open_mandates(room) == 1
 
 
@@ -193,7 +213,7 @@ async def test_role_definitions_are_edited_and_retired_in_the_open(room):
     edited = await room.say("!role edit scribe term=60d max_terms=2", as_="bob")
     assert "bob changed scribe (term, max_terms): term 60d, 1 seat, max 2 terms in a row" in edited
     await volunteers(room, "scribe", "carol")
-    await room.say("!draw scribe")
+    await room.say("!draw scribe now")
     retired = await room.say("!role remove scribe", as_="alice")
     assert "retired the role scribe; 1 mandate ended" in retired
     assert "No roles yet" in await room.say("!roles")
@@ -231,7 +251,7 @@ async def test_bad_role_commands_get_a_clear_reply_and_change_nothing(room, line
 async def test_recall_of_a_non_holder_and_a_full_seat_are_refused(room):
     await room.say("!role add treasurer term=30d", as_="alice")
     await volunteers(room, "treasurer", "bob", "carol")
-    await room.say("!draw treasurer")
+    await room.say("!draw treasurer now")
     holder = "bob" if "bob — until" in await room.say("!roles") else "carol"
     other = "carol" if holder == "bob" else "bob"
     assert f"{other} does not hold treasurer" in await room.say(f"!recall treasurer @{other}", as_="dan")
@@ -241,10 +261,10 @@ async def test_recall_of_a_non_holder_and_a_full_seat_are_refused(room):
 async def test_the_history_shows_who_held_a_role_and_how_it_ended(room):
     await room.say("!role add host term=7d max_terms=2", as_="alice")
     await volunteers(room, "host", "bob")
-    await room.say("!draw host")
+    await room.say("!draw host now")
     await room.wait("8d")
     await volunteers(room, "host", "carol")
-    await room.say("!draw host")
+    await room.say("!draw host now")
     await room.say("!stepdown host", as_="carol")
     shown = await room.say("!role history host")
     assert "carol: 10 Mar 2026 – 10 Mar 2026, by lottery, stepped down" in shown
@@ -270,5 +290,5 @@ async def test_the_facilitator_may_close_a_proposal_early(room):
     await room.say("!propose Paint the hall", as_="bob")  # nobody facilitates yet: anyone may propose
     assert "Only bob, who proposed #1, can close it early" in await room.say("!close 1", as_="carol")
     await volunteers(room, "facilitator", "carol")
-    await room.say("!draw facilitator")
+    await room.say("!draw facilitator now")
     assert "#1 Paint the hall: rejected" in await room.say("!close 1", as_="carol")

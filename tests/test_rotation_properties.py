@@ -36,8 +36,8 @@ def core(tmp_path_factory):
 
 
 # Weighted so that seats actually fill, renew and rotate within a short sequence.
-ACTIONS = (["volunteer {r}"] * 4 + ["draw {r}"] * 3 + ["renew {r}"] * 3 + ["vote {n} yes"] * 5
-           + ["elect {r}", "unvolunteer {r}", "recall {r}", "stepdown {r}", "shadow {r}", "vote {n} no",
+ACTIONS = (["volunteer {r}"] * 4 + ["draw {r}"] * 2 + ["draw {r} now"] * 2 + ["renew {r}"] * 3 + ["vote {n} yes"] * 5
+           + ["elect {r}", "draw add {r}", "unvolunteer {r}", "recall {r}", "stepdown {r}", "shadow {r}", "vote {n} no",
               "vote {n} 1", "vote {n} 2", "close {n}"]
            + ["wait 12h", "wait 2d", "wait 2d", "wait 9d"])
 commands = st.tuples(st.sampled_from(MEMBERS), st.sampled_from(ACTIONS), st.sampled_from(ROLE_NAMES),

@@ -7,7 +7,7 @@ from bot.commands.args import ArgError, ArgType
 from bot.commands.base import command
 from bot.commands.registry import Flag, Positional, tokenize
 from bot.context import Context
-from bot.governance import audits
+from bot.governance import audits, draws
 from bot.governance.proposals import RuleViolation
 from bot.render.audits import MAX_CHART_AUDITS, chart, csv_file, prompt, report
 from bot.render.common import when
@@ -57,8 +57,9 @@ def audit(ctx: Context, figure: tuple[str, int, str | None] | None) -> None:
 
 def _start(ctx: Context) -> None:
     started = audits.start(ctx.session, ctx.group, ctx.settings, ctx.now, ctx.member_id)
-    auditor = ctx.session.get(Member, started.auditor_id) if started.auditor_id else None
-    ctx.post(prompt(started, auditor, ctx.chat.platform, ctx.prefix, ctx.settings.timezone))
+    others = len(draws.open_lotteries(ctx.session, ctx.group_id, ctx.now)) > 1
+    ctx.post(prompt(started, draws.auditor_lottery(ctx.session, started), ctx.prefix, ctx.settings.timezone, ctx.now,
+                    others))
 
 
 def _next_audit(ctx: Context) -> str:

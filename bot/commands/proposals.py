@@ -1,17 +1,18 @@
-"""propose, vote, proposals, proposal, withdraw, close, remind, decisions."""
+"""propose, vote, proposals, proposal, withdraw, close, remind, decisions, decisions export."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.actions import EditMessage
+from bot.actions import EditMessage, SendFile
 from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, QuorumArg, Text, Word
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
-from bot.governance import outcomes, secrecy
+from bot.governance import outcomes, reviews, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
+from bot.render import exports
 from bot.render.proposals import (
     decision_line,
     outcome_announcement,
@@ -37,6 +38,7 @@ MAX_TITLE = 200
 MAX_DETAILS = 2000
 MAX_MENTIONS = 50
 MAX_RANKINGS_SHOWN = 100
+MAX_REVIEWS_SHOWN = 10
 
 
 @command(
@@ -52,15 +54,18 @@ MAX_RANKINGS_SHOWN = 100
         Option("options", OptionList(), aliases=("choices",)),
         Option("method", METHOD),
         Option("secret", SECRET, aliases=("ballot",)),
+        Option("review", Duration(), aliases=("sunset",)),
     ),
     aliases=("poll",),
     details='Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes; '
             'add method=ranked to let members rank them (counted by instant runoff). secret=yes makes it a '
-            'secret ballot: members vote privately and get a receipt.',
+            'secret ballot: members vote privately and get a receipt. review=6mo (or 1y, 90d; at least a day) '
+            'is a sunset clause: if it passes, it comes back that long after as "Keep #n …?", and lapses '
+            'unless the group keeps it.',
     gate="propose_role", task="opening proposals",
 )
 def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None, quorum: Quorum | None,
-            options: list[str] | None, method: str | None, secret: str | None) -> None:
+            options: list[str] | None, method: str | None, secret: str | None, review: timedelta | None) -> None:
     title, _, details = title.partition("|")
     title, details = title.strip(), details.strip() or None
     if not title:
@@ -70,12 +75,14 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
                                   "and put the rest after a | as details.")
     if details and len(details) > MAX_DETAILS:
         raise rules.RuleViolation(f"The details are {len(details):,} characters; keep them under {MAX_DETAILS:,}.")
+    if review is not None:
+        reviews.check_delay(review)
     settings = ctx.settings
     proposal = rules.open_proposal(
         ctx.session, group_id=ctx.group_id, author_id=ctx.member_id, title=title, details=details,
         rule=rule or settings.rule, quorum=quorum or settings.quorum, options=options, now=ctx.now,
         duration=closes or settings.vote_duration, method=method or rules.PLAIN, secret=secret == "yes",
-        electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id))
+        electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id), review=review)
     ctx.reply(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))
 
 
@@ -277,8 +284,37 @@ def decisions(ctx: Context, count: int | None) -> None:
     zone = ctx.settings.timezone
     text = TextBuilder().line(b(f"Decision log (latest {len(rows)})"))
     for decision, proposal in rows:
-        text.line(decision_line(proposal, decision, zone))
+        lapsed = f" · ⌛ lapsed {decision.lapsed_at.astimezone(zone):%Y-%m-%d}" if decision.lapsed_at else ""
+        text.line(decision_line(proposal, decision, zone) + lapsed)
+    coming, total = reviews.coming(ctx.session, ctx.group_id, MAX_REVIEWS_SHOWN)
+    if coming:
+        text.line(b("Coming reviews"))
+        for decision, proposal in coming:
+            text.line(f"🔁 Review of #{proposal.number} {escape(proposal.title)} on {when(decision.review_at, zone)} "
+                      f"({relative(decision.review_at, ctx.now)})")
+        if total > len(coming):
+            text.line(i(f"and {total - len(coming)} more"))
+    text.line(i(f"{ctx.prefix}decisions export [md]: the whole log as a CSV or Markdown file."))
     ctx.reply(text.build())
+
+
+EXPORT_FORMAT = OneOf("csv", "md", aliases={"markdown": "md", "spreadsheet": "csv"})
+
+
+@command("decisions export", summary="the whole decision log as a file: CSV, or md for Markdown",
+         example="decisions export md", params=(Positional("form", EXPORT_FORMAT, optional=True, label="[csv|md]"),))
+def export_decisions(ctx: Context, form: str | None) -> None:
+    rows = reviews.whole_log(ctx.session, ctx.group_id)
+    zone = ctx.settings.timezone
+    if form == "md":
+        data = exports.markdown_file(rows, zone, ctx.group.title, ctx.now)
+        filename, mime_type = "decision-log.md", "text/markdown"
+    else:
+        data, filename, mime_type = exports.csv_file(rows, zone), "decision-log.csv", "text/csv"
+    caption = (f"The decision log: {len(rows)} decision{'s' if len(rows) != 1 else ''}, oldest first."
+               if rows else "No decisions yet: the file has only its headings.")
+    ctx.actions.append(SendFile(chat=ctx.chat, filename=filename, data=data, mime_type=mime_type,
+                                caption=plain(caption)))
 
 
 def message_key(proposal: Proposal) -> str:

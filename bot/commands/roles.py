@@ -1,22 +1,29 @@
 """Role rotation commands: role add/edit/remove, roles, volunteer, unvolunteer,
-draw, elect, renew, recall, stepdown, shadow, handover."""
+draw, draw add, elect, renew, recall, stepdown, shadow, handover."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.commands.args import Count, Duration, MentionArg, OneOf, Text, Word
+from bot.commands.args import Count, Duration, MentionArg, Number, OneOf, Text, Word
 from bot.commands.base import command
 from bot.commands.proposals import METHOD, SECRET, card, message_key
-from bot.commands.registry import Option, Positional
+from bot.commands.registry import Flag, Option, Positional
 from bot.context import Context
+from bot.governance import draws, roles
 from bot.governance import proposals as rules
-from bot.governance import roles
 from bot.governance.outcomes import next_step
 from bot.governance.proposals import RuleViolation
 from bot.render.common import when
 from bot.render.proposals import vote_choices
-from bot.render.roles import calendar_entry, draw_announcement, handover_block, history_lines, stepped_down
+from bot.render.roles import (
+    calendar_entry,
+    draw_announcement,
+    handover_block,
+    history_lines,
+    lottery_opened,
+    stepped_down,
+)
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, plain
 from storage.models import Member, Proposal, Role
 
@@ -134,12 +141,36 @@ def unvolunteer(ctx: Context, role: str) -> None:
     ctx.reply(RichText(html=f"{escape(ctx.sender_name)} no longer stands for {b(found.name)}."))
 
 
-@command("draw", summary="fill a role's free seats by lottery among eligible volunteers, verifiably",
-         example="draw facilitator", params=(ROLE,), aliases=("lottery",))
-def draw(ctx: Context, role: str) -> None:
+@command("draw", summary="fill a role's free seats by a lottery nobody can steer, among eligible volunteers",
+         example="draw facilitator", params=(ROLE, Flag("now")), aliases=("lottery",),
+         details="I publish the candidates and a commitment to a secret; for draw_window (10m) anyone may add "
+                 "randomness with draw add <anything>; then I reveal the secret and the picks, which anyone can "
+                 "recompute. draw <role> now skips the window for urgent cases: the seed then rests on the bot "
+                 "alone.")
+def draw(ctx: Context, role: str, now: bool) -> None:
     found = roles.find_role(ctx.session, ctx.group_id, role)
-    result = roles.draw(ctx.session, found, ctx.now, ctx.settings.mandate_warnings)
-    ctx.post(draw_announcement(found, result, ctx.settings.timezone))
+    if now:
+        drawn = draws.draw_role_now(ctx.session, found, ctx.now, ctx.settings.mandate_warnings)
+        ctx.post(draw_announcement(drawn, ctx.settings.timezone, ctx.prefix))
+        return
+    opened = draws.open_role(ctx.session, found, ctx.now, ctx.settings.draw_window)
+    others = len(draws.open_lotteries(ctx.session, ctx.group_id, ctx.now)) > 1
+    ctx.post(lottery_opened(opened, b(found.name), ctx.now, ctx.settings.timezone, ctx.prefix, others))
+
+
+@command("draw add", summary="add randomness to the open lottery: any text, before it is drawn",
+         example="draw add my cat walked on the keyboard",
+         params=(Positional("text", Text("text", max_length=draws.MAX_CONTRIBUTION), rest=True, label="<anything>"),
+                 Option("lottery", Number(), label="n")),
+         aliases=("lottery add",),
+         details="The seed of a draw is SHA-256 of the bot's secret and every contribution, in order: nobody can "
+                 "steer it who does not know them all. lottery=<n> says which, when several are open; each member "
+                 f"may add up to {draws.MAX_PER_MEMBER} to one lottery.")
+def draw_add(ctx: Context, text: str, lottery: int | None) -> None:
+    target = draws.contribute(ctx.session, ctx.group_id, ctx.member(), text, ctx.now, lottery)
+    count = draws.added_by_members(target)
+    ctx.ack(plain(f"🎲 Added to lottery #{target.number} ({count} from members so far); it is drawn "
+                  f"{when(target.draws_at, ctx.settings.timezone)}."))
 
 
 @command("elect", summary="open an election among a role's volunteers", example="elect treasurer method=stv",

@@ -5,8 +5,9 @@ the group provided itself per area, a reminder comes halfway, and at the close
 the bot measures the period itself (needs met and how fast, decisions and
 participation, how many people held a role, lapses, renewals, recalls) and
 stores those figures with the audit, so every later chart and CSV shows the
-same numbers. An auditor can be drawn by the roles' published lottery rule
-among members who hold no role.
+same numbers. An auditor can be drawn by a lottery nobody can steer
+(bot.governance.draws) among members who hold no role: it opens with the audit
+and is drawn `draw_window` later, after members have added randomness.
 
 The group's due dates (next digest, next audit) live on the group row, so
 "what is due" stays an index lookup; `schedule` (re)computes them.
@@ -15,8 +16,6 @@ The group's due dates (next digest, next audit) live on the group row, so
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import fmean
 from zoneinfo import ZoneInfo
@@ -24,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.governance import needs, record, roles, voting
+from bot.governance import draws, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
@@ -43,13 +42,6 @@ FIGURES = (  # what the bot measures, in the order reports, charts and CSV files
     ("extended", "mandates extended"),
     ("recalls", "recalls"),
 )
-
-
-@dataclass(frozen=True)
-class AuditorDraw:
-    member_id: int
-    seed: str
-    candidates: list[tuple[int, str]]
 
 
 # schedule ---------------------------------------------------------------------------
@@ -152,28 +144,12 @@ def start(session: Session, group: Group, settings: GroupSettings, now: datetime
                   period_start=last.closes_at if last else group.created_at, started_at=now,
                   closes_at=now + settings.audit_window, remind_at=now + settings.audit_window / 2,
                   areas=json.dumps(list(settings.audit_areas), ensure_ascii=False), started_by=started_by)
-    if settings.audit_draw:
-        drawn = draw_auditor(session, group.id)
-        if drawn is not None:
-            audit.auditor_id, audit.draw_seed = drawn.member_id, drawn.seed
-            audit.draw_candidates = json.dumps([list(c) for c in drawn.candidates], ensure_ascii=False)
     session.add(audit)
     group.next_audit_at = now + settings.audit_every
     session.flush()
+    if settings.audit_draw:  # the auditor is drawn at the end of the window (draws.reveal sets auditor_id)
+        draws.open_auditor(session, audit, now, settings.draw_window)
     return audit
-
-
-def draw_auditor(session: Session, group_id: int, seed: str | None = None) -> AuditorDraw | None:
-    """One auditor by the roles' lottery rule, among active members who hold no role right now."""
-    holding = select(Mandate.member_id).where(Mandate.group_id == group_id, Mandate.ended_at.is_(None))
-    pool = session.execute(select(Member.id, Member.display_name, Member.user_id)
-                           .where(Member.group_id == group_id, Member.active, Member.id.not_in(holding))).all()
-    if not pool:
-        return None
-    candidates = sorted(pool, key=lambda c: c[2])  # published order: by platform id
-    seed = seed or secrets.token_hex(8)
-    picked = candidates[roles.pick_index(seed, 1, len(candidates))]
-    return AuditorDraw(picked[0], seed, [(c[0], c[1]) for c in candidates])
 
 
 def areas_of(audit: Audit) -> list[str]:

@@ -4,7 +4,6 @@ decision log. Decisions themselves are made by `voting.decide`."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,6 +81,9 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
     if secret:
         secrecy.open_roll(session, proposal, list(electorate))
     _log_opened(session, proposal, now)
+    if method == RANKED:  # its ties are broken by a lottery members can add randomness to while they vote
+        from bot.governance import draws  # draws builds on roles, which builds on this module
+        draws.open_tie(session, proposal, options, now)
     return proposal
 
 
@@ -355,6 +357,9 @@ def non_voters(session: Session, proposal: Proposal) -> list[Member]:
 def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime) -> Decision:
     if proposal.author_id != member_id:
         raise RuleViolation(f"Only the author of #{proposal.number} can withdraw it.")
+    if proposal.kind == "review":  # withdrawn, it would leave the decision in force and never back
+        raise RuleViolation(f"#{proposal.number} reviews an earlier decision; it cannot be withdrawn and closes at "
+                            "its deadline.")
     _require_open(proposal)
     return _finish(session, proposal, voting.Outcome(voting.WITHDRAWN, explanation="withdrawn by its author"),
                    now, members=0, status=WITHDRAWN)
@@ -369,8 +374,9 @@ def close(session: Session, proposal: Proposal, now: datetime, members: int) -> 
     if is_ranked(proposal):
         rankings = [[options_of(proposal)[n - 1] for n in ranking_of(choice)]
                     for choice in all_choices(session, proposal)]
-        outcome, count = voting.decide_ranked(quorum, members, rankings, options_of(proposal), seats,
-                                              seed=secrets.token_hex(8))
+        from bot.governance import draws  # draws builds on roles, which builds on this module
+        seed = draws.tie_seed(session, proposal, options_of(proposal), now)  # revealed now, logged before the close
+        outcome, count = voting.decide_ranked(quorum, members, rankings, options_of(proposal), seats, seed=seed)
         return _finish(session, proposal, outcome, now, members, CLOSED, tallied, count), outcome
     outcome = voting.decide(proposal.rule, quorum, members, tallied, options_of(proposal), seats)
     return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome

@@ -1,16 +1,13 @@
 """Role rotation: every role has a term, mandates end on their own unless the
 group renews them, nobody holds a seat beyond `max_terms` terms in a row,
-lotteries are verifiable, and skills circulate through trainees.
+lotteries are verifiable (bot.governance.draws), and skills circulate through trainees.
 
 Each rule lives here; commands and the scheduler only call these functions.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +18,7 @@ from bot.commands.args import Quorum
 from bot.durations import format_duration
 from bot.governance import record
 from bot.governance.proposals import OPEN, RuleViolation, open_proposal
-from storage.models import Draw, Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
+from storage.models import Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
 
 FILLS = ("election", "lottery", "volunteer")
 MAX_ROLES = 50
@@ -41,14 +38,6 @@ class RoleTerms:
     fill: str | None = None
     handover: str | None = None
     trainees_required: int | None = None
-
-
-@dataclass(frozen=True)
-class DrawResult:
-    draw: Draw
-    candidates: list[tuple[int, str]]  # (member id, name) in the published order
-    picks: list[tuple[int, int]]  # (index into the remaining list, member id) per seat
-    mandates: list[Mandate]
 
 
 # roles ------------------------------------------------------------------------
@@ -261,38 +250,6 @@ def seat(session: Session, role: Role, member_id: int, filled_by: str, now: date
     session.flush()
     _log_mandate(session, "mandate.started", mandate, now)
     return mandate
-
-
-def pick_index(seed: str, seat_number: int, remaining: int) -> int:
-    """The published lottery rule: SHA-256 of "<seed>:<seat>" as a number, modulo the candidates left."""
-    digest = hashlib.sha256(f"{seed}:{seat_number}".encode()).hexdigest()
-    return int(digest, 16) % remaining
-
-
-def draw(session: Session, role: Role, now: datetime, warnings: tuple[timedelta, ...],
-         seed: str | None = None) -> DrawResult:
-    """Fill every free seat by lot among eligible volunteers, verifiably."""
-    free = free_seats(session, role)
-    if not free:
-        raise RuleViolation(f"Every seat of {role.name} is taken; there is nothing to draw.")
-    pool = eligible(session, role, now)
-    if not pool:
-        raise RuleViolation(f"Nobody eligible is standing for {role.name}; volunteer with volunteer {role.key}.")
-    # Published order: by platform id, which every member can see and nobody chooses.
-    candidates = sorted(((m.id, m.display_name, m.user_id) for m in pool), key=lambda c: c[2])
-    seed = seed or secrets.token_hex(8)
-    remaining = [member_id for member_id, _, _ in candidates]
-    picks, mandates = [], []
-    for number in range(1, min(len(free), len(candidates)) + 1):
-        index = pick_index(seed, number, len(remaining))
-        member_id = remaining.pop(index)
-        picks.append((index, member_id))
-        mandates.append(seat(session, role, member_id, "lottery", now, warnings))
-    record = Draw(group_id=role.group_id, role_id=role.id, seed=seed,
-                  candidates=json.dumps([[c[0], c[1]] for c in candidates], ensure_ascii=False),
-                  picked=json.dumps([member_id for _, member_id in picks]), drawn_at=now)
-    session.add(record)
-    return DrawResult(record, [(c[0], c[1]) for c in candidates], picks, mandates)
 
 
 def open_role_proposal(session: Session, role: Role, kind: str) -> Proposal | None:

@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
 from bot.governance.errors import RuleViolation
+from bot.render.common import csv_cell
 from storage.models import BallotBox, Member, Proposal, VoterRoll
 
 # No 0/O, 1/I/L: a receipt is read off a phone screen and typed back.
@@ -164,13 +165,14 @@ def add_to_roll(session: Session, proposal: Proposal, member_id: int) -> None:
 def ballot_file(proposal: Proposal, ballots: list[tuple[str, str]], describe) -> bytes:
     """Every ballot as CSV, sorted by receipt hash; `describe` turns a stored choice into words."""
     out = io.StringIO()
-    out.write(f"# Proposal #{proposal.number}: {proposal.title}\n"
+    title = " ".join(proposal.title.split())  # one line: a newline in the title must not start a row
+    out.write(f"# Proposal #{proposal.number}: {title}\n"
               "# One row per ballot, sorted by receipt_hash = the first 32 hex digits of the SHA-256 of the\n"
               "# receipt code in capitals without dashes. Find yours: echo -n ABCDEFGHJKMN | sha256sum | cut -c1-32\n")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["receipt_hash", "choice"])
     for digest, choice in ballots:
-        writer.writerow([digest, describe(choice)])
+        writer.writerow([digest, csv_cell(describe(choice))])
     return out.getvalue().encode()
 
 

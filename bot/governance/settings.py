@@ -151,6 +151,8 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("audit_areas", "the areas of life audits ask about", "food, housing, childcare", _areas),
         SettingSpec("audit_draw", "draw an auditor by lot (not a current role holder) for each audit", "on",
                     _on_off),
+        SettingSpec("draw_window", "how long members may add randomness to a lottery before it is drawn", "10m",
+                    _duration),
     )
 }
 
@@ -172,6 +174,7 @@ class GroupSettings:
     audit_window: timedelta
     audit_areas: tuple[str, ...]
     audit_draw: bool
+    draw_window: timedelta
     raw: Mapping[str, str]
 
     @classmethod
@@ -190,6 +193,7 @@ class GroupSettings:
             audit_window=parse_duration(values["audit_window"]),
             audit_areas=tuple(values["audit_areas"].split(", ")),
             audit_draw=values["audit_draw"] == "on",
+            draw_window=parse_duration(values["draw_window"]),
             raw=dict(values),
         )
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.charts import audit_chart
 from bot.durations import plural
 from bot.events import UserRef
-from bot.governance import audits
-from bot.render.common import when
+from bot.governance import audits, draws
+from bot.render.common import relative, when
 from bot.render.needs import short, waited
+from bot.render.roles import how_to_add, lottery_details, numbered, rule_lines
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention
-from storage.models import Audit, AuditEntry, Member
+from storage.models import Audit, AuditEntry, Lottery, Member
 
 MAX_NOTES = 3
 MAX_CHART_AUDITS = 20
@@ -29,7 +29,9 @@ def day(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local.day} {local:%b %Y}"
 
 
-def prompt(audit: Audit, auditor: Member | None, platform: str, prefix: str, zone: ZoneInfo) -> RichText:
+def prompt(audit: Audit, lottery: Lottery | None, prefix: str, zone: ZoneInfo, now: datetime,
+           others_open: bool = False) -> RichText:
+    """The audit opens; with `lottery`, its auditor is drawn at the end of the lottery's window."""
     areas = audits.areas_of(audit)
     text = TextBuilder()
     text.line(f"🧭 {b(f'Sovereignty audit #{audit.number}')} is open until "
@@ -39,14 +41,36 @@ def prompt(audit: Audit, auditor: Member | None, platform: str, prefix: str, zon
     text.line(code(f"{prefix}audit <area> <count> [note]") + " — e.g. "
               + code(f'{prefix}audit {areas[0]} 12 "community kitchen every Friday"'))
     text.line("Areas: " + " · ".join(b(area) for area in areas))
-    if auditor is not None:
-        candidates = len(json.loads(audit.draw_candidates or "[]"))
-        auditor_mention = mention(UserRef(platform=platform, user_id=auditor.user_id), auditor.display_name)
-        text.line(f"🎲 Auditor, drawn by lot among the {candidates} members who hold no role: {auditor_mention}. "
-                  "They check the figures and read the report to the group. "
-                  + i(f"(Seed {audit.draw_seed}: SHA-256 of “seed:1” modulo {candidates}, candidates ordered by "
-                      "platform id.)"))
+    if lottery is not None:
+        candidates = draws.candidates_of(lottery)
+        text.line(f"🎲 The auditor — who checks the figures and reads the report to the group — is drawn "
+                  f"{when(lottery.draws_at, zone)} ({relative(lottery.draws_at, now)}) by "
+                  f"{b(f'lottery #{lottery.number}')} among the {plural(len(candidates), 'member')} who hold no role: "
+                  f"{numbered(candidates)} (in order of their platform id).")
+        text.line(f"Commitment: {code(lottery.commitment)} (SHA-256 of the secret I reveal at the draw). Until then "
+                  f"anyone may add randomness: {how_to_add(lottery, prefix, others_open)}")
     text.line(i(f"I remind you halfway; the report comes at the close, with a chart. Start one early: {prefix}audit"))
+    return text.build()
+
+
+def auditor_drawn(audit: Audit | None, drawn: draws.Drawn, platform: str, prefix: str) -> RichText:
+    """The auditor lottery drawn: who audits, and everything needed to recompute it."""
+    number = f"audit #{audit.number}" if audit else "the audit"
+    text = TextBuilder()
+    if drawn.auditor is not None:
+        who = mention(UserRef(platform=platform, user_id=drawn.auditor.user_id), drawn.auditor.display_name)
+        text.line(f"🎲 {b(f'Lottery #{drawn.lottery.number}')}: the auditor of {number} is {who}. They check the "
+                  "figures and read the report to the group.")
+    else:
+        text.line(f"🎲 {b(f'Lottery #{drawn.lottery.number}')} for the auditor of {number}: drawn, but nobody "
+                  "takes the task.")
+    names = dict(drawn.candidates)
+    for member_id, why in drawn.unseated:
+        text.line(f"⚠️ {b(names[member_id])} was drawn but cannot audit: {escape(why)}.")
+    for line in lottery_details(drawn, "Candidates (members who hold no role), in order of their platform id"):
+        text.line(line)
+    for line in rule_lines(drawn, f"{prefix}audit"):
+        text.line(line)
     return text.build()
 
 

@@ -7,10 +7,11 @@ bot.render.text); short enough to read on a phone.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.actions import Choice
+from bot.durations import format_duration
 from bot.governance import voting
 from bot.governance.proposals import OPEN, WITHDRAWN, is_ranked, options_of
 from bot.governance.secrecy import SMALL_ROLL, SecretState
@@ -49,6 +50,10 @@ def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: 
     elif not hidden:
         text.line("Tally: ", tally_line(counts))
     text.line(f"Rule: {_rule_label(proposal)} · quorum {quorum_label(proposal.quorum)} · by {escape(author)}")
+    if proposal.review_seconds:
+        after = format_duration(timedelta(seconds=proposal.review_seconds))
+        text.line(f"🔁 If it passes, it comes back for review {after} later; unless the group keeps it then, "
+                  "it lapses.")
     if hidden:
         text.line(f"🔒 Secret ballot: {secret.voted} voted so far. Nobody sees who chose what, not even whoever "
                   "runs the bot; each voter gets a receipt to check their ballot.")

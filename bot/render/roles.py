@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from bot.durations import format_duration
 from bot.events import UserRef
-from bot.governance import roles
+from bot.governance import draws, roles
 from bot.render.common import relative, when
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention, quote
-from storage.models import Mandate, Member, Role
+from storage.models import Lottery, Mandate, Member, Role
 
 
 def names(members: list[Member]) -> str:
@@ -61,18 +61,81 @@ def history_lines(role: Role, current: list[tuple[Mandate, Member]], past: list[
     return lines
 
 
-def draw_announcement(role: Role, result: roles.DrawResult, zone: ZoneInfo) -> RichText:
-    text = TextBuilder().line(f"🎲 Lottery for {b(role.name)}")
-    text.line("Candidates, in order of their platform id: " + ", ".join(
-        f"{n}. {escape(name)}" for n, (_, name) in enumerate(result.candidates, 1)))
-    text.line(f"Seed: {code(result.draw.seed)}")
-    left = [member_id for member_id, _ in result.candidates]
-    chosen = dict(result.candidates)
-    for seat_number, ((index, member_id), mandate) in enumerate(zip(result.picks, result.mandates, strict=True), 1):
-        text.line(f"Seat {seat_number}: SHA-256(\"{escape(result.draw.seed)}:{seat_number}\") mod {len(left)} = "
-                  f"{index} → {b(chosen[member_id])}, until {when(mandate.ends_at, zone)}")
-        left.remove(member_id)
-    text.line(i("Anyone can recompute this: take the list, drop each pick before the next seat."))
+RULE = ("seed = SHA-256(secret + each contribution, one per line); pick = next SHA-256(seed:i) below the largest "
+        "multiple of n, modulo n")
+BY_PLATFORM_ID = "Candidates, in order of their platform id"
+
+
+def numbered(candidates: list[tuple[int, str]]) -> str:
+    return ", ".join(f"{n}. {escape(name)}" for n, (_, name) in enumerate(candidates, 1)) or "none"
+
+
+def how_to_add(lottery: Lottery, prefix: str, others_open: bool) -> str:
+    """`!draw add <anything>`, naming the lottery when several are open."""
+    return code(f"{prefix}draw add <anything>" + (f" lottery={lottery.number}" if others_open else ""))
+
+
+def lottery_opened(lottery: Lottery, what: str, now: datetime, zone: ZoneInfo, prefix: str, others_open: bool,
+                   candidates_label: str = BY_PLATFORM_ID) -> RichText:
+    """A lottery opens: the frozen candidates, the commitment, when it is drawn and how to add randomness.
+    `what` is markup (escaped already), like <b>facilitator</b>."""
+    candidates = draws.candidates_of(lottery)
+    seats = f"{lottery.seats} seat{'s' if lottery.seats != 1 else ''}"
+    text = TextBuilder().line(f"🎲 {b(f'Lottery #{lottery.number}')} for {what}: {seats} among "
+                              f"{len(candidates)} candidate{'s' if len(candidates) != 1 else ''}.")
+    text.line(f"{candidates_label}: {numbered(candidates)}")
+    text.line(f"Commitment: {code(lottery.commitment)} (SHA-256 of a secret I just generated; I reveal it at the "
+              "draw, so anyone can check I did not change it).")
+    text.line(f"Drawn {when(lottery.draws_at, zone)} ({relative(lottery.draws_at, now)}). Until then anyone may "
+              f"add randomness: {how_to_add(lottery, prefix, others_open)}")
+    return text.build()
+
+
+def lottery_details(drawn: draws.Drawn, candidates_label: str = BY_PLATFORM_ID) -> list[str]:
+    """Everything needed to recompute a draw: commitment, secret, contributions, seed, candidates."""
+    lottery = drawn.lottery
+    lines = [f"Commitment, published when it opened: {code(lottery.commitment)}",
+             f"Secret, revealed now: {code(lottery.secret)}"]
+    if drawn.contributions:
+        lines.append(f"Contributions, in order ({len(drawn.contributions)}):")
+        lines += [f"  {n}. {escape(name)}: {code(text)}" for n, (name, text) in enumerate(drawn.contributions, 1)]
+    else:
+        lines.append("Contributions: none.")
+    lines.append(f"Seed: {code(lottery.seed or '')}")
+    lines.append(f"{candidates_label}: {numbered(drawn.candidates)}")
+    return lines
+
+
+def rule_lines(drawn: draws.Drawn, command: str) -> list[str]:
+    """The rule in one line, and — when the window was skipped — whose seed it is."""
+    lines = []
+    if drawn.lottery.skipped_window:
+        lines.append(f"⚠️ Drawn at once ({escape(command)}): nobody could add randomness, so this seed rests on "
+                     "the bot alone.")
+    lines.append(i(f"Recompute it: {RULE}; each pick leaves the list before the next."))
+    return lines
+
+
+def draw_announcement(drawn: draws.Drawn, zone: ZoneInfo, prefix: str) -> RichText:
+    """A role's lottery drawn: the details, who takes which seat, and any pick who could not."""
+    role = drawn.role
+    name = role.name if role else "a role"
+    text = TextBuilder().line(f"🎲 {b(f'Lottery #{drawn.lottery.number}')} for {b(name)}: drawn")
+    for line in lottery_details(drawn):
+        text.line(line)
+    names = dict(drawn.candidates)
+    numbers = {member_id: n for n, (member_id, _) in enumerate(drawn.candidates, 1)}
+    for mandate in drawn.seated:
+        text.line(f"Seat {mandate.seat} → {b(names[mandate.member_id])} (candidate {numbers[mandate.member_id]}), "
+                  f"until {when(mandate.ends_at, zone)}")
+    for member_id, why in drawn.unseated:
+        text.line(f"⚠️ {b(names[member_id])} was drawn but takes no seat: {escape(why)}.")
+    if drawn.unseated and role is not None and role.retired_at is None:
+        text.line(f"The seat stays open: {code(f'{prefix}draw {role.key}')} draws again.")
+    if not drawn.picks:
+        text.line("Nobody was drawn.")
+    for line in rule_lines(drawn, f"{prefix}draw {role.key if role else ''} now"):
+        text.line(line)
     return text.build()
 
 

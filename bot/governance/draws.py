@@ -1,0 +1,327 @@
+"""Lotteries in a group: opened with a commitment, fed by members, drawn in the open.
+
+The rule itself is pure and lives in `bot.governance.lottery`; this module gives it a life in
+the database and the group log:
+
+- open: the candidates are frozen in the published order, a secret is generated, and its
+  commitment (SHA-256) goes into the log ("lottery.committed") with the candidates and the
+  time of the draw, `draw_window` from now. The secret is stored with the lottery from that
+  moment, so a restart during the window changes nothing;
+- add: until then any member adds randomness (any text, one line); each contribution is kept
+  in order, with the contributor's name. The list starts with the bot's own line, public from
+  the opening ("lottery #3 opened …"): without it, a lottery nobody added to would have the seed
+  SHA-256(secret) — the published commitment — and its picks would be known from the start;
+- draw: at `draws_at` the secret is revealed, the seed and the picks follow from the rule, the
+  consequences are applied (seats for a role, the auditor of an audit) and the whole draw is
+  one log entry ("lottery.drawn"), everything needed to recompute it included;
+- `draw <role> now` opens and draws at once: nobody could add anything, so the seed rests on
+  the bot alone, and the draw says so (`skipped_window`).
+
+A ranked vote has a "tie" lottery that draws when the vote closes: its seed decides the ties
+of the count (`ranked.lot_pick`), so members can add randomness to it while they vote.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session
+
+from bot.governance import lottery as rule
+from bot.governance import record, roles
+from bot.governance.errors import RuleViolation
+from bot.governance.proposals import OPEN
+from storage.models import Audit, Lottery, Mandate, Member, Proposal, Role
+
+ROLE, AUDITOR, TIE = "role", "auditor", "tie"
+BOT = "(the bot, at the opening)"  # the name on the bot's own contribution
+MAX_CONTRIBUTION = 200  # characters of one contribution
+# Contributions one member may add to one lottery. A cap per member, not on the total: a total cap
+# would let one account fill the list and shut every other member out.
+MAX_PER_MEMBER = 3
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A lottery just drawn, and what it did."""
+
+    lottery: Lottery
+    role: Role | None
+    candidates: list[tuple[int, str]]  # (member id, or option number for a tie; name) in the published order
+    contributions: list[tuple[str, str]]  # (name, text) in order
+    picks: list[int]  # in the order drawn
+    seated: list[Mandate] = field(default_factory=list)  # a role draw: the mandates started
+    unseated: list[tuple[int, str]] = field(default_factory=list)  # a pick that took no seat, and why
+    auditor: Member | None = None  # an auditor draw: who audits
+
+
+# what a lottery holds -------------------------------------------------------------------
+
+def candidates_of(lottery: Lottery) -> list[tuple[int, str]]:
+    return [(item, name) for item, name in json.loads(lottery.candidates)]
+
+
+def contributions_of(lottery: Lottery) -> list[tuple[str, str]]:
+    """(name, text) in order; the stored rows also carry the contributor's id (for the per-member cap)."""
+    return [(row[0], row[1]) for row in json.loads(lottery.contributions)]
+
+
+def added_by_members(lottery: Lottery) -> int:
+    return sum(1 for row in json.loads(lottery.contributions) if len(row) > 2)
+
+
+def is_open(lottery: Lottery, now: datetime) -> bool:
+    return lottery.drawn_at is None and now < lottery.draws_at
+
+
+def role_name(session: Session, lottery: Lottery) -> str | None:
+    return session.get(Role, lottery.role_id).name if lottery.role_id else None
+
+
+# opening ----------------------------------------------------------------------------------
+
+def _open(session: Session, group_id: int, purpose: str, candidates: list[tuple[int, str]], seats: int,
+          now: datetime, draws_at: datetime, *, role: Role | None = None, audit_id: int | None = None,
+          proposal_id: int | None = None, skipped_window: bool = False) -> Lottery:
+    number = (session.scalar(select(func.max(Lottery.number)).where(Lottery.group_id == group_id)) or 0) + 1
+    secret = rule.new_secret()
+    # The first contribution is the bot's, public from the start: with no contribution at all the seed
+    # would be SHA-256(secret), the commitment itself, and everyone would know the picks at the opening.
+    opening = [BOT, f"lottery #{number} opened {record.stamp(now)}"]
+    lottery = Lottery(group_id=group_id, number=number, purpose=purpose, role_id=role.id if role else None,
+                      audit_id=audit_id, proposal_id=proposal_id, seats=seats,
+                      candidates=json.dumps([list(c) for c in candidates], ensure_ascii=False),
+                      commitment=rule.commitment(secret), secret=secret, contributions=json.dumps([opening]),
+                      opened_at=now, draws_at=draws_at, skipped_window=skipped_window)
+    session.add(lottery)
+    session.flush()
+    record.append(session, group_id, "lottery.committed", {
+        "lottery": number, "purpose": purpose, "role": role.name if role else None,
+        "candidates": [list(c) for c in candidates], "seats": seats, "commitment": lottery.commitment,
+        "draws_at": record.stamp(draws_at)}, now)
+    return lottery
+
+
+def role_candidates(session: Session, role: Role, now: datetime) -> list[tuple[int, str]]:
+    """Eligible volunteers in the published order: by platform id, which everyone can see and nobody chooses."""
+    return [(m.id, m.display_name) for m in sorted(roles.eligible(session, role, now), key=lambda m: m.user_id)]
+
+
+def open_for_role(session: Session, role: Role) -> Lottery | None:
+    return session.scalars(select(Lottery).where(Lottery.role_id == role.id, Lottery.drawn_at.is_(None))
+                           .order_by(Lottery.id).limit(1)).first()
+
+
+def open_role(session: Session, role: Role, now: datetime, window: timedelta, *,
+              draws_at: datetime | None = None, skipped_window: bool = False) -> Lottery:
+    """A lottery for every free seat of a role among its eligible volunteers, drawn after `window`."""
+    free = roles.free_seats(session, role)
+    if not free:
+        raise RuleViolation(f"Every seat of {role.name} is taken; there is nothing to draw.")
+    pending = open_for_role(session, role)
+    if pending is not None:
+        raise RuleViolation(f"Lottery #{pending.number} for {role.name} is open already; it is drawn at the end "
+                            "of its window. Add randomness to it with draw add <anything>.")
+    candidates = role_candidates(session, role, now)
+    if not candidates:
+        raise RuleViolation(f"Nobody eligible is standing for {role.name}; volunteer with volunteer {role.key}.")
+    return _open(session, role.group_id, ROLE, candidates, len(free), now, draws_at or now + window, role=role,
+                 skipped_window=skipped_window)
+
+
+def draw_role_now(session: Session, role: Role, now: datetime, warnings: tuple[timedelta, ...]) -> Drawn:
+    """`draw <role> now`: open and draw at once; the seed rests on the bot alone."""
+    opened = open_role(session, role, now, timedelta(0), skipped_window=True)
+    return reveal(session, opened, now, warnings)
+
+
+def auditor_candidates(session: Session, group_id: int) -> list[tuple[int, str]]:
+    """Active members who hold no role right now, in the published order (by platform id)."""
+    holding = select(Mandate.member_id).where(Mandate.group_id == group_id, Mandate.ended_at.is_(None))
+    pool = session.execute(select(Member.id, Member.display_name, Member.user_id)
+                           .where(Member.group_id == group_id, Member.active, Member.id.not_in(holding))).all()
+    return [(member_id, name) for member_id, name, _ in sorted(pool, key=lambda row: row[2])]
+
+
+def open_auditor(session: Session, audit: Audit, now: datetime, window: timedelta) -> Lottery | None:
+    """The auditor of an audit, drawn after `window` (None: nobody could audit)."""
+    candidates = auditor_candidates(session, audit.group_id)
+    if not candidates:
+        return None
+    return _open(session, audit.group_id, AUDITOR, candidates, 1, now, now + window, audit_id=audit.id)
+
+
+def open_tie(session: Session, proposal: Proposal, options: list[str], now: datetime) -> Lottery:
+    """The lot of a ranked vote: its seed breaks the count's ties; drawn when the vote closes."""
+    candidates = [(number, name) for number, name in enumerate(options, 1)]
+    return _open(session, proposal.group_id, TIE, candidates, 1, now, proposal.closes_at, proposal_id=proposal.id)
+
+
+def auditor_lottery(session: Session, audit: Audit) -> Lottery | None:
+    return session.scalars(select(Lottery).where(Lottery.audit_id == audit.id, Lottery.purpose == AUDITOR)
+                           .order_by(Lottery.id.desc()).limit(1)).first()
+
+
+def tie_lottery(session: Session, proposal: Proposal) -> Lottery | None:
+    return session.scalars(select(Lottery).where(Lottery.proposal_id == proposal.id, Lottery.purpose == TIE)
+                           .order_by(Lottery.id).limit(1)).first()
+
+
+def tie_seed(session: Session, proposal: Proposal, options: list[str], now: datetime) -> str:
+    """The seed a ranked count breaks ties with: its lottery's, drawn now if it is not yet. A vote
+    opened before ties had lotteries gets one drawn at once (its seed rests on the bot alone)."""
+    found = tie_lottery(session, proposal)
+    if found is None:
+        found = _open(session, proposal.group_id, TIE, [(n, name) for n, name in enumerate(options, 1)], 1, now,
+                      now, proposal_id=proposal.id, skipped_window=True)
+    if found.drawn_at is None:
+        reveal(session, found, now, ())
+    return found.seed
+
+
+# adding randomness -----------------------------------------------------------------------------
+
+def open_lotteries(session: Session, group_id: int, now: datetime) -> list[Lottery]:
+    """The group's lotteries still taking contributions (a tie lottery only while its vote is open)."""
+    found = session.scalars(select(Lottery).where(Lottery.group_id == group_id, Lottery.drawn_at.is_(None),
+                                                  Lottery.draws_at > now).order_by(Lottery.draws_at, Lottery.id))
+    return [lottery for lottery in found if lottery.purpose != TIE or _vote_open(session, lottery)]
+
+
+def _vote_open(session: Session, lottery: Lottery) -> bool:
+    proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
+    return proposal is not None and proposal.status == OPEN
+
+
+def find(session: Session, group_id: int, number: int) -> Lottery:
+    found = session.scalars(select(Lottery).where(Lottery.group_id == group_id, Lottery.number == number)).first()
+    if found is None:
+        raise RuleViolation(f"There is no lottery #{number} in this group.")
+    return found
+
+
+def describe(session: Session, lottery: Lottery) -> str:
+    """A lottery in a few words: `#3 (facilitator)`, `#4 (the auditor of audit #2)`, `#5 (ties of vote #7)`."""
+    if lottery.purpose == ROLE:
+        what = role_name(session, lottery) or "a role"
+    elif lottery.purpose == AUDITOR:
+        audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
+        what = f"the auditor of audit #{audit.number}" if audit else "an auditor"
+    else:
+        proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
+        what = f"ties of vote #{proposal.number}" if proposal else "ties of a vote"
+    return f"#{lottery.number} ({what})"
+
+
+def contribute(session: Session, group_id: int, member: Member, text: str, now: datetime,
+               number: int | None = None) -> Lottery:
+    """Add a member's randomness (any text, kept on one line) to the open lottery, or to lottery `number`."""
+    text = " ".join(text.split())
+    if not text:
+        raise RuleViolation("Add some text: anything at all, like draw add my cat walked on the keyboard.")
+    if len(text) > MAX_CONTRIBUTION:
+        raise RuleViolation(f"Keep it under {MAX_CONTRIBUTION} characters; any text will do.")
+    if number is None:
+        found = open_lotteries(session, group_id, now)
+        if not found:
+            raise RuleViolation("No lottery is open in this group right now, so there is nothing to add to. "
+                                "draw <role> opens one.")
+        if len(found) > 1:
+            listing = ", ".join(describe(session, lottery) for lottery in found)
+            raise RuleViolation(f"Several lotteries are open: {listing}. Say which one, like draw add <anything> "
+                                f"lottery={found[0].number}.")
+        target = found[0]
+    else:
+        target = find(session, group_id, number)
+        if target.drawn_at is not None:
+            raise RuleViolation(f"Lottery #{number} has been drawn already; it takes no more randomness.")
+        if not is_open(target, now) or (target.purpose == TIE and not _vote_open(session, target)):
+            raise RuleViolation(f"Lottery #{number} is closed to contributions; it is being drawn.")
+    rows = json.loads(target.contributions)
+    if sum(1 for row in rows if len(row) > 2 and row[2] == member.id) >= MAX_PER_MEMBER:
+        raise RuleViolation(f"You have added {MAX_PER_MEMBER} contributions to lottery #{target.number}; that is "
+                            "as many as one member may add.")
+    rows.append([member.display_name, text, member.id])
+    target.contributions = json.dumps(rows, ensure_ascii=False)
+    return target
+
+
+# drawing ----------------------------------------------------------------------------------------
+
+def reveal(session: Session, lottery: Lottery, at: datetime, warnings: tuple[timedelta, ...]) -> Drawn:
+    """Reveal the secret, derive the seed and the picks, apply them, and log the draw (once)."""
+    if lottery.drawn_at is not None:
+        raise RuleViolation(f"Lottery #{lottery.number} has been drawn already.")
+    candidates, contributions = candidates_of(lottery), contributions_of(lottery)
+    seed = rule.seed(lottery.secret, [text for _, text in contributions])
+    picks = rule.draw(seed, [item for item, _ in candidates], lottery.seats)
+    lottery.seed, lottery.picks, lottery.drawn_at = seed, json.dumps(picks), at
+    role = session.get(Role, lottery.role_id) if lottery.role_id else None
+    record.append(session, lottery.group_id, "lottery.drawn", {  # the draw, then what it does (mandates …)
+        "lottery": lottery.number, "purpose": lottery.purpose, "role": role.name if role else None,
+        "candidates": [list(c) for c in candidates], "seats": lottery.seats, "commitment": lottery.commitment,
+        "secret": lottery.secret, "contributions": [list(c) for c in contributions], "seed": seed, "picks": picks,
+        "skipped_window": lottery.skipped_window}, at)
+    drawn = Drawn(lottery, role, candidates, contributions, picks)
+    if lottery.purpose == ROLE:
+        _seat_picks(session, drawn, at, warnings)
+    elif lottery.purpose == AUDITOR:
+        drawn = _set_auditor(session, drawn)
+    return drawn
+
+
+def _seat_picks(session: Session, drawn: Drawn, at: datetime, warnings: tuple[timedelta, ...]) -> None:
+    """Each pick takes a seat if they still can; one who cannot is reported, and their seat stays open."""
+    role = drawn.role
+    for member_id in drawn.picks:
+        member = session.get(Member, member_id)
+        if role is None or role.retired_at is not None:
+            why = "the role was retired"
+        elif member is None or not member.active:
+            why = "they are no longer in the group"
+        elif not roles.is_volunteer(session, role, member_id) and roles.mandate_of(session, role, member_id) is None:
+            why = f"they stopped standing for {role.name}"
+        else:
+            try:
+                drawn.seated.append(roles.seat(session, role, member_id, "lottery", at, warnings))
+                continue
+            except RuleViolation as refused:
+                why = str(refused).rstrip(".")
+                why = why[:1].lower() + why[1:]
+        drawn.unseated.append((member_id, why))
+
+
+def _set_auditor(session: Session, drawn: Drawn) -> Drawn:
+    audit = session.get(Audit, drawn.lottery.audit_id) if drawn.lottery.audit_id else None
+    for member_id in drawn.picks:
+        member = session.get(Member, member_id)
+        if audit is None or audit.closed_at is not None:
+            drawn.unseated.append((member_id, "the audit has closed"))
+        elif member is None or not member.active:
+            drawn.unseated.append((member_id, "they are no longer in the group"))
+        else:
+            audit.auditor_id, audit.draw_seed = member_id, drawn.lottery.seed
+            audit.draw_candidates = drawn.lottery.candidates
+            return Drawn(drawn.lottery, drawn.role, drawn.candidates, drawn.contributions, drawn.picks,
+                         auditor=member)
+    return drawn
+
+
+# the scheduler's view ------------------------------------------------------------------------
+
+_lotteries = Lottery.__table__.c
+_NEXT_DUE = (select(_lotteries.id, _lotteries.draws_at)  # ix_lotteries_due: only undrawn rows
+             .where(_lotteries.drawn_at.is_(None), _lotteries.draws_at <= bindparam("now"))
+             .order_by(_lotteries.draws_at, _lotteries.id).limit(1))
+
+
+def next_due_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+    row = session.connection().execute(_NEXT_DUE, {"now": now}).first()
+    return (row.id, row.draws_at) if row else None
+
+
+def next_deadline(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Lottery.draws_at)).where(Lottery.drawn_at.is_(None)))
