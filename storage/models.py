@@ -169,6 +169,8 @@ class LogEntry(SQLModel, table=True):
     entry chained to the one before by its hash (see bot.governance.record)."""
 
     __tablename__ = "log_entries"
+    # SQLite: the rows live in the primary key's own b-tree (one write per entry, not two).
+    __table_args__ = {"sqlite_with_rowid": False}
 
     group_id: int = Field(foreign_key="groups.id", primary_key=True)
     seq: int = Field(primary_key=True)  # 1, 2, 3 … per group: a second writer of one seq fails

@@ -116,7 +116,7 @@ def vote(ctx: Context, number: int, choice: str, reason: str | None, receipt: st
         _rank_openly(ctx, proposal, words)
         return
     chosen, reason = rules.resolve_choice(proposal, words)
-    change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, reason, ctx.now)
+    change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, reason, ctx.now, ctx.sender_name)
     counts = rules.counts(ctx.session, proposal)
     ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)}: {b(chosen)} on #{proposal.number} "
                           f"({_verb(change)}). {tally_line(counts)}"))
@@ -141,7 +141,7 @@ def _rank_openly(ctx: Context, proposal: Proposal, words: str) -> None:
         chosen = rules.tapped_ranking(proposal, current, words.lower())
     else:
         chosen = rules.resolve_ranking(proposal, words)
-    change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, None, ctx.now)
+    change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, None, ctx.now, ctx.sender_name)
     shown = rules.describe_choice(proposal, chosen) if chosen else "cleared"
     ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)} ranks #{proposal.number}: {b(shown)}"
                           f"{'' if change.previous or not chosen else ' (counted)'}"))

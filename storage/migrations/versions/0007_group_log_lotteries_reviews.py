@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], ),
     sa.PrimaryKeyConstraint('group_id', 'seq'),
+    sqlite_with_rowid=False,
     )
     op.create_table('lotteries',
     sa.Column('id', sa.Integer(), nullable=False),
