@@ -235,6 +235,7 @@ class _Ledger:
         self.closed: dict[int, int] = {}  # proposal number -> seq of its close
         self.committed: dict[int, _Committed] = {}
         self.drawn: dict[int, int] = {}  # lottery number -> seq of its draw
+        self.tie_seeds: dict[int, str] = {}  # proposal number -> the seed its tie lottery drew
         self.recounted = 0
         self.lotteries = 0
 
@@ -293,6 +294,10 @@ class _Ledger:
                                    f"at entry {proposal.seq} ({_show(proposal.parameters[key])})")
         if status == "withdrawn":
             return
+        count = body.get("count")
+        if isinstance(count, dict) and number in self.tie_seeds and count.get("seed") != self.tie_seeds[number]:
+            raise _Problem(f"its count breaks ties with the seed {_show(count.get('seed'), 16)}, not the seed its "
+                           "tie lottery drew")
         if proposal is not None:
             secret = proposal.parameters["secret"]
             _recount(body, proposal.parameters, None if secret else list(proposal.ballots.values()))
@@ -322,7 +327,7 @@ class _Ledger:
             raise _Problem("the secret does not match its commitment")
         committed = self.committed.pop(number, None)
         if committed is not None:
-            for key in ("commitment", "candidates", "seats", "purpose", "role"):
+            for key in ("commitment", "candidates", "seats", "purpose", "role", "proposal", "audit"):
                 if body.get(key) != committed.body.get(key):
                     raise _Problem(f"it changes the {key} published when lottery #{number} opened "
                                    f"(entry {committed.seq})")
@@ -336,6 +341,8 @@ class _Ledger:
         picks = [member_id for member_id, _ in lottery.draw(seed, candidates, _int(body, "seats"))]
         if picks != body["picks"]:
             raise _Problem("the picks do not follow from the seed")
+        if body.get("purpose") == "tie" and _is_int(body.get("proposal")):
+            self.tie_seeds[body["proposal"]] = seed  # the ranked count of that proposal must use it
         self.lotteries += 1
 
 

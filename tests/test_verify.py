@@ -547,6 +547,29 @@ def test_a_ranked_tie_is_drawn_by_the_published_seed():
     assert problem(log).startswith(f"entry 4 (proposal.closed): the recount's winners are {loser}")
 
 
+def test_a_ranked_count_must_break_ties_with_the_seed_its_tie_lottery_drew():
+    log = Log()
+    log.open(1, options=["Chess", "Go"], method="ranked")
+    log.vote(1, 1, "1")
+    log.vote(1, 2, "2")
+    _, drawn = log.lottery(1, [1, 2], 1, [("the bot", "lottery #1 opened")], purpose="tie", role=None,
+                           committed=False, forged={"proposal": 1, "audit": None})
+    seed = drawn["body"]["seed"]
+    winner = voting.decide_ranked(Quorum.parse("0"), 3, [["Chess"], ["Go"]], ["Chess", "Go"], 1, seed=seed)[0]
+    log.close(1, members=3, expect="chosen", winners=list(winner.winners), seed=seed)
+    assert check(log).ok
+    forged = Log()
+    forged.open(1, options=["Chess", "Go"], method="ranked")
+    forged.vote(1, 1, "1")
+    forged.vote(1, 2, "2")
+    forged.lottery(1, [1, 2], 1, [("the bot", "lottery #1 opened")], purpose="tie", role=None,
+                   committed=False, forged={"proposal": 1, "audit": None})
+    other = voting.decide_ranked(Quorum.parse("0"), 3, [["Chess"], ["Go"]], ["Chess", "Go"], 1, seed="chosen")[0]
+    closed = forged.close(1, members=3, expect="chosen", winners=list(other.winners), seed="chosen")
+    assert problem(forged).startswith(f"entry {closed['seq']} (proposal.closed): its count breaks ties with the "
+                                      "seed chosen")
+
+
 def test_ranked_stv_is_recounted():
     log = Log()
     log.open(1, options=["Ada", "Bea", "Cy", "Dee"], method="ranked", seats=2, kind="election")

@@ -77,6 +77,13 @@ def is_open(lottery: Lottery, now: datetime) -> bool:
     return lottery.drawn_at is None and now < lottery.draws_at
 
 
+def _subject(session: Session, lottery: Lottery) -> dict[str, int | None]:
+    """What a tie or an auditor lottery decides, by number, so a verifier can tie it to it."""
+    proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
+    audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
+    return {"proposal": proposal.number if proposal else None, "audit": audit.number if audit else None}
+
+
 def role_name(session: Session, lottery: Lottery) -> str | None:
     return session.get(Role, lottery.role_id).name if lottery.role_id else None
 
@@ -99,7 +106,7 @@ def _open(session: Session, group_id: int, purpose: str, candidates: list[tuple[
     session.add(lottery)
     session.flush()
     record.append(session, group_id, "lottery.committed", {
-        "lottery": number, "purpose": purpose, "role": role.name if role else None,
+        "lottery": number, "purpose": purpose, "role": role.name if role else None, **_subject(session, lottery),
         "candidates": [list(c) for c in candidates], "seats": seats, "commitment": lottery.commitment,
         "draws_at": record.stamp(draws_at)}, now)
     return lottery
@@ -262,6 +269,7 @@ def reveal(session: Session, lottery: Lottery, at: datetime, warnings: tuple[tim
     role = session.get(Role, lottery.role_id) if lottery.role_id else None
     record.append(session, lottery.group_id, "lottery.drawn", {  # the draw, then what it does (mandates …)
         "lottery": lottery.number, "purpose": lottery.purpose, "role": role.name if role else None,
+        **_subject(session, lottery),
         "candidates": [list(c) for c in candidates], "seats": lottery.seats, "commitment": lottery.commitment,
         "secret": lottery.secret, "contributions": [list(c) for c in contributions], "seed": seed, "picks": picks,
         "skipped_window": lottery.skipped_window}, at)
