@@ -21,6 +21,7 @@ from bot import outbox
 from bot.actions import Acknowledge, Action, EditMessage, Outgoing, SendMessage
 from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
+from bot.commands.proposals import open_tie_lottery
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
@@ -244,7 +245,8 @@ class Core:
         author = session.get(Member, proposal.author_id)
         settings = self.directory.settings(session, group.id)
         text = proposal_card(proposal, author.display_name, rules.counts(session, proposal), self.clock.now(),
-                             settings.timezone, self.prefix_for(group.platform), secrecy.state(session, proposal))
+                             settings.timezone, self.prefix_for(group.platform), secrecy.state(session, proposal),
+                             open_tie_lottery(session, proposal))
         choices = vote_choices(proposal) if proposal.status == rules.OPEN else ()
         return EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}", text=text,
                            choices=choices)

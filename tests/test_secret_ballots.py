@@ -201,6 +201,7 @@ async def test_a_ranked_poll_is_ranked_by_typing_and_tapping_and_counted_by_inst
     card = await room.say('!propose Meeting night options="Monday; Tuesday; Wednesday" method=ranked closes=1d',
                           as_="alice")
     assert "ranked, instant runoff" in card and "[1. Monday]" in card and "[↩ Undo]" in card
+    assert "Ties are broken by lottery #1" in card and "draw add <anything> lottery=1" in card
     assert "Monday > Wednesday" in await room.say("!vote 1 Monday Wednesday", as_="alice")
     assert "Monday > Tuesday" in await room.say("!vote 1 1, 2", as_="bob")
     assert "ranked twice" in await room.say("!vote 1 2 2", as_="carol")

@@ -9,7 +9,7 @@ from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, Quoru
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
-from bot.governance import outcomes, reviews, secrecy
+from bot.governance import draws, outcomes, reviews, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
 from bot.render import exports
@@ -327,7 +327,16 @@ def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None,
         counts = rules.counts_template(proposal)
     counts = counts if counts is not None else rules.counts(ctx.session, proposal)
     return proposal_card(proposal, rules.author_name(ctx.session, proposal), counts, ctx.now,
-                         ctx.settings.timezone, ctx.prefix, secret or secrecy.state(ctx.session, proposal))
+                         ctx.settings.timezone, ctx.prefix, secret or secrecy.state(ctx.session, proposal),
+                         open_tie_lottery(ctx.session, proposal))
+
+
+def open_tie_lottery(session, proposal: Proposal):
+    """A ranked vote's tie lottery while members may still add to it (shown on its card)."""
+    if not rules.is_ranked(proposal) or proposal.status != rules.OPEN:
+        return None
+    found = draws.tie_lottery(session, proposal)
+    return found if found is not None and found.drawn_at is None else None
 
 
 def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None,

@@ -17,7 +17,7 @@ from bot.governance.proposals import OPEN, WITHDRAWN, is_ranked, options_of
 from bot.governance.secrecy import SMALL_ROLL, SecretState
 from bot.render.common import relative, when
 from bot.render.text import RichText, TextBuilder, b, escape, i
-from storage.models import Ballot, Decision, Member, Proposal
+from storage.models import Ballot, Decision, Lottery, Member, Proposal
 
 ICONS = {voting.PASSED: "✅", voting.CHOSEN: "✅", voting.REJECTED: "❌", voting.BLOCKED: "✋",
          voting.NO_QUORUM: "⏸", voting.TIE: "⚖️", voting.WITHDRAWN: "↩️"}
@@ -32,7 +32,7 @@ def quorum_label(quorum: str) -> str:
 
 
 def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: datetime, zone: ZoneInfo,
-                  prefix: str, secret: SecretState | None = None) -> RichText:
+                  prefix: str, secret: SecretState | None = None, tie: Lottery | None = None) -> RichText:
     """The message members vote on; edited in place as ballots arrive. While a secret ballot
     is open it shows only how many have voted (`secret`), never a running tally."""
     text = TextBuilder().line("🔒 " if proposal.secret else "📜 ", b(f"#{proposal.number} {proposal.title}"))
@@ -63,6 +63,9 @@ def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: 
     if proposal.status == OPEN:
         text.line(f"Closes {when(proposal.closes_at, zone)} ({relative(proposal.closes_at, now)})")
         text.line(_how_to_vote(proposal, prefix))
+        if tie is not None:
+            text.line(f"🎲 Ties are broken by lottery #{tie.number} (commitment <code>{tie.commitment[:12]}</code>); "
+                      f"add randomness: <code>{escape(prefix)}draw add &lt;anything&gt; lottery={tie.number}</code>")
     else:
         text.line(f"{'Withdrawn' if proposal.status == WITHDRAWN else 'Closed'} "
                   f"{when(proposal.closed_at, zone)}")
