@@ -21,18 +21,18 @@ from bot import outbox
 from bot.actions import Acknowledge, Action, EditMessage, Outgoing, SendMessage
 from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
-from bot.commands.proposals import open_tie_lottery
+from bot.commands.proposals import card_text
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
 from bot.governance import proposals as rules
-from bot.governance import roles, secrecy
+from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
-from bot.render.proposals import proposal_card, vote_choices
+from bot.render.proposals import vote_choices
 from bot.render.text import TextBuilder, code, escape
 from storage.db import Database
-from storage.models import Group, Member, ProcessedEvent, Proposal
+from storage.models import Group, ProcessedEvent, Proposal
 
 log = logging.getLogger(__name__)
 TAPPABLE = ("vote", "ballot")  # the commands a button or reaction may carry
@@ -242,11 +242,8 @@ class Core:
 
     def _card_edit(self, session: Session, group: Group, proposal: Proposal) -> EditMessage:
         """The proposal's message as it should read now (its buttons kept while it is open)."""
-        author = session.get(Member, proposal.author_id)
         settings = self.directory.settings(session, group.id)
-        text = proposal_card(proposal, author.display_name, rules.counts(session, proposal), self.clock.now(),
-                             settings.timezone, self.prefix_for(group.platform), secrecy.state(session, proposal),
-                             open_tie_lottery(session, proposal))
+        text = card_text(session, proposal, self.clock.now(), settings.timezone, self.prefix_for(group.platform))
         choices = vote_choices(proposal) if proposal.status == rules.OPEN else ()
         return EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}", text=text,
                            choices=choices)

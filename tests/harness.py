@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
+from bot.actions import Action, load_action
 from bot.app import ConsoleSession
 from bot.clock import ManualClock
 from bot.config import DefaultsConfig
 from bot.durations import parse_duration
+from storage.models import OutboxItem
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
 
@@ -51,3 +55,16 @@ class Room:
     @property
     def core(self):
         return self.session.core
+
+
+async def gather(room: Room, names: list[str]) -> None:
+    """Members the bot knows: each says something in the room."""
+    for name in names:
+        await room.say("!proposals", as_=name)
+
+
+def recorded(room: Room, kind: str) -> list[Action]:
+    """The actions of one kind (file, image …) the bot recorded in its outbox, oldest first."""
+    with room.core.db.transaction() as session:
+        return [load_action(row) for row in session.scalars(
+            select(OutboxItem.action).where(OutboxItem.kind == kind).order_by(OutboxItem.id))]

@@ -9,11 +9,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from bot.actions import load_action
 from bot.governance import record
 from bot.verify import verify
-from storage.models import LogEntry, OutboxItem
-from tests.harness import Room
+from storage.models import LogEntry
+from tests.harness import Room, gather, recorded
 
 
 @pytest.fixture
@@ -22,21 +21,13 @@ async def room(database_url):
         yield room
 
 
-async def gather(room, names):
-    for name in names:
-        await room.say("!proposals", as_=name)
-
-
 def kinds(room) -> list[str]:
     with room.core.db.transaction() as session:
         return list(session.scalars(select(LogEntry.kind).order_by(LogEntry.seq)))
 
 
 def exported(room) -> list[str]:
-    with room.core.db.transaction() as session:
-        [action] = [load_action(row) for row in session.scalars(
-            select(OutboxItem.action).where(OutboxItem.kind == "file").order_by(OutboxItem.id.desc()).limit(1))]
-    return action.data.decode().splitlines()
+    return recorded(room, "file")[-1].data.decode().splitlines()
 
 
 async def test_every_governance_event_is_logged_in_order_and_the_export_verifies(room):

@@ -15,10 +15,10 @@ import uuid
 import pytest
 from sqlalchemy import MetaData, select
 
-from bot.actions import DirectMessage, SendMessage, load_action
+from bot.actions import DirectMessage, SendMessage
 from bot.events import ChatRef, ChoiceMade, CommandMessage, UserRef
-from storage.models import BallotBox, Decision, OutboxItem
-from tests.harness import Room
+from storage.models import BallotBox, Decision
+from tests.harness import Room, gather, recorded
 
 RECEIPT = re.compile(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
 ROOM = ChatRef(platform="console", chat_id="room")
@@ -28,11 +28,6 @@ ROOM = ChatRef(platform="console", chat_id="room")
 async def room(database_url):
     async with Room(database_url) as room:
         yield room
-
-
-async def gather(room, names):
-    for name in names:
-        await room.say("!proposals", as_=name)
 
 
 async def vote_privately(room, name, text):
@@ -46,12 +41,6 @@ def tap(room, name, payload, private=False, message_id="41"):
     return room.core.handle(ChoiceMade(chat=chat, sender=UserRef(platform="console", user_id=name),
                                        sender_name=name, payload=payload, event_id=uuid.uuid4().hex,
                                        message_id=message_id, is_private=private))
-
-
-def files(room):
-    with room.core.db.transaction() as session:
-        return [load_action(row) for row in session.scalars(select(OutboxItem.action).where(
-            OutboxItem.kind == "file"))]
 
 
 async def test_a_secret_ballot_is_cast_privately_with_a_receipt_and_published_at_the_close(room):
@@ -86,7 +75,7 @@ async def test_a_secret_ballot_is_cast_privately_with_a_receipt_and_published_at
     closed = await room.wait("1d")
     assert "#1 Rent strike in March: passed" in closed
     assert "3 yes · 0 no" in closed and "3 voted: bob, carol, dan" in closed
-    [ballots] = [f for f in files(room) if f.filename == "ballots-1.csv"]
+    [ballots] = [f for f in recorded(room, "file") if f.filename == "ballots-1.csv"]
     rows = list(csv.reader(line for line in io.StringIO(ballots.data.decode())
                            if not line.startswith("#")))
     assert rows[0] == ["receipt_hash", "choice"]
@@ -224,9 +213,7 @@ async def test_a_ranked_poll_is_ranked_by_typing_and_tapping_and_counted_by_inst
         record = json.loads(session.scalar(select(Decision.counts)))
     assert record["count"]["winners"] == ["Wednesday"]
     assert "📎 count-1.png" in closed and "the count, round by round" in closed
-    with room.core.db.transaction() as session:
-        [chart] = [load_action(row) for row in session.scalars(select(OutboxItem.action).where(
-            OutboxItem.kind == "image"))]
+    [chart] = recorded(room, "image")
     assert chart.data.startswith(b"\x89PNG")
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.actions import EditMessage, SendFile
 from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, QuorumArg, Text, Word
@@ -323,12 +324,17 @@ def message_key(proposal: Proposal) -> str:
 
 def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None,
          secret: secrecy.SecretState | None = None) -> RichText:
+    return card_text(ctx.session, proposal, ctx.now, ctx.settings.timezone, ctx.prefix, counts, secret)
+
+
+def card_text(session, proposal: Proposal, now: datetime, zone: ZoneInfo, prefix: str,
+              counts: dict[str, int] | None = None, secret: secrecy.SecretState | None = None) -> RichText:
+    """The proposal's message as it reads now (commands and the core's own card edits)."""
     if proposal.secret and proposal.status == rules.OPEN:  # no running tally, ever
         counts = rules.counts_template(proposal)
-    counts = counts if counts is not None else rules.counts(ctx.session, proposal)
-    return proposal_card(proposal, rules.author_name(ctx.session, proposal), counts, ctx.now,
-                         ctx.settings.timezone, ctx.prefix, secret or secrecy.state(ctx.session, proposal),
-                         open_tie_lottery(ctx.session, proposal))
+    counts = counts if counts is not None else rules.counts(session, proposal)
+    return proposal_card(proposal, rules.author_name(session, proposal), counts, now, zone, prefix,
+                         secret or secrecy.state(session, proposal), open_tie_lottery(session, proposal))
 
 
 def open_tie_lottery(session, proposal: Proposal):

@@ -142,7 +142,7 @@ def resolve_ranking(proposal: Proposal, words: str) -> str:
         return voting.ABSTAIN
     ranking: list[int] = []
     while rest:
-        number, rest = _next_ranked(proposal, options, rest)
+        number, rest = _next_option(proposal, options, rest)
         if number in ranking:
             raise RuleViolation(f"“{options[number - 1][:30]}” is ranked twice; rank each option once.")
         ranking.append(number)
@@ -153,7 +153,8 @@ def resolve_ranking(proposal: Proposal, words: str) -> str:
     return encode_ranking(ranking)
 
 
-def _next_ranked(proposal: Proposal, options: list[str], text: str) -> tuple[int, str]:
+def _next_option(proposal: Proposal, options: list[str], text: str) -> tuple[int, str]:
+    """The option `text` starts with (its number, or the longest name that starts it) and the rest."""
     first, _, rest = text.partition(" ")
     if first.lstrip("#").isdigit() and first.isascii():
         number = int(first.lstrip("#"))
@@ -214,20 +215,10 @@ def resolve_choice(proposal: Proposal, words: str) -> tuple[str, str | None]:
         if stance is None:
             raise RuleViolation(f"“{first[:30]}” is not a vote; answer yes, no, abstain or block.")
         return stance, rest.strip() or None
-    if first.lstrip("#").isdigit() and first.isascii():
-        index = int(first.lstrip("#"))
-        if not 1 <= index <= len(options):
-            raise RuleViolation(f"#{proposal.number} has options 1 to {len(options)}.")
-        return options[index - 1], rest.strip() or None
     if first.lower() in ("abstain", "pass"):
         return voting.ABSTAIN, rest.strip() or None
-    folded = words.casefold()
-    matches = [o for o in options if folded == o.casefold() or folded.startswith(o.casefold() + " ")]
-    if not matches:
-        listing = "; ".join(f"{n} {o}" for n, o in enumerate(options, 1))
-        raise RuleViolation(f"“{first[:30]}” is not an option of #{proposal.number}: {listing}")
-    chosen = max(matches, key=len)
-    return chosen, words[len(chosen):].strip() or None
+    number, rest = _next_option(proposal, options, words)
+    return options[number - 1], rest.strip() or None
 
 
 def cast_ballot(session: Session, proposal: Proposal, member_id: int, choice: str | None, reason: str | None,
