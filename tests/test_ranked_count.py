@@ -337,7 +337,7 @@ def reference_stv(ballots, candidates, seats, seed):
 
     def elect(pool):
         nonlocal ties
-        ordered = sorted(pool, key=lambda c: (-totals[c], *(-h[c] for h in history), c))
+        ordered = sorted(pool, key=lambda c: (-totals[c], *(-h[c] for h in reversed(history)), c))
         for a, b in zip(ordered, ordered[1:], strict=False):
             ties |= totals[a] == totals[b]
         for c in ordered:
