@@ -113,6 +113,11 @@ _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "audit_areas": ((list,), 'a list of areas, like ["food", "housing"]'),
     "audit_draw": ((bool,), ON_OFF),
     "draw_window": ((), DURATION),
+    "currency": ((), 'a three-letter currency code in quotes, like "EUR"'),
+    "ledger_role": ((), '"anyone" or a role name in quotes'),
+    "spend_limit": ((int,), 'a whole amount (200) or one in quotes with cents ("49.99"); 0: no limit'),
+    "charter_rule": ((), ", ".join(f'"{rule}"' for rule in RULES)),
+    "renewal_every": ((), 'a duration in quotes, like "1y" or "6mo", or "off"'),
 }
 _LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", "}
 
@@ -160,6 +165,11 @@ class DefaultsConfig(Section):
     audit_areas: str = "food, housing, childcare, health, conflict resolution, money"
     audit_draw: str = "on"
     draw_window: str = "10m"
+    currency: str = "EUR"
+    ledger_role: str = "anyone"
+    spend_limit: str = "0"
+    charter_rule: str = "two-thirds"
+    renewal_every: str = "1y"
 
     @field_validator("*", mode="before")
     @classmethod

@@ -28,6 +28,8 @@ from bot.render.common import checkpoint
 from bot.render.proposals import proposal_card, vote_choices
 from bot.render.roles import draw_announcement, lapse, lottery_opened, private_warning, warning
 from bot.render.text import RichText, b, join, plain
+from scheduler import ledger as ledger_jobs
+from scheduler import renewals as renewal_jobs
 from scheduler import reviews as review_jobs
 from storage.models import Audit, Group, Lottery, Mandate, Member, Need, Proposal, Role
 
@@ -219,6 +221,8 @@ DUE_WORK = (
     (audits.next_audit_start_id, Group, start_due_audit),
     (audits.next_digest_id, Group, send_digest),
     review_jobs.DUE,  # decisions brought back at their review date (scheduler/reviews.py)
+    *ledger_jobs.DUE_WORK,  # monthly statements and their checks (scheduler/ledger.py)
+    *renewal_jobs.DUE_WORK,  # renewal reviews and role sunsets (scheduler/renewals.py)
 )
 
 
@@ -261,5 +265,6 @@ def next_due(core: Core) -> datetime | None:
     """When the next piece of work falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:
         times = (rules.next_deadline(session), roles.next_mandate_deadline(session), needs_rules.next_nudge(session),
-                 audits.next_deadline(session), draws.next_deadline(session), review_jobs.next_review(session))
+                 audits.next_deadline(session), draws.next_deadline(session), review_jobs.next_review(session),
+                 ledger_jobs.next_due(session), renewal_jobs.next_due(session))
         return min((t for t in times if t is not None), default=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -31,6 +31,10 @@ class Group(SQLModel, table=True):
     # (None: digest off / not scheduled); kept here so "what is due" is an index lookup.
     next_digest_at: datetime | None = _when(nullable=True, index=True)
     next_audit_at: datetime | None = _when(nullable=True, index=True)
+    # The monthly ledger statement (start of each month, group time zone) and the renewal review
+    # (`renewal_every`); None: not scheduled yet / renewal off.
+    next_statement_at: datetime | None = _when(nullable=True, index=True)
+    next_renewal_at: datetime | None = _when(nullable=True, index=True)
 
 
 class Member(SQLModel, table=True):
@@ -307,6 +311,9 @@ class Role(SQLModel, table=True):
     trainees_required: int = 0
     created_at: datetime = _when()
     retired_at: datetime | None = _when(nullable=True)
+    # `role add … sunset=6mo`: at this date the role goes to a renewal review of its own, and is
+    # retired unless the group keeps it (bot.governance.renewals).
+    sunset_at: datetime | None = _when(nullable=True, index=True)
 
 
 class Mandate(SQLModel, table=True):
@@ -469,3 +476,121 @@ class AuditEntry(SQLModel, table=True):
     count: int
     note: str | None = Field(default=None, sa_column=Column(Text))
     reported_at: datetime = _when()
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One line of the group's books, numbered per group, never edited: a correction is a new
+    entry that reverses an old one. `balance_cents` is the balance after this entry, so the
+    balance and a month's opening figure are one row away."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("group_id", "number", name="uq_ledger_number"),
+        Index("ix_ledger_time", "group_id", "recorded_at", "number"),
+        # An entry is reversed at most once, whatever the code does.
+        Index("ux_ledger_reversal", "reverses_id", unique=True,
+              sqlite_where=text("reverses_id IS NOT NULL"), postgresql_where=text("reverses_id IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    number: int
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))  # + in, - out; exact, in cents
+    currency: str = Field(max_length=3)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    category: str | None = Field(default=None, max_length=32)
+    proposal_id: int | None = Field(default=None, foreign_key="proposals.id")  # for=#N: the decision it spends on
+    need_id: int | None = Field(default=None, foreign_key="needs.id")  # for=need N
+    reverses_id: int | None = Field(default=None, foreign_key="ledger_entries.id")
+    member_id: int = Field(foreign_key="members.id")
+    recorded_at: datetime = _when()
+    balance_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LedgerCheck(SQLModel, table=True):
+    """A month of the books, checked by a member drawn by lot (not a role holder)."""
+
+    __tablename__ = "ledger_checks"
+    __table_args__ = (
+        UniqueConstraint("group_id", "month", name="uq_ledger_check_month"),
+        Index("ix_ledger_checks_remind", "remind_at", "id",
+              sqlite_where=text("remind_at IS NOT NULL"), postgresql_where=text("remind_at IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    month: str = Field(max_length=7)  # "2026-11"
+    lottery_id: int | None = Field(default=None, foreign_key="lotteries.id")
+    auditor_id: int | None = Field(default=None, foreign_key="members.id")
+    opened_at: datetime = _when()
+    remind_at: datetime | None = _when(nullable=True)  # the one reminder, while unanswered
+    answered_at: datetime | None = _when(nullable=True)
+    verdict: str | None = Field(default=None, max_length=16)  # ok | concern
+    note: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class CharterClause(SQLModel, table=True):
+    """A clause of the group's charter. Numbers are never reused, so a decision that cites
+    clause 3 still means the same clause later. A clause with `setting_key` protects that
+    setting: it changes only through a charter proposal."""
+
+    __tablename__ = "charter_clauses"
+    __table_args__ = (UniqueConstraint("group_id", "number", name="uq_charter_clause"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    number: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    setting_key: str | None = Field(default=None, max_length=64)
+    added_version: int
+    removed_version: int | None = None
+
+
+class CharterVersion(SQLModel, table=True):
+    """Each version of the charter: what changed and which decision changed it."""
+
+    __tablename__ = "charter_versions"
+
+    group_id: int = Field(foreign_key="groups.id", primary_key=True)
+    version: int = Field(primary_key=True)
+    proposal_id: int | None = Field(default=None, foreign_key="proposals.id")
+    change: str = Field(max_length=16)  # adopt | add | amend | remove | protect | setting | sunset
+    clauses: str = Field(sa_column=Column(Text, nullable=False))  # JSON [numbers touched]
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    changed_at: datetime = _when()
+
+
+class CharterAmendment(SQLModel, table=True):
+    """What a charter proposal changes if it passes. `target` names what it touches
+    ("clause:3", "setting:rule", "charter" for adopting the template; None for a new clause);
+    the partial unique index refuses a second open amendment of the same target, even in a race."""
+
+    __tablename__ = "charter_amendments"
+    __table_args__ = (
+        Index("ux_charter_open_target", "group_id", "target", unique=True,
+              sqlite_where=text("is_open AND target IS NOT NULL"),
+              postgresql_where=text("is_open AND target IS NOT NULL")),
+    )
+
+    proposal_id: int = Field(foreign_key="proposals.id", primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    action: str = Field(max_length=16)  # adopt | add | amend | remove | protect | setting
+    target: str | None = Field(default=None, max_length=80)
+    clause: int | None = None
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    setting_key: str | None = Field(default=None, max_length=64)
+    setting_value: str | None = Field(default=None, max_length=255)
+    is_open: bool = True
+
+
+class RenewalItem(SQLModel, table=True):
+    """One item of a renewal review: a role or a charter clause members keep or drop."""
+
+    __tablename__ = "renewal_items"
+
+    proposal_id: int = Field(foreign_key="proposals.id", primary_key=True)
+    position: int = Field(primary_key=True)  # 1, 2, … as shown on the card
+    role_id: int | None = Field(default=None, foreign_key="roles.id")
+    clause: int | None = None  # a charter clause number
+    label: str = Field(max_length=255)
+    kept: bool | None = None  # set when the review closes

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from bot.commands.args import ArgError, Quorum, QuorumArg
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.governance.voting import RULE_ALIASES, RULES
+from bot.money import CURRENCY, MoneyError, parse_cents
 
 
 def _duration(text: str) -> str:
@@ -114,6 +115,36 @@ def _areas(text: str) -> str:
     return ", ".join(areas)
 
 
+def _currency(text: str) -> str:
+    value = text.strip().upper()
+    if not CURRENCY.fullmatch(value):
+        raise ArgError(f"“{text[:20]}” is not a currency code; use three letters like EUR, USD or BRL")
+    return value
+
+
+def _limit(text: str) -> str:
+    """A spending limit: `0` (none) or an amount, stored with two decimals."""
+    if text.strip().lower() in ("0", "off", "none", "no"):
+        return "0"
+    try:
+        cents = parse_cents(text, signed=False)
+    except MoneyError as error:
+        raise ArgError(str(error)) from None
+    return "0" if cents == 0 else f"{cents // 100}.{cents % 100:02d}"
+
+
+MIN_RENEWAL = timedelta(days=7)
+
+
+def _duration_or_off(text: str) -> str:
+    if text.strip().lower() in ("off", "no", "none", "0"):
+        return "off"
+    value = parse_or_fail(text)
+    if value < MIN_RENEWAL:
+        raise ArgError("renew at most once a week (7d); months are written mo, like 6mo, years y")
+    return format_duration(value)
+
+
 _ZONES: set[str] = set()
 
 
@@ -153,6 +184,15 @@ SPECS: dict[str, SettingSpec] = {
                     _on_off),
         SettingSpec("draw_window", "how long members may add randomness to a lottery before it is drawn", "10m",
                     _duration),
+        SettingSpec("currency", "the currency of the group's books", "EUR", _currency),
+        SettingSpec("ledger_role", "who records money in the ledger: anyone, or the holders of a role", "treasurer",
+                    _role_or_anyone, names_role=True),
+        SettingSpec("spend_limit", "spending above this needs for=#N of a passed decision (0: no limit)", "200",
+                    _limit),
+        SettingSpec("charter_rule", "the rule charter amendments and renewal reviews are decided by", "two-thirds",
+                    _rule),
+        SettingSpec("renewal_every", "how often every role and charter clause must be renewed, or off", "1y",
+                    _duration_or_off),
     )
 }
 
@@ -175,6 +215,11 @@ class GroupSettings:
     audit_areas: tuple[str, ...]
     audit_draw: bool
     draw_window: timedelta
+    currency: str
+    ledger_role: str
+    spend_limit_cents: int  # 0: no limit
+    charter_rule: str
+    renewal_every: timedelta | None  # None: off
     raw: Mapping[str, str]
 
     @classmethod
@@ -194,6 +239,11 @@ class GroupSettings:
             audit_areas=tuple(values["audit_areas"].split(", ")),
             audit_draw=values["audit_draw"] == "on",
             draw_window=parse_duration(values["draw_window"]),
+            currency=values["currency"],
+            ledger_role=values["ledger_role"],
+            spend_limit_cents=parse_cents(values["spend_limit"], signed=False),
+            charter_rule=values["charter_rule"],
+            renewal_every=None if values["renewal_every"] == "off" else parse_duration(values["renewal_every"]),
             raw=dict(values),
         )
 
