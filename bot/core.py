@@ -21,7 +21,7 @@ from bot import outbox
 from bot.actions import Acknowledge, Action, EditMessage, Outgoing, SendMessage
 from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
-from bot.commands.proposals import card_text
+from bot.commands.proposals import card_choices, card_text
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
@@ -29,7 +29,6 @@ from bot.governance import proposals as rules
 from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
-from bot.render.proposals import vote_choices
 from bot.render.text import TextBuilder, code, escape
 from storage.db import Database
 from storage.models import Group, ProcessedEvent, Proposal
@@ -244,7 +243,7 @@ class Core:
         """The proposal's message as it should read now (its buttons kept while it is open)."""
         settings = self.directory.settings(session, group.id)
         text = card_text(session, proposal, self.clock.now(), settings.timezone, self.prefix_for(group.platform))
-        choices = vote_choices(proposal) if proposal.status == rules.OPEN else ()
+        choices = card_choices(session, proposal) if proposal.status == rules.OPEN else ()
         return EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}", text=text,
                            choices=choices)
 

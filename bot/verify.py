@@ -32,6 +32,7 @@ from bot.governance.chain import GENESIS, Head, canonical, entry_hash
 
 RANK_SEPARATOR = ">"
 METHODS = ("plain", "ranked")
+RENEWAL = "renewal_review"  # a proposal kind whose ballots keep or drop items (voting.decide_items)
 # What the close repeats of the opening: a recount uses the opening's, and they must agree.
 PARAMETERS = ("rule", "quorum", "options", "method", "seats", "secret")
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -221,6 +222,7 @@ class _Open:
     seq: int  # of its proposal.opened entry
     parameters: dict[str, Any]
     ballots: dict[int, str]  # member id -> their latest choice
+    items: list[str] | None = None  # a renewal review's items (its renewal.opened entry)
 
 
 @dataclass
@@ -253,15 +255,35 @@ class _Ledger:
         if number in self.closed:
             raise _Problem(f"proposal #{number} was opened again after it closed at entry {self.closed[number]}")
         self.open[number] = _Open(seq, _parameters(body), {})
+        self.open[number].parameters["kind"] = body.get("kind")
+
+    def renewal_opened(self, seq: int, body: dict[str, Any]) -> None:
+        proposal = self.open.get(_int(body, "proposal"))
+        items = body.get("items")
+        if not isinstance(items, list) or not items or not all(isinstance(item, str) for item in items):
+            raise _Problem("its items are not a list of names")
+        if proposal is not None:
+            if proposal.parameters.get("kind") != RENEWAL or proposal.items is not None:
+                raise _Problem(f"#{body['proposal']} is not a renewal review waiting for its items")
+            proposal.items = items
 
     def cast(self, seq: int, body: dict[str, Any]) -> None:
         proposal = self._voting_on(body)
         choice = _str(body, "choice")
         if proposal is not None:
-            if not _is_choice(choice, proposal.parameters):
+            if proposal.parameters.get("kind") == RENEWAL:
+                self._check_marks(choice, proposal, body)
+            elif not _is_choice(choice, proposal.parameters):
                 raise _Problem(f"{_who(body)}'s ballot on #{body['proposal']}, “{_show(choice, 40)}”, "
                                "is not one of its choices")
             proposal.ballots[body["member_id"]] = choice
+
+    @staticmethod
+    def _check_marks(choice: str, proposal: _Open, body: dict[str, Any]) -> None:
+        marks = voting.decode_marks(choice)
+        if marks is None or proposal.items is None or not all(1 <= n <= len(proposal.items) for n in marks):
+            raise _Problem(f"{_who(body)}'s answer on #{body['proposal']}, “{_show(choice, 40)}”, does not keep or "
+                           "drop its items")
 
     def retracted(self, seq: int, body: dict[str, Any]) -> None:
         proposal = self._voting_on(body)
@@ -298,7 +320,9 @@ class _Ledger:
         if isinstance(count, dict) and number in self.tie_seeds and count.get("seed") != self.tie_seeds[number]:
             raise _Problem(f"its count breaks ties with the seed {_show(count.get('seed'), 16)}, not the seed its "
                            "tie lottery drew")
-        if proposal is not None:
+        if proposal is not None and proposal.parameters.get("kind") == RENEWAL:
+            _recount_renewal(body, proposal)
+        elif proposal is not None:
             secret = proposal.parameters["secret"]
             _recount(body, proposal.parameters, None if secret else list(proposal.ballots.values()))
         elif body.get("secret") is True:  # opened before the log began: the box is all a recount needs
@@ -351,6 +375,7 @@ _HANDLERS = {
     "ballot.cast": _Ledger.cast,
     "ballot.retracted": _Ledger.retracted,
     "proposal.closed": _Ledger.closed_entry,
+    "renewal.opened": _Ledger.renewal_opened,
     "lottery.committed": _Ledger.lottery_committed,
     "lottery.drawn": _Ledger.lottery_drawn,
 }
@@ -410,6 +435,24 @@ def _recount(body: dict[str, Any], parameters: dict[str, Any], choices: list[str
         raise _Problem(f"it says {voters} voted, the recount finds {sum(counts.values())} ballots")
     if parameters["method"] == "ranked" and count != stored_count:
         raise _Problem(f"the recount's rounds differ from the log's ({_first_difference(count, stored_count)})")
+
+
+def _recount_renewal(body: dict[str, Any], proposal: _Open) -> None:
+    """A renewal review: each item decided again under its rule, the kept ones compared with the log's."""
+    if proposal.items is None:
+        raise _Problem("a renewal review closed without the items it listed")
+    members = _int(body, "members", low=0)
+    ballots = [voting.decode_marks(choice) for choice in proposal.ballots.values()]
+    quorum = Quorum.parse(proposal.parameters["quorum"])
+    decided = voting.decide_items(proposal.parameters["rule"], quorum, members, ballots,
+                                  list(range(1, len(proposal.items) + 1)))
+    outcome, counts = voting.renewal_outcome(ballots, proposal.items, decided, quorum, members)
+    if outcome.result != body["outcome"]:
+        raise _Problem(f"the recount gives {outcome.result}, the log says {_show(body['outcome'])}")
+    if list(outcome.winners) != body["winners"]:
+        raise _Problem(f"the recount keeps {_names(outcome.winners)}, the log says {_names(body['winners'])}")
+    if counts != body["counts"]:
+        raise _Problem(f"the recount counts {_tally(counts)}, the log says {_tally(body['counts'], counts)}")
 
 
 def _box(body: dict[str, Any], voters: int, parameters: dict[str, Any]) -> list[str]:

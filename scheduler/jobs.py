@@ -43,13 +43,14 @@ def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: da
     group = session.get(Group, proposal.group_id)
     settings = core.directory.settings(session, group.id)
     concluded = conclude(session, proposal, proposal.closes_at, core.directory.member_count(session, group),
-                         settings, core.prefix_for(group.platform))
+                         settings, core.prefix_for(group.platform), core.directory)
     announced = announcement(session, proposal, concluded, core.directory.chat_of(group), settings.timezone,
                              core.prefix_for(group.platform))
     for index, action in enumerate(announced):  # the outcome, then its file or chart
         key = f"proposal:{proposal.id}:outcome" + (f":{index}" if index else "")
         outbox.record(session, key=key, group_id=group.id, now=now, action=action)
     core.refresh_card_later(session, group, proposal)
+    core.directory.forget_settings(group.id)  # a charter decision may have changed one; read them afresh
     log.info("closed proposal %s of group %s: %s", proposal.number, group.id, concluded.decision.outcome)
 
 

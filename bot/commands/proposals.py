@@ -10,10 +10,11 @@ from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, Quoru
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
-from bot.governance import draws, outcomes, reviews, secrecy
+from bot.governance import draws, outcomes, renewals, reviews, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
 from bot.render import exports
+from bot.render.charter import renewal_card, renewal_choices
 from bot.render.proposals import (
     decision_line,
     outcome_announcement,
@@ -106,6 +107,9 @@ def vote(ctx: Context, number: int, choice: str, reason: str | None, receipt: st
     ctx.enter_group(group)
     proposal = rules.find(ctx.session, ctx.group_id, number)
     words = f"{choice} {reason or ''}".strip()
+    if proposal.kind == renewals.KIND:
+        raise rules.RuleViolation(f"#{number} is a renewal review: answer with renew keep 1 3 drop 2 "
+                                  "(item numbers from its message).")
     if proposal.secret:
         _vote_secretly(ctx, proposal, words, receipt)
         return
@@ -249,7 +253,9 @@ def close_early(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     members = ctx.directory.member_count(ctx.session, ctx.group)
     concluded = outcomes.close_early(ctx.session, proposal, ctx.member_id, ctx.now, members, ctx.settings,
-                                     ctx.prefix)
+                                     ctx.prefix, ctx.directory)
+    group_id = ctx.group_id
+    ctx.after_commit.append(lambda: ctx.directory.forget_settings(group_id))  # a charter may change a setting
     ctx.actions.extend(outcomes.announcement(ctx.session, proposal, concluded, ctx.group_chat or ctx.chat,
                                              ctx.settings.timezone, ctx.prefix))
     refresh_card(ctx, proposal)
@@ -330,11 +336,21 @@ def card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None = None,
 def card_text(session, proposal: Proposal, now: datetime, zone: ZoneInfo, prefix: str,
               counts: dict[str, int] | None = None, secret: secrecy.SecretState | None = None) -> RichText:
     """The proposal's message as it reads now (commands and the core's own card edits)."""
+    if proposal.kind == renewals.KIND:
+        return renewal_card(proposal, renewals.items_of(session, proposal), renewals.tally(session, proposal), now,
+                            zone, prefix)
     if proposal.secret and proposal.status == rules.OPEN:  # no running tally, ever
         counts = rules.counts_template(proposal)
     counts = counts if counts is not None else rules.counts(session, proposal)
     return proposal_card(proposal, rules.author_name(session, proposal), counts, now, zone, prefix,
                          secret or secrecy.state(session, proposal), open_tie_lottery(session, proposal))
+
+
+def card_choices(session, proposal: Proposal) -> tuple:
+    """The buttons (reactions) under a proposal's message: a renewal review's keep/drop per item."""
+    if proposal.kind == renewals.KIND:
+        return renewal_choices(proposal, renewals.items_of(session, proposal))
+    return vote_choices(proposal)
 
 
 def open_tie_lottery(session, proposal: Proposal):
@@ -349,7 +365,7 @@ def refresh_card(ctx: Context, proposal: Proposal, counts: dict[str, int] | None
                  secret: secrecy.SecretState | None = None) -> None:
     """Edit the proposal's message so its tally stays current (the outbox keeps only the newest edit).
     A secret ballot's card is in the group even when the ballot was cast privately."""
-    keep_buttons = vote_choices(proposal) if proposal.status == rules.OPEN else ()
+    keep_buttons = card_choices(ctx.session, proposal) if proposal.status == rules.OPEN else ()
     ctx.actions.append(EditMessage(chat=ctx.group_chat or ctx.chat, track=message_key(proposal),
                                    text=card(ctx, proposal, counts, secret), choices=keep_buttons))
 

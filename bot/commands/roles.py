@@ -10,7 +10,7 @@ from bot.commands.base import command
 from bot.commands.proposals import METHOD, SECRET, card, message_key
 from bot.commands.registry import Flag, Option, Positional
 from bot.context import Context
-from bot.governance import draws, roles
+from bot.governance import draws, renewals, reviews, roles
 from bot.governance import proposals as rules
 from bot.governance.outcomes import next_step
 from bot.governance.proposals import RuleViolation
@@ -53,11 +53,21 @@ def _announce(ctx: Context, *lines: str) -> None:
 
 @command("role add", summary="define a role; every role has a term and expires on its own",
          example='role add facilitator term=30d fill=lottery handover="Open on time; keep the stack"',
-         params=(Positional("name", Word("name")), Option("term", Duration(), required=True), *TERMS[1:]),
-         details="max_terms is how many terms in a row one person may hold it (default 1: nobody twice in a row).")
-def role_add(ctx: Context, name: str, **values) -> None:
+         params=(Positional("name", Word("name")), Option("term", Duration(), required=True), *TERMS[1:],
+                 Option("sunset", Duration())),
+         details="max_terms is how many terms in a row one person may hold it (default 1: nobody twice in a row). "
+                 "sunset=6mo gives the role its own sunset date: then the group keeps it, or it is retired.")
+def role_add(ctx: Context, name: str, sunset: timedelta | None, **values) -> None:
+    if sunset is not None:
+        reviews.check_delay(sunset)
     role = roles.add_role(ctx.session, ctx.group_id, name, _terms(values), ctx.member_id, ctx.now)
-    _announce(ctx, f"🆕 {escape(ctx.sender_name)} defined the role {b(role.name)}: {escape(roles.describe(role))}.",
+    lines = [f"🆕 {escape(ctx.sender_name)} defined the role {b(role.name)}: {escape(roles.describe(role))}."]
+    if sunset is not None:
+        role.sunset_at = ctx.now + sunset
+        lines.append(f"🌅 Sunset {when(role.sunset_at, ctx.settings.timezone)}: the group keeps it then, or it is "
+                     "retired.")
+    renewals.ensure_scheduled(ctx.session, ctx.group, ctx.settings, ctx.now)
+    _announce(ctx, *lines,
               i(f"Stand for it with {ctx.prefix}volunteer {role.key}; see every role with {ctx.prefix}roles."))
 
 

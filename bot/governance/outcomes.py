@@ -21,15 +21,16 @@ from sqlmodel import Session
 from bot.actions import Action, SendFile, SendImage, SendMessage
 from bot.charts import rounds_chart
 from bot.events import ChatRef
+from bot.governance import charter, record, renewals, reviews, roles, secrecy, setting_changes
 from bot.governance import proposals as rules
-from bot.governance import record, reviews, roles, secrecy
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import WITHDRAWN, Outcome
+from bot.render.charter import change_lines, settled_lines
 from bot.render.common import checkpoint, when
 from bot.render.proposals import decision_counts, outcome_announcement
-from bot.render.text import b, escape, plain
-from storage.models import Decision, Mandate, Member, Proposal, Role
+from bot.render.text import b, code, escape, plain
+from storage.models import Decision, Group, Mandate, Member, Proposal, Role
 
 
 @dataclass
@@ -40,13 +41,22 @@ class Concluded:
 
 
 def conclude(session: Session, proposal: Proposal, now: datetime, members: int, settings: GroupSettings,
-             prefix: str) -> Concluded:
+             prefix: str, directory) -> Concluded:
+    """Close and apply. `directory` (bot.groups.Directory): a charter change of a protected setting
+    stores the new value through it; the caller forgets its cached settings after the commit."""
     decision, outcome = rules.close(session, proposal, now, members)
     result = Concluded(decision, outcome)
     if proposal.kind == "decision":
         return result
     if proposal.kind == reviews.KIND:
         _review(session, proposal, outcome, now, settings, result.consequences)
+        return result
+    if proposal.kind == charter.KIND:
+        _charter(session, proposal, outcome, now, prefix, directory, result.consequences)
+        return result
+    if proposal.kind == renewals.KIND:
+        _, _, decided = renewals.decide(session, proposal, members)
+        result.consequences.extend(settled_lines(renewals.settle(session, proposal, decided, now), prefix))
         return result
     role = session.get(Role, proposal.role_id)
     if role is None or role.retired_at is not None:
@@ -81,17 +91,36 @@ def announcement(session: Session, proposal: Proposal, concluded: Concluded, cha
 
 
 def close_early(session: Session, proposal: Proposal, member_id: int, now: datetime, members: int,
-                settings: GroupSettings, prefix: str) -> Concluded:
+                settings: GroupSettings, prefix: str, directory) -> Concluded:
     """The author may end a vote before its deadline, and so may whoever holds the role the
     group made responsible for proposals (`set propose_role facilitator`); everyone else
     waits for the deadline."""
     facilitating = settings.propose_role != "anyone" and roles.holds(session, proposal.group_id,
                                                                      settings.propose_role, member_id)
+    if proposal.kind == renewals.KIND:  # every member gets the whole window: what is not kept ends
+        raise RuleViolation(f"#{proposal.number} is the group's renewal review; it closes at its deadline.")
     if proposal.author_id != member_id and not facilitating:
         author = session.get(Member, proposal.author_id)
         raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
                             "otherwise it closes by itself at its deadline.")
-    return conclude(session, proposal, now, members, settings, prefix)
+    return conclude(session, proposal, now, members, settings, prefix, directory)
+
+
+def _charter(session, proposal, outcome, now, prefix, directory, lines) -> None:
+    """A charter proposal: if it carried, the charter changes (and a protected setting with it)."""
+    group = session.get(Group, proposal.group_id)
+
+    def change_setting(key: str, value: str) -> None:
+        setting_changes.change(session, directory, group, key, value, proposal.author_id,
+                               f"decision #{proposal.number}", now)
+        lines.append(f"⚙️ {code(key)} is now {b(value)}.")
+
+    change = charter.settle(session, proposal, outcome.carried, now, change_setting)
+    if change is not None:  # a charter is something to renew
+        renewals.ensure_scheduled(session, group, directory.settings(session, group.id), now)
+    if outcome.carried and change is None:
+        lines.append("A charter was adopted meanwhile; nothing changes. Amend it clause by clause.")
+    lines.extend(change_lines(change, escape(prefix)))
 
 
 def _review(session, proposal, outcome, now, settings, lines) -> None:

@@ -352,7 +352,13 @@ def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime
     if proposal.kind == "review":  # withdrawn, it would leave the decision in force and never back
         raise RuleViolation(f"#{proposal.number} reviews an earlier decision; it cannot be withdrawn and closes at "
                             "its deadline.")
+    if proposal.kind == "renewal_review":  # withdrawn, everything would stay without being renewed
+        raise RuleViolation(f"#{proposal.number} is the group's renewal review; it cannot be withdrawn and closes "
+                            "at its deadline.")
     _require_open(proposal)
+    if proposal.kind == "charter":  # its clause is free to be amended again
+        from bot.governance import charter  # the charter builds on this module
+        charter.amendment_of(session, proposal).is_open = False
     return _finish(session, proposal, voting.Outcome(voting.WITHDRAWN, explanation="withdrawn by its author"),
                    now, members=0, status=WITHDRAWN)
 
@@ -360,6 +366,10 @@ def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime
 def close(session: Session, proposal: Proposal, now: datetime, members: int) -> tuple[Decision, voting.Outcome]:
     """Count and record the outcome now (deadline reached, or closed early)."""
     _require_open(proposal)
+    if proposal.kind == "renewal_review":  # each item decided on its own (bot.governance.renewals)
+        from bot.governance import renewals  # renewals builds on roles and the charter, which build on this
+        outcome, tallied, _ = renewals.decide(session, proposal, members)
+        return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
     tallied = counts(session, proposal)
     seats = seats_of(proposal)
     quorum = Quorum.parse(proposal.quorum)

@@ -112,6 +112,12 @@ def retire_role(session: Session, role: Role, member_id: int, now: datetime) -> 
     return ended
 
 
+def defined_by(session: Session, role: Role) -> int | None:
+    """The member who defined the role (None if unknown)."""
+    return session.scalar(select(RoleChange.member_id).where(RoleChange.role_id == role.id,
+                                                             RoleChange.action == "added").limit(1))
+
+
 def describe(role: Role) -> str:
     return (f"term {format_duration(timedelta(seconds=role.term_seconds))}, {role.seats} seat"
             f"{'s' if role.seats != 1 else ''}, max {role.max_terms} term{'s' if role.max_terms != 1 else ''} "

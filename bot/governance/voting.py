@@ -163,3 +163,66 @@ def count_record(count: ranked.Count, seed: str) -> dict:
                         "exhausted": str(stage.exhausted),
                         "totals": {name: str(value) for name, value in stage.totals.items()},
                         "elected": list(stage.elected), "tie": stage.tie} for stage in count.stages]}
+
+
+# Renewal reviews: one ballot keeps or drops several items at once ----------------------------
+
+KEEP, DROP = "+", "-"
+
+
+def encode_marks(marks: Mapping[int, bool]) -> str:
+    """A renewal ballot as stored: `+1 -2 +4` (item positions, kept +, dropped -), in order."""
+    return " ".join(f"{KEEP if kept else DROP}{position}" for position, kept in sorted(marks.items()))
+
+
+def decode_marks(choice: str) -> dict[int, bool] | None:
+    """`+1 -2 +4` → {1: True, 2: False, 4: True}; None if it is not a renewal ballot."""
+    marks: dict[int, bool] = {}
+    for word in choice.split():
+        sign, number = word[:1], word[1:]
+        if sign not in (KEEP, DROP) or not number.isdigit() or not number.isascii() or int(number) in marks:
+            return None
+        marks[int(number)] = sign == KEEP
+    return marks or None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    position: int
+    keep: int
+    drop: int
+    outcome: Outcome
+
+    @property
+    def kept(self) -> bool:
+        return self.outcome.carried
+
+
+def decide_items(rule: str, quorum: Quorum, members: int, ballots: Sequence[Mapping[int, bool]],
+                 positions: Sequence[int]) -> list[ItemOutcome]:
+    """Each item of a renewal review decided on its own under `rule`: keep is yes, drop is no,
+    and a ballot that leaves an item out abstains on it (so it counts toward quorum). Renewal
+    is earned: an item nobody kept is not kept, whatever the rule (consent would keep it)."""
+    decided = []
+    for position in positions:
+        keep = sum(1 for marks in ballots if marks.get(position) is True)
+        drop = sum(1 for marks in ballots if marks.get(position) is False)
+        counts = {YES: keep, NO: drop, ABSTAIN: len(ballots) - keep - drop, BLOCK: 0}
+        outcome = decide(rule, quorum, members, counts)
+        if outcome.carried and keep == 0:
+            outcome = Outcome(REJECTED, explanation="nobody kept it")
+        decided.append(ItemOutcome(position, keep, drop, outcome))
+    return decided
+
+
+def renewal_outcome(ballots: Sequence[Mapping[int, bool]], labels: Sequence[str], decided: Sequence[ItemOutcome],
+                    quorum: Quorum, members: int) -> tuple[Outcome, dict[str, int]]:
+    """A renewal review as one decision: its counts are the ballots, its winners the items kept."""
+    counts = {"ballots": len(ballots)}
+    needed = quorum.required(members)
+    kept = tuple(labels[item.position - 1] for item in decided if item.kept)
+    if len(ballots) < needed:
+        return Outcome(NO_QUORUM, kept, f"{len(ballots)} of the {needed} ballots needed; nothing was renewed"), counts
+    if not kept:
+        return Outcome(REJECTED, kept, "nothing was kept"), counts
+    return Outcome(PASSED, kept, f"kept {len(kept)} of {len(labels)}"), counts

@@ -43,6 +43,9 @@ def calendar_entry(role: Role, holders: list[tuple[Mandate, Member]], volunteers
         past = ", ".join(f"{escape(member.display_name)} ({escape(mandate.end_reason or '')} "
                          f"{mandate.ended_at.astimezone(zone):%d %b})" for mandate, member in before)
         lines.append(f"   before: {past}")
+    if role.sunset_at is not None:
+        lines.append(f"   🌅 sunset {when(role.sunset_at, zone)} ({relative(role.sunset_at, now)}): the group keeps it "
+                     "then, or it is retired")
     return lines
 
 

@@ -6,6 +6,8 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06
 """
+from datetime import datetime, timedelta, timezone
+
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -129,6 +131,12 @@ def upgrade() -> None:
     with op.batch_alter_table('roles', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sunset_at', storage.types.UTCDateTime(), nullable=True))
         batch_op.create_index(batch_op.f('ix_roles_sunset_at'), ['sunset_at'], unique=False)
+
+    # Groups that already rotate roles get their first renewal review a year from the upgrade (the
+    # default renewal_every; a group that set it off is skipped when the date comes).
+    first_review = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=365)
+    op.execute(sa.text("UPDATE groups SET next_renewal_at = :at WHERE id IN "
+                       "(SELECT group_id FROM roles WHERE retired_at IS NULL)").bindparams(at=first_review))
 
 
 
