@@ -6,6 +6,7 @@ global state, safe on the core's worker thread.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from io import BytesIO
 
 MEASURED = (  # (figure key, legend label)
@@ -73,6 +74,42 @@ def rounds_chart(count: dict, title: str) -> bytes:
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper left", fontsize="small", ncols=2)
     figure.suptitle(_safe(title)[:80])
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+@lru_cache(maxsize=32)
+def ledger_chart(month: str, categories: tuple[tuple[str, int, int], ...], currency: str, opening_cents: int,
+                 closing_cents: int, group_title: str = "") -> bytes:
+    """A PNG of a month's books: money in and out per category (`categories` is ((name, in
+    cents, out cents), …)), with the opening and closing balance in the title.
+
+    Cached on its inputs: a past month's figures never change (entries are never edited), so
+    asking for the same statement again costs no second rendering, and any change to the
+    figures is a different key."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    names = [_safe(name)[:24] for name, _, _ in categories] or ["no entries"]
+    positions = list(range(len(names)))
+    width = 0.4
+    axes.bar([p - width / 2 for p in positions], [money_in / 100 for _, money_in, _ in categories] or [0], width,
+             label="in", color="#2e7d32")
+    axes.bar([p + width / 2 for p in positions], [money_out / 100 for _, _, money_out in categories] or [0], width,
+             label="out", color="#c62828")
+    axes.set_xticks(positions, names, rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5
+                    else "center", fontsize="small")
+    axes.set_ylabel(currency)
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.grid(True, axis="y", alpha=0.3)
+    axes.legend(loc="upper right", fontsize="small")
+    title = _safe(group_title)
+    figure.suptitle(f"{month}{f' — {title}' if title else ''}: opening {opening_cents / 100:,.2f}, "
+                    f"closing {closing_cents / 100:,.2f} {currency}")
     buffer = BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -34,9 +34,9 @@ from bot.governance import lottery as rule
 from bot.governance import record, roles
 from bot.governance.errors import RuleViolation
 from bot.governance.proposals import OPEN
-from storage.models import Audit, Lottery, Mandate, Member, Proposal, Role
+from storage.models import Audit, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
 
-ROLE, AUDITOR, TIE = "role", "auditor", "tie"
+ROLE, AUDITOR, TIE, LEDGER = "role", "auditor", "tie", "ledger"
 BOT = "(the bot, at the opening)"  # the name on the bot's own contribution
 MAX_CONTRIBUTION = 200  # characters of one contribution
 # Contributions one member may add to one lottery. A cap per member, not on the total: a total cap
@@ -77,11 +77,20 @@ def is_open(lottery: Lottery, now: datetime) -> bool:
     return lottery.drawn_at is None and now < lottery.draws_at
 
 
-def _subject(session: Session, lottery: Lottery) -> dict[str, int | None]:
-    """What a tie or an auditor lottery decides, by number, so a verifier can tie it to it."""
+def _subject(session: Session, lottery: Lottery) -> dict[str, int | str | None]:
+    """What a tie or an auditor lottery decides, by number, so a verifier can tie it to it
+    (a ledger co-auditor lottery: the month whose books they check)."""
     proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
     audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
-    return {"proposal": proposal.number if proposal else None, "audit": audit.number if audit else None}
+    subject = {"proposal": proposal.number if proposal else None, "audit": audit.number if audit else None}
+    if lottery.purpose == LEDGER:
+        check = ledger_check_of(session, lottery)
+        subject["month"] = check.month if check else None
+    return subject
+
+
+def ledger_check_of(session: Session, lottery: Lottery) -> LedgerCheck | None:
+    return session.scalars(select(LedgerCheck).where(LedgerCheck.lottery_id == lottery.id)).first()
 
 
 def role_name(session: Session, lottery: Lottery) -> str | None:
@@ -92,7 +101,8 @@ def role_name(session: Session, lottery: Lottery) -> str | None:
 
 def _open(session: Session, group_id: int, purpose: str, candidates: list[tuple[int, str]], seats: int,
           now: datetime, draws_at: datetime, *, role: Role | None = None, audit_id: int | None = None,
-          proposal_id: int | None = None, skipped_window: bool = False) -> Lottery:
+          proposal_id: int | None = None, skipped_window: bool = False,
+          ledger_check: LedgerCheck | None = None) -> Lottery:
     number = (session.scalar(select(func.max(Lottery.number)).where(Lottery.group_id == group_id)) or 0) + 1
     secret = rule.new_secret()
     # The first contribution is the bot's, public from the start: with no contribution at all the seed
@@ -105,6 +115,8 @@ def _open(session: Session, group_id: int, purpose: str, candidates: list[tuple[
                       opened_at=now, draws_at=draws_at, skipped_window=skipped_window)
     session.add(lottery)
     session.flush()
+    if ledger_check is not None:  # linked before the commitment is logged, which names its month
+        ledger_check.lottery_id = lottery.id
     record.append(session, group_id, "lottery.committed", {
         "lottery": number, "purpose": purpose, "role": role.name if role else None, **_subject(session, lottery),
         "candidates": [list(c) for c in candidates], "seats": seats, "commitment": lottery.commitment,
@@ -159,6 +171,15 @@ def open_auditor(session: Session, audit: Audit, now: datetime, window: timedelt
     if not candidates:
         return None
     return _open(session, audit.group_id, AUDITOR, candidates, 1, now, now + window, audit_id=audit.id)
+
+
+def open_ledger_checker(session: Session, check: LedgerCheck, now: datetime, window: timedelta) -> Lottery | None:
+    """The co-auditor of a month's books, among members who hold no role, drawn after `window`
+    (None: nobody could check)."""
+    candidates = auditor_candidates(session, check.group_id)
+    if not candidates:
+        return None
+    return _open(session, check.group_id, LEDGER, candidates, 1, now, now + window, ledger_check=check)
 
 
 def open_tie(session: Session, proposal: Proposal, options: list[str], now: datetime) -> Lottery:
@@ -217,6 +238,9 @@ def describe(session: Session, lottery: Lottery) -> str:
     elif lottery.purpose == AUDITOR:
         audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
         what = f"the auditor of audit #{audit.number}" if audit else "an auditor"
+    elif lottery.purpose == LEDGER:
+        check = ledger_check_of(session, lottery)
+        what = f"the co-auditor of the {check.month} books" if check else "a co-auditor of the books"
     else:
         proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
         what = f"ties of vote #{proposal.number}" if proposal else "ties of a vote"
@@ -278,6 +302,8 @@ def reveal(session: Session, lottery: Lottery, at: datetime, warnings: tuple[tim
         _seat_picks(session, drawn, at, warnings)
     elif lottery.purpose == AUDITOR:
         drawn = _set_auditor(session, drawn)
+    elif lottery.purpose == LEDGER:
+        drawn = _set_checker(session, drawn)
     return drawn
 
 
@@ -313,6 +339,22 @@ def _set_auditor(session: Session, drawn: Drawn) -> Drawn:
         else:
             audit.auditor_id, audit.draw_seed = member_id, drawn.lottery.seed
             audit.draw_candidates = drawn.lottery.candidates
+            return Drawn(drawn.lottery, drawn.role, drawn.candidates, drawn.contributions, drawn.picks,
+                         auditor=member)
+    return drawn
+
+
+def _set_checker(session: Session, drawn: Drawn) -> Drawn:
+    """The pick checks the month's books (announced by scheduler.ledger, which follows the draw)."""
+    check = ledger_check_of(session, drawn.lottery)
+    for member_id in drawn.picks:
+        member = session.get(Member, member_id)
+        if check is None:
+            drawn.unseated.append((member_id, "the check is gone"))
+        elif member is None or not member.active:
+            drawn.unseated.append((member_id, "they are no longer in the group"))
+        else:
+            check.auditor_id = member_id
             return Drawn(drawn.lottery, drawn.role, drawn.candidates, drawn.contributions, drawn.picks,
                          auditor=member)
     return drawn

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from bot.money import format_cents
 from bot.render.text import b, code, escape
 from storage.models import LogEntry
 
@@ -39,4 +40,10 @@ _DESCRIBE: dict[str, Callable[[dict], str]] = {
     "audit.closed": lambda e: f"audit #{e['audit']} closed",
     "decision.lapsed": lambda e: f"#{e['proposal']} lapsed (review #{e['review']} did not keep it)",
     "decision.kept": lambda e: f"#{e['proposal']} kept (review #{e['review']})",
+    "ledger.recorded": lambda e: f"ledger #{e['entry']}: {b(format_cents(e['amount_cents'], e['currency'], sign=True))}"
+                                 f" {escape(e['description'])}",
+    "ledger.checked": lambda e: f"{escape(e['member'])} checked the books of {escape(e['month'])}: {b(e['verdict'])}",
+    "charter.changed": lambda e: f"charter version {e['version']} ({escape(e['change'])}, #{e['proposal']})",
+    "renewal.opened": lambda e: f"renewal review #{e['proposal']}: {len(e['items'])} items",
+    "renewal.settled": lambda e: f"renewal review #{e['proposal']}: {len(e['kept'])} kept, {len(e['ended'])} ended",
 }

@@ -141,16 +141,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('roles', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_roles_sunset_at'))
-        batch_op.drop_column('sunset_at')
-
-    with op.batch_alter_table('groups', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_groups_next_statement_at'))
-        batch_op.drop_index(batch_op.f('ix_groups_next_renewal_at'))
-        batch_op.drop_column('next_renewal_at')
-        batch_op.drop_column('next_statement_at')
-
     with op.batch_alter_table('ledger_checks', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_checks_remind', sqlite_where=sa.text('remind_at IS NOT NULL'), postgresql_where=sa.text('remind_at IS NOT NULL'))
 
@@ -170,3 +160,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_charter_clauses_group_id'))
 
     op.drop_table('charter_clauses')
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): a batch copy of groups or roles would drop a table
+    # every other table points at, which SQLite refuses while those rows exist.
+    for table, column in (('roles', 'sunset_at'), ('groups', 'next_renewal_at'), ('groups', 'next_statement_at')):
+        op.drop_index(f'ix_{table}_{column}', table_name=table)
+        op.execute(f'ALTER TABLE {table} DROP COLUMN {column}')
