@@ -44,6 +44,11 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
              prefix: str, directory) -> Concluded:
     """Close and apply. `directory` (bot.groups.Directory): a charter change of a protected setting
     stores the new value through it; the caller forgets its cached settings after the commit."""
+    if proposal.kind == renewals.KIND:  # each item decided on its own, counted once
+        outcome, tallied, decided = renewals.decide(session, proposal, members)
+        result = Concluded(rules.close_counted(session, proposal, outcome, tallied, now, members), outcome)
+        result.consequences.extend(settled_lines(renewals.settle(session, proposal, decided, now), prefix))
+        return result
     decision, outcome = rules.close(session, proposal, now, members)
     result = Concluded(decision, outcome)
     if proposal.kind == "decision":
@@ -53,10 +58,6 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
         return result
     if proposal.kind == charter.KIND:
         _charter(session, proposal, outcome, now, prefix, directory, result.consequences)
-        return result
-    if proposal.kind == renewals.KIND:
-        _, _, decided = renewals.decide(session, proposal, members)
-        result.consequences.extend(settled_lines(renewals.settle(session, proposal, decided, now), prefix))
         return result
     role = session.get(Role, proposal.role_id)
     if role is None or role.retired_at is not None:

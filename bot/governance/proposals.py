@@ -366,10 +366,6 @@ def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime
 def close(session: Session, proposal: Proposal, now: datetime, members: int) -> tuple[Decision, voting.Outcome]:
     """Count and record the outcome now (deadline reached, or closed early)."""
     _require_open(proposal)
-    if proposal.kind == "renewal_review":  # each item decided on its own (bot.governance.renewals)
-        from bot.governance import renewals  # renewals builds on roles and the charter, which build on this
-        outcome, tallied, _ = renewals.decide(session, proposal, members)
-        return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
     tallied = counts(session, proposal)
     seats = seats_of(proposal)
     quorum = Quorum.parse(proposal.quorum)
@@ -382,6 +378,13 @@ def close(session: Session, proposal: Proposal, now: datetime, members: int) -> 
         return _finish(session, proposal, outcome, now, members, CLOSED, tallied, count), outcome
     outcome = voting.decide(proposal.rule, quorum, members, tallied, options_of(proposal), seats)
     return _finish(session, proposal, outcome, now, members, CLOSED, tallied), outcome
+
+
+def close_counted(session: Session, proposal: Proposal, outcome: voting.Outcome, tallied: dict[str, int],
+                  now: datetime, members: int) -> Decision:
+    """Close with an outcome counted elsewhere (a renewal review decides item by item)."""
+    _require_open(proposal)
+    return _finish(session, proposal, outcome, now, members, CLOSED, tallied)
 
 
 _proposals = Proposal.__table__.c

@@ -16,7 +16,7 @@ from bot.events import UserRef
 from bot.governance import audits, draws
 from bot.render.common import relative, when
 from bot.render.needs import short, waited
-from bot.render.roles import how_to_add, lottery_details, numbered, rule_lines
+from bot.render.roles import how_to_add, numbered, task_draw_tail
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention
 from storage.models import Audit, AuditEntry, Lottery, Member
 
@@ -64,12 +64,7 @@ def auditor_drawn(audit: Audit | None, drawn: draws.Drawn, platform: str, prefix
     else:
         text.line(f"🎲 {b(f'Lottery #{drawn.lottery.number}')} for the auditor of {number}: drawn, but nobody "
                   "takes the task.")
-    names = dict(drawn.candidates)
-    for member_id, why in drawn.unseated:
-        text.line(f"⚠️ {b(names[member_id])} was drawn but cannot audit: {escape(why)}.")
-    for line in lottery_details(drawn, "Candidates (members who hold no role), in order of their platform id"):
-        text.line(line)
-    for line in rule_lines(drawn, f"{prefix}audit"):
+    for line in task_draw_tail(drawn, "audit", f"{prefix}audit"):
         text.line(line)
     return text.build()
 

@@ -16,7 +16,7 @@ from bot.governance import draws
 from bot.governance.ledger import CONCERN, Line, Statement, Summary
 from bot.money import format_cents
 from bot.render.common import csv_cell
-from bot.render.roles import lottery_details, lottery_opened, rule_lines
+from bot.render.roles import lottery_opened, task_draw_tail
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention, quote
 from storage.models import LedgerCheck, LedgerEntry, Lottery, Member
 
@@ -151,12 +151,7 @@ def checker_drawn(check: LedgerCheck, drawn: draws.Drawn, platform: str, prefix:
     else:
         text.line(f"🎲 {b(f'Lottery #{drawn.lottery.number}')} for the co-auditor of {name}: drawn, but nobody "
                   "takes the task.")
-    names = dict(drawn.candidates)
-    for member_id, why in drawn.unseated:
-        text.line(f"⚠️ {b(names[member_id])} was drawn but cannot check: {escape(why)}.")
-    for line in lottery_details(drawn, "Candidates (members who hold no role), in order of their platform id"):
-        text.line(line)
-    for line in rule_lines(drawn, f"{prefix}ledger"):
+    for line in task_draw_tail(drawn, "check", f"{prefix}ledger"):
         text.line(line)
     return text.build()
 

@@ -109,6 +109,18 @@ def lottery_details(drawn: draws.Drawn, candidates_label: str = BY_PLATFORM_ID) 
     return lines
 
 
+NON_HOLDERS = "Candidates (members who hold no role), in order of their platform id"
+
+
+def task_draw_tail(drawn: draws.Drawn, cannot: str, command: str) -> list[str]:
+    """The end of a task lottery's announcement (an auditor, a co-auditor): picks that could not take
+    the task and why (`cannot`: "audit"), then everything needed to recompute the draw."""
+    names = dict(drawn.candidates)
+    lines = [f"⚠️ {b(names[member_id])} was drawn but cannot {cannot}: {escape(why)}."
+             for member_id, why in drawn.unseated]
+    return lines + lottery_details(drawn, NON_HOLDERS) + rule_lines(drawn, command)
+
+
 def rule_lines(drawn: draws.Drawn, command: str) -> list[str]:
     """The rule in one line, and — when the window was skipped — whose seed it is."""
     lines = []
