@@ -97,6 +97,14 @@ class SchedulerConfig(Section):
     sweep_interval: Duration = "30s"
 
 
+class OpsConfig(Section):
+    """What the operator watches: health and metrics endpoints, and the log's format."""
+
+    listen: str = "127.0.0.1"
+    port: int = 0  # 0: no /livez, /readyz, /metrics endpoints
+    log_format: Literal["text", "json"] = "text"
+
+
 # Per [defaults] key: the TOML types taken besides a string, and the accepted forms errors name.
 _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "timezone": ((), 'a time zone name in quotes, like "Europe/Lisbon" or "UTC"'),
@@ -189,6 +197,7 @@ class AppConfig(BaseSettings):
     telegram: TelegramConfig | None = None
     scheduler: SchedulerConfig = SchedulerConfig()
     defaults: DefaultsConfig = DefaultsConfig()
+    ops: OpsConfig = OpsConfig()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -199,7 +208,7 @@ class AppConfig(BaseSettings):
 
 SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseConfig, "matrix": MatrixConfig, "telegram": TelegramConfig,
-    "scheduler": SchedulerConfig, "defaults": DefaultsConfig,
+    "scheduler": SchedulerConfig, "defaults": DefaultsConfig, "ops": OpsConfig,
 }
 
 
