@@ -14,15 +14,19 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from adapters.console import PLATFORM as CONSOLE
 from adapters.console import ConsoleAdapter, ConsoleRoom
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import Command, Registry
-from bot.config import AppConfig, DefaultsConfig, MatrixConfig, TelegramConfig
+from bot.config import AppConfig, DefaultsConfig, MatrixConfig, TelegramConfig, platform_key
 from bot.core import Core
 from bot.durations import parse_duration
+from bot.metrics import ACTIVE
 from bot.runtime import Runtime
+from bot.standby import FENCED_EXIT, AccountLocks, AlreadyRunning, SqliteGuard
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,8 @@ def telegram_adapter(config: TelegramConfig):
     return TelegramAdapter(
         config.token.get_secret_value(), commands=published_commands(), base_url=config.base_url,
         mode=config.mode, webhook_url=config.webhook_url, listen=config.listen, port=config.port,
-        secret_token=config.secret_token.get_secret_value(), history_window=parse_duration(config.history_window))
+        secret_token=config.secret_token.get_secret_value(), history_window=parse_duration(config.history_window),
+        platform=platform_key("telegram", config.account))
 
 
 def matrix_adapter(config: MatrixConfig):
@@ -85,7 +90,7 @@ def matrix_adapter(config: MatrixConfig):
         access_token=config.access_token.get_secret_value(), device_name=config.device_name,
         store_path=config.store_path, command_prefix=config.command_prefix,
         allowed_inviters=config.allowed_inviters, bots=config.bots,
-        history_window=parse_duration(config.history_window))
+        history_window=parse_duration(config.history_window), platform=platform_key("matrix", config.account))
 
 
 def configured_adapters(config: AppConfig) -> tuple[list, list[str]]:
@@ -109,26 +114,100 @@ def configured_adapters(config: AppConfig) -> tuple[list, list[str]]:
     return adapters, problems
 
 
+def served_accounts(config: AppConfig) -> list[str]:
+    """What this process's locks are named after: each account's platform name (whose groups it
+    serves) and the platform identity behind it (a token or a Matrix user serves from one place)."""
+    accounts = []
+    if config.matrix is not None:
+        accounts += [platform_key("matrix", config.matrix.account), f"matrix user {config.matrix.user_id}"]
+    if config.telegram is not None:
+        bot_id = config.telegram.token.get_secret_value().split(":", 1)[0]  # the public part of the token
+        accounts += [platform_key("telegram", config.telegram.account), f"telegram bot {bot_id}"]
+    return accounts
+
+
+def command_prefixes(config: AppConfig, adapters: list) -> dict[str, str]:
+    kinds = {"matrix": config.matrix.command_prefix if config.matrix else "!", "telegram": "/"}
+    return {adapter.platform: kinds[adapter.platform.split(".", 1)[0]] for adapter in adapters}
+
+
+class ServingState:
+    """Where this process stands, for /readyz and the logs."""
+
+    def __init__(self) -> None:
+        self.state = "starting"  # starting → standby → active → stopping, or → fenced
+
+    def __call__(self) -> str:
+        return self.state
+
+
 async def serve(config: AppConfig) -> int:
     adapters, problems = configured_adapters(config)
     if problems or not adapters:
         for problem in problems:
             print(problem, file=sys.stderr)
         return 2
-    prefixes = {"matrix": config.matrix.command_prefix} if config.matrix else {}
-    core = build_core(config.database.url, SystemClock(), config.defaults, prefixes)
-    runtime = Runtime(core, adapters, parse_duration(config.scheduler.sweep_interval))
+    core = build_core(config.database.url, SystemClock(), config.defaults, command_prefixes(config, adapters))
+    if core.db.backend == "sqlite":
+        guard = SqliteGuard(make_url(config.database.url).database or ":memory:")
+        try:
+            guard.acquire()
+        except AlreadyRunning as error:
+            print(error, file=sys.stderr)
+            core.db.dispose()
+            return 2
+        locks = None
+    else:
+        guard = locks = AccountLocks(config.database.url, served_accounts(config))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    state = ServingState()
+    try:
+        return await _serve_while_active(config, core, adapters, locks, stopping, state)
+    finally:
+        guard.release()
+        core.db.dispose()
+
+
+async def _first(*awaitables) -> int:
+    """Run the awaitables together; the index of the first to finish (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return tasks.index(next(iter(done)))
+
+
+async def _serve_while_active(config: AppConfig, core: Core, adapters: list, locks: AccountLocks | None,
+                              stopping: asyncio.Event, state: ServingState) -> int:
+    """Stand by until this process holds its accounts' locks, serve, and stop at once if they are lost."""
+    if locks is not None:
+        state.state = "standby"
+        if await _first(stopping.wait(), locks.acquire()) == 0:
+            return 0  # stopped while standing by
+    state.state = "active"
+    ACTIVE.set(1)
+    runtime = Runtime(core, adapters, parse_duration(config.scheduler.sweep_interval))
     await runtime.start()
     freeze_start_up_objects()
     log.info("Commons is running on %s", ", ".join(a.platform for a in adapters))
-    await stopping.wait()
+    if locks is None:
+        await stopping.wait()
+    else:
+        lost = asyncio.ensure_future(locks.lost())
+        if await _first(stopping.wait(), lost) == 1:
+            state.state = "fenced"
+            ACTIVE.set(0)
+            log.error("stopping at once: %s; a standby takes over", lost.result())
+            await runtime.fence()
+            return FENCED_EXIT
+    state.state = "stopping"
     log.info("shutting down")
     await runtime.stop()
-    core.db.dispose()
+    ACTIVE.set(0)
     return 0
 
 

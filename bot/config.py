@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -69,7 +70,20 @@ class DatabaseConfig(Section):
     url: str = "sqlite:///commons.db"
 
 
+def _account(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{0,20}", value):
+        raise _problem(f"got {_shown(value)}; accepted: a short name in quotes (a-z, 0-9, - and _, at most 20), "
+                       'or "" for the first account')
+    return value
+
+
+# A second bot account of a platform on the same database needs a name of its own:
+# its groups are kept apart as platform "telegram.<account>" (see README, several bot accounts).
+Account = Annotated[str, BeforeValidator(_account)]
+
+
 class MatrixConfig(Section):
+    account: Account = ""
     homeserver: str
     user_id: str
     password: SecretStr = SecretStr("")
@@ -83,6 +97,7 @@ class MatrixConfig(Section):
 
 
 class TelegramConfig(Section):
+    account: Account = ""
     token: SecretStr
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
@@ -91,6 +106,11 @@ class TelegramConfig(Section):
     secret_token: SecretStr = SecretStr("")
     base_url: str = ""
     history_window: Duration = "10m"
+
+
+def platform_key(kind: str, account: str) -> str:
+    """The platform name groups and actions carry: "telegram", or "telegram.<account>"."""
+    return f"{kind}.{account}" if account else kind
 
 
 class SchedulerConfig(Section):

@@ -68,6 +68,21 @@ class Runtime:
             await adapter.start(partial(self.handle, platform=adapter.platform))
             await self.delivery.open(adapter.platform)
 
+    async def fence(self, timeout: float = 5.0) -> None:
+        """Stop serving at once, without delivering what is queued: another process now serves these
+        accounts and delivers it. Nothing is lost — it is all in the outbox and the platforms' queues."""
+        await self.delivery.close()
+        for adapter in self.adapters:
+            try:
+                await asyncio.wait_for(adapter.stop(), timeout)
+            except Exception:
+                log.exception("stopping %s failed", adapter.platform)
+        try:
+            await asyncio.wait_for(self.scheduler.shutdown(), timeout)
+        except TimeoutError:
+            log.warning("scheduled work was still running when fenced; the next active process redoes it")
+        self._worker.shutdown(wait=False)  # a call stuck on a lost connection must not hold the exit
+
     async def stop(self) -> None:
         await self.delivery.drain()  # what is queued goes out while the adapters can still send
         for adapter in self.adapters:

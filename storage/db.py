@@ -102,6 +102,10 @@ class Database:
     def upgrade(self) -> None:
         """Apply every pending Alembic migration (run at start and by `commons-bot db upgrade`)."""
         with self.engine.begin() as connection:
+            if self.backend == "postgresql":
+                # An active process and its standby start together: one migrates, the other
+                # waits here and then finds nothing to do (same space as bot/standby.py's locks).
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1131310445, 0)")
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
