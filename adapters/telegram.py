@@ -79,6 +79,7 @@ from telegram.warnings import PTBUserWarning
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.metrics import RATE_LIMITED, RECEIVE_ERRORS
 from bot.render.text import MENTION, MENTION_SCHEME, RichText, escape, mentioned
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class CommonsRateLimiter(BaseRateLimiter[int]):
                 async with self._overall:
                     return await callback(*args, **kwargs)
             except RetryAfter as error:
+                RATE_LIMITED.labels(PLATFORM).inc()
                 if attempt == self._max_retries:
                     raise
                 delay = error.retry_after.total_seconds() if isinstance(error.retry_after, timedelta) \
@@ -223,7 +225,8 @@ class CommonsRateLimiter(BaseRateLimiter[int]):
 
 def _user_link(match: re.Match) -> str:
     user, name = mentioned(match)
-    if user.platform != PLATFORM or not _USER_ID.fullmatch(user.user_id):
+    # A second bot account's platform is "telegram.<account>": its users are Telegram users too.
+    if user.platform.split(".", 1)[0] != PLATFORM or not _USER_ID.fullmatch(user.user_id):
         return name  # not someone Telegram can link to: the name alone
     return f'<a href="tg://user?id={user.user_id}">{name}</a>'
 
@@ -499,8 +502,9 @@ class TelegramAdapter:
                  base_file_url: str = "", mode: str = "polling", webhook_url: str = "", listen: str = "127.0.0.1",
                  port: int = 8443, secret_token: str = "", history_window: timedelta = timedelta(minutes=10),
                  edit_delay: float = 2.0, member_count_ttl: float = 3600.0, poll_timeout: int = 10,
-                 rate_limiter: BaseRateLimiter | None = None) -> None:
+                 rate_limiter: BaseRateLimiter | None = None, platform: str = PLATFORM) -> None:
         install_log_filter()
+        self.platform = platform  # "telegram", or "telegram.<account>" for another bot account
         # The Application gives the Bot (with the rate limiter) and its start-up and shutdown; updates are
         # fetched and applied by this adapter, not by PTB's Updater (see the module docstring).
         builder = Application.builder().token(token).rate_limiter(rate_limiter or CommonsRateLimiter()).updater(None)
@@ -589,6 +593,7 @@ class TelegramAdapter:
                 raise
             except Conflict as error:
                 errors += 1
+                RECEIVE_ERRORS.labels(PLATFORM).inc()
                 log.error("Telegram refused getUpdates: %s. Another process is polling with this bot's token, or a "
                           "webhook is set; only one instance may run per bot. Retrying in %.0f s.", error,
                           self._pause_after(errors))
@@ -596,6 +601,7 @@ class TelegramAdapter:
                 continue
             except Exception as error:  # network trouble, Telegram unavailable, ...
                 errors += 1
+                RECEIVE_ERRORS.labels(PLATFORM).inc()
                 log.warning("getUpdates failed (%s: %s); retrying in %.0f s", type(error).__name__, error,
                             self._pause_after(errors), exc_info=not isinstance(error, TelegramError))
                 await self._pause(self._pause_after(errors))
@@ -732,8 +738,8 @@ class TelegramAdapter:
         else:
             await self._refresh_member_count(chat.id)
         await self._sink(CommandMessage(
-            chat=ChatRef(platform=PLATFORM, chat_id=str(chat.id)),
-            sender=UserRef(platform=PLATFORM, user_id=str(user.id)), sender_name=user.full_name,
+            chat=ChatRef(platform=self.platform, chat_id=str(chat.id)),
+            sender=UserRef(platform=self.platform, user_id=str(user.id)), sender_name=user.full_name,
             text=text, event_id=f"{chat.id}:{message.message_id}",
             reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
             is_private=private, chat_title=chat.title, bot_username=self.username, via_link=linked is not None))
@@ -745,8 +751,8 @@ class TelegramAdapter:
         event_id = f"cb:{query.id}"
         try:
             await self._sink(ChoiceMade(
-                chat=ChatRef(platform=PLATFORM, chat_id=str(query.message.chat.id)),
-                sender=UserRef(platform=PLATFORM, user_id=str(query.from_user.id)),
+                chat=ChatRef(platform=self.platform, chat_id=str(query.message.chat.id)),
+                sender=UserRef(platform=self.platform, user_id=str(query.from_user.id)),
                 sender_name=query.from_user.full_name, payload=query.data or "", event_id=event_id,
                 message_id=str(query.message.message_id), is_private=query.message.chat.type == "private"))
         except BaseException:
@@ -764,9 +770,9 @@ class TelegramAdapter:
         change = update.chat_member
         if change is None or change.new_chat_member.user.is_bot:
             return
-        chat = ChatRef(platform=PLATFORM, chat_id=str(change.chat.id))
+        chat = ChatRef(platform=self.platform, chat_id=str(change.chat.id))
         member = change.new_chat_member
-        user = UserRef(platform=PLATFORM, user_id=str(member.user.id))
+        user = UserRef(platform=self.platform, user_id=str(member.user.id))
         event_id = f"member:{change.chat.id}:{member.user.id}:{int(change.date.timestamp())}:{member.status}"
         if member.status in (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER, ChatMember.RESTRICTED):
             await self._sink(MemberJoined(chat=chat, user=user, display_name=member.user.full_name,
@@ -791,7 +797,7 @@ class TelegramAdapter:
             log.warning("member count of %s unavailable: %s", chat_id, error)
             return
         # The count includes this bot.
-        await self._sink(MemberCount(chat=ChatRef(platform=PLATFORM, chat_id=str(chat_id)),
+        await self._sink(MemberCount(chat=ChatRef(platform=self.platform, chat_id=str(chat_id)),
                                      count=max(count - 1, 0)))
 
     # outbound ------------------------------------------------------------------------------------

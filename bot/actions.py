@@ -69,12 +69,22 @@ class Acknowledge(_Frozen):
     problem: bool = False
 
 
+class Chart(_Frozen):
+    """A picture described by its figures (`bot.charts.describe`), drawn when it is delivered, in a
+    process of its own: drawing takes a few hundred milliseconds, and no member's command should
+    wait behind it on the core's worker."""
+
+    name: Literal["audit", "rounds", "ledger"]
+    figures: str  # JSON: the chart function's keyword arguments
+
+
 class SendImage(_Frozen):
     kind: Literal["image"] = "image"
     chat: ChatRef
     filename: str
-    data: bytes
+    data: bytes = b""  # empty while `chart` is still to be drawn
     caption: RichText | None = None
+    chart: Chart | None = None
 
 
 class SendFile(_Frozen):

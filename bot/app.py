@@ -11,20 +11,23 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from adapters.console import PLATFORM as CONSOLE
 from adapters.console import ConsoleAdapter, ConsoleRoom
+from bot import outbox
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import Command, Registry
 from bot.config import AppConfig, DefaultsConfig, MatrixConfig, TelegramConfig, platform_key
 from bot.core import Core
 from bot.durations import parse_duration
-from bot.metrics import ACTIVE
+from bot.metrics import ACTIVE, OUTBOX_DEPTH, OUTBOX_OLDEST_SECONDS
+from bot.ops import OpsServer
 from bot.runtime import Runtime
 from bot.standby import FENCED_EXIT, AccountLocks, AlreadyRunning, SqliteGuard
 from storage.db import Database
@@ -164,11 +167,28 @@ async def serve(config: AppConfig) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     state = ServingState()
+    ops = None
+    if config.ops.port:
+        platforms = [adapter.platform for adapter in adapters]
+        ops = OpsServer(config.ops.listen, config.ops.port, state, partial(_measure_outbox, core, platforms))
+        await ops.start()
     try:
         return await _serve_while_active(config, core, adapters, locks, stopping, state)
     finally:
+        if ops is not None:
+            await ops.stop()
         guard.release()
         core.db.dispose()
+
+
+async def _measure_outbox(core: Core, platforms: list[str]) -> None:
+    """The outbox gauges, read on a thread of their own (not behind the core's work)."""
+    def read() -> tuple[int, datetime | None]:
+        with core.db.transaction() as session:
+            return outbox.backlog(session, platforms)
+    depth, oldest = await asyncio.to_thread(read)
+    OUTBOX_DEPTH.set(depth)
+    OUTBOX_OLDEST_SECONDS.set(max(0.0, (core.clock.now() - oldest).total_seconds()) if oldest else 0.0)
 
 
 async def _first(*awaitables) -> int:

@@ -1,13 +1,19 @@
-"""Pictures of the group's own figures: the audit chart and a ranked count's rounds, rendered headless.
+"""Pictures of the group's own figures: the audit chart, a ranked count's rounds and a month's
+books, rendered headless.
 
-matplotlib's object API with the Agg canvas (no pyplot): no display, no
-global state, safe on the core's worker thread.
+The core only describes a chart (`describe`: its name and figures, kept in the
+outbox with the message); the delivery layer draws it (`draw`) in a process of
+its own (bot/chart_worker.py) just before sending. matplotlib's object API with
+the Agg canvas (no pyplot): no display, no global state.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from io import BytesIO
+
+from bot.actions import Chart
 
 MEASURED = (  # (figure key, legend label)
     ("needs_met", "needs met"),
@@ -117,3 +123,19 @@ def ledger_chart(month: str, categories: tuple[tuple[str, int, int], ...], curre
 
 def _safe(text: str) -> str:
     return text.replace("$", r"\$")  # `$` would start matplotlib's math mode
+
+
+def describe(name: str, **figures) -> Chart:
+    """A chart to draw later, from JSON-able figures (the keyword arguments of its function)."""
+    return Chart(name=name, figures=json.dumps(figures, separators=(",", ":"), sort_keys=True))
+
+
+def draw(chart: Chart) -> bytes:
+    """The PNG of a described chart (run in the chart worker's process)."""
+    figures = json.loads(chart.figures)
+    if chart.name == "audit":
+        return audit_chart([(label, values) for label, values in figures["audits"]], figures["group_title"])
+    if chart.name == "rounds":
+        return rounds_chart(figures["count"], figures["title"])
+    return ledger_chart(figures["month"], tuple(tuple(row) for row in figures["categories"]), figures["currency"],
+                        figures["opening_cents"], figures["closing_cents"], figures["group_title"])

@@ -1,10 +1,11 @@
-"""`commons-bot`: run, console, db upgrade, verify."""
+"""`commons-bot`: run, console, db upgrade, db backup, verify."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("--as", dest="member", default="alice", help="member to speak as first")
 
     db = commands.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("action", choices=["upgrade", "backup"])
+    db.add_argument("file", type=Path, nargs="?", metavar="FILE", help="backup: where to write the copy")
+    db.add_argument("--force", action="store_true", help="backup: replace FILE if it exists")
     db.add_argument("--config", type=Path, help="TOML configuration file (for the database URL)")
 
     verify = commands.add_parser("verify", help="check an exported group log offline (no configuration needed)")
@@ -61,11 +64,16 @@ def _verify(file: Path, head: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "db" and (args.action == "backup") != (args.file is not None):
+        parser.error("db backup needs a FILE to write (and db upgrade takes none)")
     if args.command == "verify":  # offline, from the file alone: no configuration, no database
         return _verify(args.file, args.head)
     from bot.app import console, serve  # imported late so --help is instant
     from bot.config import ConfigError, load_config
+    from bot.logs import setup_logging
+    from bot.standby import FENCED_EXIT
     from storage.db import Database
 
     if args.command == "console":
@@ -76,14 +84,29 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:  # a message saying what to change, not a traceback
         print(f"Configuration problem: {error}", file=sys.stderr)
         return 2
+    if args.command == "db" and args.action == "backup":
+        from storage.backup import BackupError, backup
+
+        try:
+            print(backup(config.database.url, args.file, args.force))
+        except BackupError as error:  # one line saying what is wrong, not a traceback
+            print(f"Backup failed: {error}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "db":
         Database(config.database.url).upgrade()
         print("database is up to date")
         return 0
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, config.ops.log_format)
     # httpx logs every request's URL at INFO, and a Telegram URL holds the bot's token.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
-    return asyncio.run(serve(config))
+    status = asyncio.run(serve(config))
+    if status == FENCED_EXIT:
+        # Fenced: leave now, even if a thread is stuck on the lost connection (its work is redone
+        # by the process that took over).
+        logging.shutdown()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

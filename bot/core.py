@@ -29,6 +29,7 @@ from bot.governance import proposals as rules
 from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
+from bot.logs import log_context
 from bot.render.text import TextBuilder, code, escape
 from storage.db import Database
 from storage.models import Group, ProcessedEvent, Proposal
@@ -64,11 +65,16 @@ class Core:
 
     def intake(self, event: Inbound) -> list[Outgoing]:
         """Apply one event; returns the outbox rows its actions were recorded as."""
-        if isinstance(event, CommandMessage):
-            return self._command(event)
-        if isinstance(event, ChoiceMade):
-            return self._choice(event)
-        return self._membership(event)
+        # Log lines written while this event is applied (on the core's thread) say which it was. Not
+        # a private chat's id: on Telegram it is the member's own id (an anonymous need's author).
+        private = getattr(event, "is_private", False)
+        with log_context(platform=event.chat.platform, chat_id="private" if private else event.chat.chat_id,
+                         event_id=getattr(event, "event_id", None)):
+            if isinstance(event, CommandMessage):
+                return self._command(event)
+            if isinstance(event, ChoiceMade):
+                return self._choice(event)
+            return self._membership(event)
 
     def _command(self, event: CommandMessage) -> list[Outgoing]:
         invocation = self.registry.parse_invocation(event.text, require_prefix=not event.is_private,

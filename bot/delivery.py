@@ -37,13 +37,16 @@ from bot.actions import (
     DirectMessage,
     EditMessage,
     Outgoing,
+    SendImage,
     SendMessage,
     lane_of,
     platform_of,
     target_of,
 )
 from bot.adapter import Adapter
+from bot.chart_worker import ChartWorker
 from bot.core import Core
+from bot.metrics import DELIVERY_RETRIES
 from bot.render.text import addressed
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ class Delivery:
         self._tracked: list[tuple[Any, str, str]] = []
         self._marker: asyncio.Task | None = None
         self._message_ids: OrderedDict[str, str] = OrderedDict()  # target → platform message id
+        self.charts = ChartWorker()  # images described by their figures are drawn just before they go
 
     # what the runtime calls -------------------------------------------------------------------------
 
@@ -146,6 +150,7 @@ class Delivery:
             await self._marker
         for item_id in list(self._waiters):
             self._settle(item_id)
+        self.charts.close()
 
     # queueing ---------------------------------------------------------------------------------
 
@@ -253,6 +258,8 @@ class Delivery:
                 for waiting in self._lanes.get(self._lane(item.action), ()):
                     self._settle(waiting.id)  # nobody waits for retries, nor for what queues behind them
                 pause = min(self.longest_pause, self.first_pause * 2 ** (attempts - 1))
+                # Labelled like the adapters' metrics: "telegram", not a second account's "telegram.<account>".
+                DELIVERY_RETRIES.labels(platform_of(item.action).split(".", 1)[0]).inc()
                 log.warning("%s #%d not delivered (attempt %d): %s; retrying in %.0f s", item.action.kind,
                             item.id, attempts, _describe(error), pause)
                 await asyncio.sleep(pause)
@@ -275,6 +282,8 @@ class Delivery:
         return action.model_copy(update={"message_id": message_id})
 
     async def _perform(self, action: Action, key: str) -> str | None:
+        if isinstance(action, SendImage) and action.chart is not None and not action.data:
+            action = action.model_copy(update={"data": await self.charts.draw(action.chart)})
         adapter = self._adapter(action)
         if adapter is None:
             raise LookupError(f"no adapter for platform {platform_of(action)!r}")

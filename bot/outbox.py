@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, bindparam, case, delete, exists, insert, literal, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, literal, select, update
 from sqlmodel import Session
 
 from bot.actions import Action, Outgoing, dump_action, load_action, platform_of, target_of
@@ -106,6 +106,13 @@ def pending(session: Session, platforms: list[str], limit: int = 500) -> list[Ou
         select(_TABLE.c.id, _TABLE.c.action, _TABLE.c.token)
         .where(_PENDING, _TABLE.c.platform.in_(platforms)).order_by(_TABLE.c.id).limit(limit))
     return [Outgoing(row.id, load_action(row.action), f"{row.id}.{row.token}") for row in rows]
+
+
+def backlog(session: Session, platforms: list[str]) -> tuple[int, datetime | None]:
+    """How many actions wait for these platforms, and since when the oldest (for /metrics)."""
+    row = session.execute(select(func.count(), func.min(_TABLE.c.created_at))
+                          .where(_PENDING, _TABLE.c.platform.in_(platforms))).one()
+    return row[0], row[1]
 
 
 def is_pending_send(session: Session, target: str) -> bool:

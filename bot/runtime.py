@@ -18,12 +18,14 @@ from typing import Any, Callable
 from bot.adapter import Adapter
 from bot.core import Core
 from bot.delivery import Delivery
-from bot.events import Inbound
+from bot.events import ChoiceMade, CommandMessage, Inbound
+from bot.metrics import COMMANDS, REPLY_SECONDS
 from scheduler import jobs
 from scheduler.runner import Scheduler
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 3600.0  # seconds between clean-ups of the outbox
+CATCH_UP_LIMIT = 10_000_000  # due items caught up at start-up before the adapters start (all of them)
 
 
 class Runtime:
@@ -44,23 +46,41 @@ class Runtime:
         platform only after this returned."""
         if platform is not None:
             await self.delivery.open(platform)  # the adapter is receiving, so it can send too
+        started = time.perf_counter()
         outgoing = await self.call(self.core.intake, event)
+        REPLY_SECONDS.observe(time.perf_counter() - started)
+        COMMANDS.labels(self._kind(event)).inc()
         await self.delivery.submit(outgoing)
         if outgoing:
             self.scheduler.wake_at(await self.call(jobs.next_due, self.core))
 
+    def _kind(self, event: Inbound) -> str:
+        """A metric label: the command's name (never its words), or the kind of event."""
+        if isinstance(event, CommandMessage):
+            invocation = self.core.registry.parse_invocation(event.text, require_prefix=False)
+            return invocation.command.name if invocation and invocation.command else "other"
+        return "choice" if isinstance(event, ChoiceMade) else "membership"
+
     async def run_due(self) -> datetime | None:
-        """Do the due work, deliver what it announced, and say when to look next."""
-        await self.call(jobs.run_due_work, self.core)
-        await self.delivery.pull()
+        """Do the due work in short slices, delivering what each announced, and say when to look next.
+
+        Each slice is a separate turn on the core's worker, so a member's command that arrives
+        meanwhile runs between two slices instead of waiting for all of it (a thousand audits
+        closing together used to hold every group's commands for minutes)."""
+        finished = False
+        while not finished:
+            _, finished = await self.call(jobs.run_due_batch, self.core, jobs.SLICE_BUDGET, jobs.SLICE_BATCH)
+            await self.delivery.pull()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
             await self.call(jobs.forget_delivered_actions, self.core)
         return await self.call(jobs.next_due, self.core)
 
     async def start(self) -> None:
-        # Overdue work first (deadlines that passed while the bot was down), once; then
-        # everything a crash left in the outbox is queued ahead of new replies.
+        # Overdue work first (deadlines that passed while the bot was down), once, in big batches:
+        # no member can be waiting yet. Then everything a crash left in the outbox is queued
+        # ahead of new replies.
+        await self.call(jobs.run_due_work, self.core, CATCH_UP_LIMIT)
         next_due = await self.run_due()
         self.scheduler.start()
         self.scheduler.wake_at(next_due)

@@ -10,6 +10,7 @@ half done.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -22,6 +23,8 @@ from bot.governance import audits, draws, record, roles
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
+from bot.logs import log_context
+from bot.metrics import DUE_DONE, DUE_LATENESS_SECONDS
 from bot.render import audits as render_audits
 from bot.render import needs as render_needs
 from bot.render.common import checkpoint
@@ -35,6 +38,10 @@ from storage.models import Audit, Group, Lottery, Mandate, Member, Need, Proposa
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
+# Catching up (at start-up, before any member can be waiting): big transactions, few commits.
+CATCH_UP_BUDGET, CATCH_UP_BATCH = 1.0, 500
+# While serving: short slices on the core's worker, so a command waits at most one of them.
+SLICE_BUDGET, SLICE_BATCH = 0.015, 100
 DIGEST_ITEMS = 10
 
 
@@ -180,9 +187,9 @@ def close_audit(core: Core, session: Session, audit: Audit, now: datetime) -> No
     text = render_audits.report(audit, audits.entries(session, audit), settings.timezone, auditor)
     outbox.record(session, key=f"audit:{audit.id}:report", group_id=group.id, now=now,
                   action=SendMessage(chat=chat, text=text))
-    png = render_audits.chart(audits.closed_audits(session, group.id, render_audits.MAX_CHART_AUDITS), group.title)
+    drawn = render_audits.chart(audits.closed_audits(session, group.id, render_audits.MAX_CHART_AUDITS), group.title)
     outbox.record(session, key=f"audit:{audit.id}:chart", group_id=group.id, now=now, action=SendImage(
-        chat=chat, filename=f"audit-{audit.number}.png", data=png,
+        chat=chat, filename=f"audit-{audit.number}.png", chart=drawn,
         caption=plain(f"Audit #{audit.number}: our figures across the audits so far.")))
     log.info("audit %s of group %s closed", audit.number, group.id)
 
@@ -240,18 +247,54 @@ def _earliest_due(session: Session, now: datetime):
     return due, order, job, session.get(model, item_id)
 
 
-def run_due_work(core: Core, limit: int = 10_000) -> int:
-    """Everything that is due now, in order; the scheduler and the console's :wait call this."""
+def run_due_batch(core: Core, budget: float, max_items: int) -> tuple[int, bool]:
+    """Due items in order, in one transaction, until `budget` seconds or `max_items` are used up:
+    (items done, whether none is left). One commit for many items is what makes catching up after
+    downtime fast; the budget is what keeps members' commands from waiting long behind it.
+
+    If an item fails the batch is undone and done again one item per transaction, so every
+    item before the failing one is kept and the failure is the failing item's alone."""
+    try:
+        return _batch(core, budget, max_items)
+    except Exception:
+        core.directory.reset()  # caches may hold what the rollback undid
+        if max_items == 1:
+            raise
     done = 0
-    while done < limit:
-        now = core.clock.now()
-        with core.db.transaction() as session:
+    while done < max_items:
+        count, finished = _batch(core, budget, 1)
+        done += count
+        if finished:
+            return done, True
+    return done, False
+
+
+def _batch(core: Core, budget: float, max_items: int) -> tuple[int, bool]:
+    started, done = time.monotonic(), 0
+    with core.db.transaction() as session:
+        while done < max_items and (done == 0 or time.monotonic() - started < budget):
+            now = core.clock.now()
             entry = _earliest_due(session, now)
             if entry is None:
-                return done
-            _, _, job, item = entry
-            job(core, session, item, now)
-        done += 1
+                return done, True
+            due, _, job, item = entry
+            with log_context(group_id=item.id if isinstance(item, Group) else getattr(item, "group_id", None)):
+                job(core, session, item, now)
+            session.flush()  # the next look for due work must see this item done (some looks bypass the ORM)
+            DUE_LATENESS_SECONDS.observe(max(0.0, (now - due).total_seconds()))
+            DUE_DONE.inc()
+            done += 1
+    return done, False
+
+
+def run_due_work(core: Core, limit: int = 10_000) -> int:
+    """Everything that is due now, in order (the console's :wait and tests; the runtime goes in slices)."""
+    done = 0
+    while done < limit:
+        count, finished = run_due_batch(core, CATCH_UP_BUDGET, min(CATCH_UP_BATCH, limit - done))
+        done += count
+        if finished:
+            break
     return done
 
 

@@ -51,7 +51,7 @@ def post_statement(core: Core, session: Session, group: Group, now: datetime) ->
     outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(
         chat=chat, text=render.monthly(found, settings.currency, lottery, now, zone, prefix, others)))
     outbox.record(session, key=key + ":chart", group_id=group.id, now=now, action=SendImage(
-        chat=chat, filename=f"ledger-{month}.png", data=render.chart(found, settings.currency, group.title),
+        chat=chat, filename=f"ledger-{month}.png", chart=render.chart(found, settings.currency, group.title),
         caption=plain(f"{render.month_name(month)}: in and out by category.")))
     log.info("ledger statement %s of group %s posted", month, group.id)
 

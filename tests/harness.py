@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from bot import charts
 from bot.actions import Action, load_action
 from bot.app import ConsoleSession
 from bot.clock import ManualClock
@@ -19,11 +20,11 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
 
 class Room:
     def __init__(self, database_url: str, clock: ManualClock | None = None,
-                 defaults: DefaultsConfig | None = None, show_edits: bool = False) -> None:
+                 defaults: DefaultsConfig | None = None, show_edits: bool = False, files_dir=None) -> None:
         self.clock = clock or ManualClock(START)
         self.output: list[str] = []
         self.session = ConsoleSession(database_url, self.output.append, clock=self.clock, defaults=defaults,
-                                      show_edits=show_edits, sweep_interval=timedelta(hours=1))
+                                      show_edits=show_edits, sweep_interval=timedelta(hours=1), files_dir=files_dir)
 
     async def __aenter__(self) -> Room:
         await self.start()
@@ -68,3 +69,9 @@ def recorded(room: Room, kind: str) -> list[Action]:
     with room.core.db.transaction() as session:
         return [load_action(row) for row in session.scalars(
             select(OutboxItem.action).where(OutboxItem.kind == kind).order_by(OutboxItem.id))]
+
+
+def image_of(action) -> bytes:
+    """An image action's PNG: drawn here from its figures when the outbox holds a chart (the
+    delivery layer draws it the same way, in its chart process)."""
+    return charts.draw(action.chart) if action.chart is not None else action.data

@@ -17,7 +17,7 @@ from bot.actions import load_action
 from bot.clock import ManualClock
 from bot.events import ChatRef, CommandMessage, UserRef
 from storage.models import Audit, AuditEntry, OutboxItem
-from tests.harness import START, Room
+from tests.harness import START, Room, image_of
 
 PNG = b"\x89PNG\r\n\x1a\n"
 MEMBERS = ("alice", "bob", "carol", "dan", "erin")
@@ -130,8 +130,8 @@ async def test_an_audit_cycle_from_prompt_through_reminder_to_a_report_of_what_h
     assert "<b>Need #3 (legal): “a &lt;b&gt;lawyer&lt;/b&gt; for the eviction” — waiting since 2 Mar 2026.</b>" in story
     assert "<i>kitchen, &lt;i&gt;fixed&lt;/i&gt;</i>" in story
     chart = announcement(room, f"audit:{stored_audit(room).id}:chart")
-    assert chart.data.startswith(PNG)
-    with Image.open(io.BytesIO(chart.data)) as image:
+    assert image_of(chart).startswith(PNG)
+    with Image.open(io.BytesIO(image_of(chart))) as image:
         image.verify()
         assert image.size == (800, 650)
 
@@ -230,7 +230,7 @@ async def test_audit_report_shows_the_latest_again_and_csv_exports_every_audits_
     assert "Sovereignty audit #2 — what we did for ourselves, 9 Mar 2026 to 16 Mar 2026" in shown[0].text.plain()
     story = shown[0].text.plain()
     assert "• food: 9" in story and "1 need met, 0 of them within 48 hours (0%); typically after 7 days" in story
-    assert shown[1].data.startswith(PNG) and shown[1].filename == "audit-2.png"
+    assert image_of(shown[1]).startswith(PNG) and shown[1].filename == "audit-2.png"
     exported = run("!audit report csv", "r2")[0]
     assert exported.filename == "sovereignty-audits.csv" and exported.mime_type == "text/csv"
     rows = list(csv.DictReader(io.StringIO(exported.data.decode())))

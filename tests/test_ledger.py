@@ -11,13 +11,14 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from bot.actions import DirectMessage
 from bot.clock import ManualClock
 from bot.governance import ledger
 from storage.models import Group, LedgerCheck, LedgerEntry, LogEntry, Lottery
-from tests.harness import START, Room, recorded
+from tests.harness import START, Room, image_of, recorded
 
 PNG = b"\x89PNG\r\n\x1a\n"
 MEMBERS = ("alice", "bob", "carol", "dan", "erin")
@@ -99,7 +100,7 @@ async def test_income_spending_for_a_decision_summary_csv_and_statement(room):
     assert "• #1 Buy a chest freezer: 450.00 EUR" in statement and "• no decision: 45.50 EUR" in statement
     assert "• kitchen: 0.00 EUR / 450.00 EUR" in statement and "• food: 120.00 EUR / 0.00 EUR" in statement
     [chart] = recorded(room, "image")
-    assert chart.data.startswith(PNG) and chart.filename == "ledger-2026-03.png"
+    assert image_of(chart).startswith(PNG) and chart.filename == "ledger-2026-03.png"
 
     recorded_log = log_bodies(room, "ledger.recorded")
     assert [body["amount_cents"] for body in recorded_log] == [12000, -45000, -4550, 100000, 500]
@@ -315,3 +316,17 @@ async def test_the_statement_goes_out_once_across_restarts(database_url):
         assert "finds them in order" in await fourth.say("!ledger check ok", as_=auditor)
         dms = [a for a in recorded(fourth, "dm") if isinstance(a, DirectMessage)]
         assert dms == []
+
+
+async def test_the_statement_chart_is_drawn_off_the_core_and_delivered_as_a_png(sqlite_url, tmp_path):
+    """The outbox holds the chart's figures, not its pixels; the delivery layer draws it in its chart
+    process and the member receives a real PNG (the console writes it into its files folder)."""
+    async with Room(sqlite_url, files_dir=tmp_path / "files") as room:
+        await room.say("!ledger +120 Sunday kitchen donations category=food")
+        assert f"📎 {tmp_path / 'files' / 'ledger-2026-03.png'}" in await room.say("!ledger statement")
+        [chart] = recorded(room, "image")
+        assert chart.data == b"" and chart.chart.name == "ledger"
+        assert json.loads(chart.chart.figures)["categories"] == [["food", 12000, 0]]
+        with Image.open(tmp_path / "files" / "ledger-2026-03.png") as image:
+            image.verify()
+            assert image.format == "PNG"

@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, select
 from bot.actions import DirectMessage, SendMessage
 from bot.events import ChatRef, ChoiceMade, CommandMessage, UserRef
 from storage.models import BallotBox, Decision
-from tests.harness import Room, gather, recorded
+from tests.harness import Room, gather, image_of, recorded
 
 RECEIPT = re.compile(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
 ROOM = ChatRef(platform="console", chat_id="room")
@@ -214,7 +214,7 @@ async def test_a_ranked_poll_is_ranked_by_typing_and_tapping_and_counted_by_inst
     assert record["count"]["winners"] == ["Wednesday"]
     assert "📎 count-1.png" in closed and "the count, round by round" in closed
     [chart] = recorded(room, "image")
-    assert chart.data.startswith(b"\x89PNG")
+    assert image_of(chart).startswith(b"\x89PNG")
 
 
 async def test_a_secret_ranked_poll_is_cast_from_the_private_ballots_buttons(room):

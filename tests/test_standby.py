@@ -16,10 +16,12 @@ import re
 import time
 from pathlib import Path
 
+import aiohttp
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.standby import FENCED_EXIT, libpq_url
-from tests.telegram_crash import FIRST_MEMBER, GROUP, BotProcess
+from tests.telegram_crash import FIRST_MEMBER, GROUP, BotProcess, free_port
 from tests.telegram_emulator import BotApiEmulator
 from tests.test_crash_telegram import show_log
 
@@ -28,11 +30,25 @@ BALLOTS = ("SELECT count(*), count(DISTINCT b.member_id) FROM ballots b JOIN pro
            "WHERE p.number = %s")
 
 
-def write_config(path: Path, database_url: str, emu: BotApiEmulator) -> Path:
+def write_config(path: Path, database_url: str, emu: BotApiEmulator, ops_port: int = 0) -> Path:
     path.write_text(f'[database]\nurl = "{database_url}"\n'
                     f'[telegram]\ntoken = "{emu.token}"\nbase_url = "{emu.base_url}"\n'
-                    '[scheduler]\nsweep_interval = "30s"\n')
+                    '[scheduler]\nsweep_interval = "30s"\n'
+                    f'[ops]\nport = {ops_port}\n')
     return path
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as response:
+        return response.status, await response.text()
+
+
+def metric(text: str, name: str, **labels) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise KeyError(name)
 
 
 def ballots(url: str, number: int) -> tuple[int, int]:
@@ -50,6 +66,10 @@ async def until(predicate, timeout: float, what: str, *processes: BotProcess) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout} s for {what}")
         await asyncio.sleep(0.05)
+
+
+def ops_port(process: BotProcess) -> int:
+    return int(re.search(r"port = (\d+)", process.config.read_text())[1])
 
 
 def polls_since(emu: BotApiEmulator, since: float) -> bool:
@@ -77,8 +97,9 @@ async def test_kill_9_of_the_active_process_the_standby_takes_over(postgres, tmp
     processes: list[BotProcess] = []
     try:
         async with BotApiEmulator() as emu:
-            config = write_config(tmp_path / "commons.toml", url, emu)
-            first, second, third = (BotProcess(config, tmp_path / f"bot-{n}.log") for n in ("a", "b", "c"))
+            first, second, third = (
+                BotProcess(write_config(tmp_path / f"{n}.toml", url, emu, free_port()), tmp_path / f"bot-{n}.log")
+                for n in ("a", "b", "c"))
             processes += [first, second, third]
             await asyncio.wait_for(takeover_scenario(emu, url, first, second, third), 240)
     except BaseException:
@@ -103,6 +124,10 @@ async def takeover_scenario(emu, url, first: BotProcess, second: BotProcess, thi
     if logged(first, "standing by"):  # whichever won the race is "active" from here on
         first, second = second, first
     assert not logged(second, "active for"), "both processes claim to be active"
+    # Each says where it stands, to a load balancer or an operator.
+    assert await get(ops_port(first), "/readyz") == (200, "active")
+    assert await get(ops_port(second), "/readyz") == (503, "standby")
+    assert (await get(ops_port(second), "/livez"))[0] == 200
 
     # A vote that closes in 20 s, and a big one: the burst runs across that deadline.
     short = emu.send_text(GROUP, users[0], "/propose Lunch rota closes=20s")
@@ -157,6 +182,17 @@ async def takeover_scenario(emu, url, first: BotProcess, second: BotProcess, thi
     assert all(message in reacted for message in typed), "every typed vote is acknowledged"
     sent = [(s["reply_to"], s["plain"]) for s in emu.sent if s["method"] == "sendMessage"]
     assert len(sent) == len(set(sent)), "no message was sent twice"
+    status, metrics = await get(ops_port(second), "/metrics")
+    assert status == 200 and metric(metrics, "commons_active") == 1
+    assert metric(metrics, "commons_commands_total", kind="vote") >= 1
+    assert metric(metrics, "commons_reply_seconds_count") >= 1
+    assert metric(metrics, "commons_outbox_depth") >= 0 and metric(metrics, "commons_outbox_oldest_seconds") >= 0
+    for _ in range(100):  # the last tally edit waits its couple of seconds; then nothing is left to send
+        metrics = (await get(ops_port(second), "/metrics"))[1]
+        if metric(metrics, "commons_outbox_depth") == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert metric(metrics, "commons_outbox_depth") == 0 and metric(metrics, "commons_outbox_oldest_seconds") == 0
 
     # The new active process loses its database connection: it stops at once; a third takes over.
     await third.start()

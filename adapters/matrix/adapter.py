@@ -51,6 +51,7 @@ from typing import Any
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    ErrorResponse,
     Event,
     InviteMemberEvent,
     JoinError,
@@ -75,6 +76,7 @@ from adapters.matrix.state import AdapterState, Login, VoteReaction
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.metrics import RATE_LIMITED, RECEIVE_ERRORS
 from bot.render.text import RichText, addressed, escape, join, rich
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,23 @@ PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_TOO_LARGE", "M_BA
 
 # The outbox row being performed: its key and how many events were sent for it (see `perform`).
 _SEND_KEY: ContextVar[tuple[str, Iterator[int]] | None] = ContextVar("matrix_send_key", default=None)
+_SYNCING: ContextVar[bool] = ContextVar("matrix_syncing", default=False)  # in the sync request (not a send)
+
+
+class _Client(AsyncClient):
+    """nio's client, counting the failed syncs nio retries by itself (timeouts, no connection): with
+    `max_timeouts=None` a sync never fails while the homeserver is unreachable, it just keeps trying."""
+
+    async def get_timeout_retry_wait_time(self, got_timeouts: int) -> float:
+        if _SYNCING.get():
+            RECEIVE_ERRORS.labels(PLATFORM).inc()
+        return await super().get_timeout_retry_wait_time(got_timeouts)
+
+
+def _count_rate_limited(response: ErrorResponse) -> None:
+    # nio runs response callbacks on its own only for a 429 (M_LIMIT_EXCEEDED) it is about to wait
+    # out and retry: this adapter calls sync(), not sync_forever(), which would run them for every sync.
+    RATE_LIMITED.labels(PLATFORM).inc()
 
 
 class NioContentFilter(logging.Filter):
@@ -161,8 +180,9 @@ class MatrixAdapter:
                  device_name: str = "Commons", store_path: Path | str = "matrix-store", command_prefix: str = "!",
                  allowed_inviters: Iterable[str] = (), bots: Iterable[str] = (),
                  history_window: timedelta = timedelta(minutes=10), edit_delay: float = 1.0,
-                 sync_timeout_ms: int = 30_000, max_backoff: float = 30.0) -> None:
+                 sync_timeout_ms: int = 30_000, max_backoff: float = 30.0, platform: str = PLATFORM) -> None:
         install_log_filter()
+        self.platform = platform  # "matrix", or "matrix.<account>" for another bot account
         self.homeserver, self.user_id = homeserver.rstrip("/"), user_id
         self.password, self.access_token, self.device_name = password, access_token, device_name
         self.store_path = Path(store_path)
@@ -211,7 +231,8 @@ class MatrixAdapter:
         config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False, max_limit_exceeded=20,
                                    max_timeouts=None, max_timeout_retry_wait_time=self.max_backoff,
                                    backoff_factor=0.25)
-        self.client = AsyncClient(self.homeserver, self.user_id, store_path=str(self.store_path), config=config)
+        self.client = _Client(self.homeserver, self.user_id, store_path=str(self.store_path), config=config)
+        self.client.add_response_callback(_count_rate_limited, ErrorResponse)
         await self._log_in()
         if self.client.should_upload_keys:
             await self.client.keys_upload()
@@ -285,12 +306,18 @@ class MatrixAdapter:
         previous = since or client.next_batch  # where this batch starts, to fill a gap from
         full_state = first or not self._have_state
         self._in_sync = True
+        syncing = _SYNCING.set(True)
         try:
             response = await client.sync(timeout=0 if full_state else self.sync_timeout_ms,
                                          full_state=full_state or None, since=since, sync_filter=SYNC_FILTER)
+        except Exception:
+            RECEIVE_ERRORS.labels(PLATFORM).inc()
+            raise
         finally:
+            _SYNCING.reset(syncing)
             self._in_sync = False
         if not isinstance(response, SyncResponse):
+            RECEIVE_ERRORS.labels(PLATFORM).inc()
             log.warning("Matrix sync refused: %s", getattr(response, "message", response))
             if getattr(response, "status_code", None) == "M_UNKNOWN_TOKEN" and self.password:
                 self.state.forget_login(self.user_id)  # logged out elsewhere: log in again, same device
@@ -436,7 +463,7 @@ class MatrixAdapter:
         if relation.get("rel_type") == "m.thread" and relation.get("event_id"):
             self._remember_thread(event.event_id, relation["event_id"])
         await self._apply(CommandMessage(
-            chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
+            chat=self._chat(room.room_id), sender=UserRef(platform=self.platform, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, text=text, event_id=event.event_id,
             reply_to=reply_to, is_private=private, chat_title=None if private else room.display_name))
 
@@ -446,7 +473,7 @@ class MatrixAdapter:
             return  # a reaction to something that is not a ballot
         self.state.save_reaction(event.event_id, VoteReaction(room.room_id, event.sender, event.reacts_to, payload))
         await self._apply(ChoiceMade(
-            chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
+            chat=self._chat(room.room_id), sender=UserRef(platform=self.platform, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=payload, event_id=event.event_id,
             message_id=event.reacts_to, is_private=self.state.is_direct(room.room_id)))
 
@@ -456,7 +483,7 @@ class MatrixAdapter:
         if vote is None or vote.sender != event.sender:
             return
         await self._apply(ChoiceMade(
-            chat=self._chat(room.room_id), sender=UserRef(platform=PLATFORM, user_id=event.sender),
+            chat=self._chat(room.room_id), sender=UserRef(platform=self.platform, user_id=event.sender),
             sender_name=room.user_name(event.sender) or event.sender, payload=vote.payload,
             event_id=event.event_id, message_id=vote.target, retracted=True,
             is_private=self.state.is_direct(room.room_id)))
@@ -501,7 +528,7 @@ class MatrixAdapter:
                                                   or event.membership in GONE)
         if self.state.is_direct(room.room_id):
             return
-        chat, ref = self._chat(room.room_id), UserRef(platform=PLATFORM, user_id=user)
+        chat, ref = self._chat(room.room_id), UserRef(platform=self.platform, user_id=user)
         if event.membership == JOINED:
             name = (event.content or {}).get("displayname") or room.user_name(user) or user
             await self._apply(MemberJoined(chat=chat, user=ref, display_name=name, event_id=event.event_id))
@@ -589,7 +616,7 @@ class MatrixAdapter:
         return None
 
     def _chat(self, room_id: str) -> ChatRef:
-        return ChatRef(platform=PLATFORM, chat_id=room_id)
+        return ChatRef(platform=self.platform, chat_id=room_id)
 
     async def _room(self, room_id: str) -> MatrixRoom:
         if room_id not in self.client.rooms:
@@ -666,7 +693,7 @@ class MatrixAdapter:
             # A tap: the reaction is its own acknowledgement. A refused tap is said in the room,
             # to the member, since Matrix has no private toast.
             if action.problem:
-                content = message_content(addressed(UserRef(platform=PLATFORM, user_id=vote.sender), action.text))
+                content = message_content(addressed(UserRef(platform=self.platform, user_id=vote.sender), action.text))
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": vote.target}}
                 await self._send(vote.room_id, content)
             return

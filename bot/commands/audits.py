@@ -84,6 +84,6 @@ def audit_report(ctx: Context, csv: bool) -> None:
     auditor = ctx.session.get(Member, latest.auditor_id) if latest.auditor_id else None
     ctx.reply(report(latest, audits.entries(ctx.session, latest), ctx.settings.timezone, auditor))
     ctx.actions.append(SendImage(chat=ctx.chat, filename=f"audit-{latest.number}.png",
-                                 data=chart(closed, ctx.group.title),
+                                 chart=chart(closed, ctx.group.title),
                                  caption=TextBuilder().line(b(f"Audit #{latest.number}"), " and the ones before it")
                                  .build()))

@@ -112,7 +112,7 @@ def month_statement(ctx: Context, month: str | None) -> None:
     ctx.reply(render.statement(found, currency, ctx.prefix, heading))
     if found.entries:
         ctx.actions.append(SendImage(chat=ctx.chat, filename=f"ledger-{wanted}.png",
-                                     data=render.chart(found, currency, ctx.group.title),
+                                     chart=render.chart(found, currency, ctx.group.title),
                                      caption=plain(f"{render.month_name(wanted)}: in and out by category.")))
 
 

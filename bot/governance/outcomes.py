@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot.actions import Action, SendFile, SendImage, SendMessage
-from bot.charts import rounds_chart
+from bot.charts import describe
 from bot.events import ChatRef
 from bot.governance import charter, record, renewals, reviews, roles, secrecy, setting_changes
 from bot.governance import proposals as rules
@@ -86,7 +86,7 @@ def announcement(session: Session, proposal: Proposal, concluded: Concluded, cha
     count = decision_counts(decision).get("count")
     if count and len(count["stages"]) > 1:
         actions.append(SendImage(chat=chat, filename=f"count-{proposal.number}.png",
-                                 data=rounds_chart(count, f"#{proposal.number} {proposal.title}"),
+                                 chart=describe("rounds", count=count, title=f"#{proposal.number} {proposal.title}"),
                                  caption=plain(f"#{proposal.number}: the count, round by round.")))
     return actions
 

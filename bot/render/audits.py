@@ -10,7 +10,8 @@ import io
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.charts import audit_chart
+from bot.actions import Chart
+from bot.charts import describe
 from bot.durations import plural
 from bot.events import UserRef
 from bot.governance import audits, draws
@@ -169,7 +170,8 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def chart(closed: list[Audit], group_title: str | None) -> bytes:
-    """The chart of the latest closed audits (oldest first), as PNG."""
+def chart(closed: list[Audit], group_title: str | None) -> Chart:
+    """The chart of the latest closed audits (oldest first), drawn on delivery."""
     shown = closed[-MAX_CHART_AUDITS:]
-    return audit_chart([(f"#{a.number} {a.closes_at:%b %y}", audits.figures_of(a)) for a in shown], group_title)
+    return describe("audit", audits=[(f"#{a.number} {a.closes_at:%b %y}", audits.figures_of(a)) for a in shown],
+                    group_title=group_title)

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.charts import ledger_chart
+from bot.actions import Chart
+from bot.charts import describe
 from bot.events import UserRef
 from bot.governance import draws
 from bot.governance.ledger import CONCERN, Line, Statement, Summary
@@ -118,11 +119,12 @@ def statement(found: Statement, currency: str, prefix: str, heading: str = "") -
     return text.build()
 
 
-def chart(found: Statement, currency: str, group_title: str | None) -> bytes:
-    rows = tuple((category or "no category", money_in, money_out)
-                 for category, money_in, money_out in found.by_category)
-    return ledger_chart(month_name(found.month), rows, currency, found.opening_cents, found.closing_cents,
-                        group_title or "")
+def chart(found: Statement, currency: str, group_title: str | None) -> Chart:
+    """The month's chart, drawn on delivery."""
+    rows = [(category or "no category", money_in, money_out) for category, money_in, money_out in found.by_category]
+    return describe("ledger", month=month_name(found.month), categories=rows, currency=currency,
+                    opening_cents=found.opening_cents, closing_cents=found.closing_cents,
+                    group_title=group_title or "")
 
 
 def monthly(found: Statement, currency: str, lottery: Lottery | None, now: datetime, zone: ZoneInfo, prefix: str,
