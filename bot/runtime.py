@@ -32,6 +32,9 @@ class Runtime:
     def __init__(self, core: Core, adapters: list[Adapter], sweep_interval: timedelta) -> None:
         self.core = core
         self.adapters = adapters
+        # Scheduled work covers the groups of these platform accounts only: other processes on the
+        # same database serve the others (bot/standby.py).
+        self.platforms = tuple(adapter.platform for adapter in adapters)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commons-core")
         self.delivery = Delivery(core, adapters, self.call)
         self.scheduler = Scheduler(self.run_due, core.clock, sweep_interval)
@@ -52,7 +55,7 @@ class Runtime:
         COMMANDS.labels(self._kind(event)).inc()
         await self.delivery.submit(outgoing)
         if outgoing:
-            self.scheduler.wake_at(await self.call(jobs.next_due, self.core))
+            self.scheduler.wake_at(await self.call(jobs.next_due, self.core, self.platforms))
 
     def _kind(self, event: Inbound) -> str:
         """A metric label: the command's name (never its words), or the kind of event."""
@@ -69,18 +72,19 @@ class Runtime:
         closing together used to hold every group's commands for minutes)."""
         finished = False
         while not finished:
-            _, finished = await self.call(jobs.run_due_batch, self.core, jobs.SLICE_BUDGET, jobs.SLICE_BATCH)
+            _, finished = await self.call(jobs.run_due_batch, self.core, jobs.SLICE_BUDGET, jobs.SLICE_BATCH,
+                                          self.platforms)
             await self.delivery.pull()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
             await self.call(jobs.forget_delivered_actions, self.core)
-        return await self.call(jobs.next_due, self.core)
+        return await self.call(jobs.next_due, self.core, self.platforms)
 
     async def start(self) -> None:
         # Overdue work first (deadlines that passed while the bot was down), once, in big batches:
         # no member can be waiting yet. Then everything a crash left in the outbox is queued
         # ahead of new replies.
-        await self.call(jobs.run_due_work, self.core, CATCH_UP_LIMIT)
+        await self.call(jobs.run_due_work, self.core, CATCH_UP_LIMIT, self.platforms)
         next_due = await self.run_due()
         self.scheduler.start()
         self.scheduler.wake_at(next_due)

@@ -23,6 +23,7 @@ from bot.governance import audits, draws, record, roles
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
+from bot.governance.scope import Platforms
 from bot.logs import log_context
 from bot.metrics import DUE_DONE, DUE_LATENESS_SECONDS
 from bot.render import audits as render_audits
@@ -234,11 +235,11 @@ DUE_WORK = (
 )
 
 
-def _earliest_due(session: Session, now: datetime):
-    """The next due item of any kind, as (due time, order, job, item), or None."""
+def _earliest_due(session: Session, now: datetime, platforms: Platforms):
+    """The next due item of any kind in the served groups, as (due time, order, job, item), or None."""
     found = []
     for order, (next_id, model, job) in enumerate(DUE_WORK):
-        hit = next_id(session, now)
+        hit = next_id(session, now, platforms)
         if hit is not None:
             found.append((hit[1], order, job, model, hit[0]))
     if not found:
@@ -247,7 +248,7 @@ def _earliest_due(session: Session, now: datetime):
     return due, order, job, session.get(model, item_id)
 
 
-def run_due_batch(core: Core, budget: float, max_items: int) -> tuple[int, bool]:
+def run_due_batch(core: Core, budget: float, max_items: int, platforms: Platforms = None) -> tuple[int, bool]:
     """Due items in order, in one transaction, until `budget` seconds or `max_items` are used up:
     (items done, whether none is left). One commit for many items is what makes catching up after
     downtime fast; the budget is what keeps members' commands from waiting long behind it.
@@ -255,26 +256,26 @@ def run_due_batch(core: Core, budget: float, max_items: int) -> tuple[int, bool]
     If an item fails the batch is undone and done again one item per transaction, so every
     item before the failing one is kept and the failure is the failing item's alone."""
     try:
-        return _batch(core, budget, max_items)
+        return _batch(core, budget, max_items, platforms)
     except Exception:
         core.directory.reset()  # caches may hold what the rollback undid
         if max_items == 1:
             raise
     done = 0
     while done < max_items:
-        count, finished = _batch(core, budget, 1)
+        count, finished = _batch(core, budget, 1, platforms)
         done += count
         if finished:
             return done, True
     return done, False
 
 
-def _batch(core: Core, budget: float, max_items: int) -> tuple[int, bool]:
+def _batch(core: Core, budget: float, max_items: int, platforms: Platforms) -> tuple[int, bool]:
     started, done = time.monotonic(), 0
     with core.db.transaction() as session:
         while done < max_items and (done == 0 or time.monotonic() - started < budget):
             now = core.clock.now()
-            entry = _earliest_due(session, now)
+            entry = _earliest_due(session, now, platforms)
             if entry is None:
                 return done, True
             due, _, job, item = entry
@@ -287,11 +288,11 @@ def _batch(core: Core, budget: float, max_items: int) -> tuple[int, bool]:
     return done, False
 
 
-def run_due_work(core: Core, limit: int = 10_000) -> int:
+def run_due_work(core: Core, limit: int = 10_000, platforms: Platforms = None) -> int:
     """Everything that is due now, in order (the console's :wait and tests; the runtime goes in slices)."""
     done = 0
     while done < limit:
-        count, finished = run_due_batch(core, CATCH_UP_BUDGET, min(CATCH_UP_BATCH, limit - done))
+        count, finished = run_due_batch(core, CATCH_UP_BUDGET, min(CATCH_UP_BATCH, limit - done), platforms)
         done += count
         if finished:
             break
@@ -305,10 +306,11 @@ def forget_delivered_actions(core: Core, keep: timedelta = WEEK) -> int:
         return outbox.forget_delivered(session, core.clock.now() - keep)
 
 
-def next_due(core: Core) -> datetime | None:
-    """When the next piece of work falls due (None: nothing scheduled)."""
+def next_due(core: Core, platforms: Platforms = None) -> datetime | None:
+    """When the next piece of work in the served groups falls due (None: nothing scheduled)."""
     with core.db.transaction() as session:
-        times = (rules.next_deadline(session), roles.next_mandate_deadline(session), needs_rules.next_nudge(session),
-                 audits.next_deadline(session), draws.next_deadline(session), review_jobs.next_review(session),
-                 ledger_jobs.next_due(session), renewal_jobs.next_due(session))
+        times = (rules.next_deadline(session, platforms), roles.next_mandate_deadline(session, platforms),
+                 needs_rules.next_nudge(session, platforms), audits.next_deadline(session, platforms),
+                 draws.next_deadline(session, platforms), review_jobs.next_review(session, platforms),
+                 ledger_jobs.next_due(session, platforms), renewal_jobs.next_due(session, platforms))
         return min((t for t in times if t is not None), default=None)

@@ -111,5 +111,5 @@ DUE_WORK: tuple = (
 )
 
 
-def next_due(session: Session) -> datetime | None:
-    return books.next_deadline(session)
+def next_due(session: Session, platforms=None) -> datetime | None:
+    return books.next_deadline(session, platforms)

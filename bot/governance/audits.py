@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from bot.governance import draws, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
+from bot.governance.scope import Platforms, served, served_groups
 from bot.governance.settings import GroupSettings
 from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
 
@@ -72,27 +73,30 @@ def next_digest(settings: GroupSettings, after: datetime) -> datetime | None:
     return next_weekly(settings.digest, settings.timezone, after) if settings.digest else None
 
 
-def next_unscheduled_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+def next_unscheduled_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
     """A group whose dates were never set (from before audits existed): due at once."""
-    row = session.execute(select(Group.id, Group.created_at).where(Group.next_audit_at.is_(None))
+    row = session.execute(select(Group.id, Group.created_at).where(Group.next_audit_at.is_(None),
+                                                                   served_groups(platforms))
                           .order_by(Group.id).limit(1)).first()
     return (row[0], min(row[1], now)) if row else None
 
 
-def next_digest_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    return _earliest(session, Group.id, Group.next_digest_at, now)
+def next_digest_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    return _earliest(session, Group.id, Group.next_digest_at, now, served_groups(platforms))
 
 
-def next_audit_start_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    return _earliest(session, Group.id, Group.next_audit_at, now)
+def next_audit_start_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    return _earliest(session, Group.id, Group.next_audit_at, now, served_groups(platforms))
 
 
-def next_reminder_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    return _earliest(session, Audit.id, Audit.remind_at, now, Audit.closed_at.is_(None))
+def next_reminder_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    return _earliest(session, Audit.id, Audit.remind_at, now, Audit.closed_at.is_(None),
+                     served(Audit.group_id, platforms))
 
 
-def next_close_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    return _earliest(session, Audit.id, Audit.closes_at, now, Audit.closed_at.is_(None))
+def next_close_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    return _earliest(session, Audit.id, Audit.closes_at, now, Audit.closed_at.is_(None),
+                     served(Audit.group_id, platforms))
 
 
 def _earliest(session: Session, item_id, due, now: datetime, *where) -> tuple[int, datetime] | None:
@@ -101,15 +105,16 @@ def _earliest(session: Session, item_id, due, now: datetime, *where) -> tuple[in
     return tuple(row) if row else None
 
 
-def next_deadline(session: Session) -> datetime | None:
+def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
     """The earliest of every audit and digest date, in one round trip (it runs after each command)."""
-    still_open = Audit.closed_at.is_(None)
+    still_open = (Audit.closed_at.is_(None), served(Audit.group_id, platforms))
+    ours = served_groups(platforms)
     times = session.execute(select(
-        select(func.min(Group.created_at)).where(Group.next_audit_at.is_(None)).scalar_subquery(),
-        select(func.min(Group.next_digest_at)).scalar_subquery(),
-        select(func.min(Group.next_audit_at)).scalar_subquery(),
-        select(func.min(Audit.remind_at)).where(still_open).scalar_subquery(),
-        select(func.min(Audit.closes_at)).where(still_open).scalar_subquery(),
+        select(func.min(Group.created_at)).where(Group.next_audit_at.is_(None), ours).scalar_subquery(),
+        select(func.min(Group.next_digest_at)).where(ours).scalar_subquery(),
+        select(func.min(Group.next_audit_at)).where(ours).scalar_subquery(),
+        select(func.min(Audit.remind_at)).where(*still_open).scalar_subquery(),
+        select(func.min(Audit.closes_at)).where(*still_open).scalar_subquery(),
     )).one()
     return min((t for t in times if t is not None), default=None)
 

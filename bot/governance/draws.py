@@ -34,6 +34,7 @@ from bot.governance import lottery as rule
 from bot.governance import record, roles
 from bot.governance.errors import RuleViolation
 from bot.governance.proposals import OPEN
+from bot.governance.scope import Platforms, scoped, served
 from storage.models import Audit, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
 
 ROLE, AUDITOR, TIE, LEDGER = "role", "auditor", "tie", "ledger"
@@ -368,10 +369,11 @@ _NEXT_DUE = (select(_lotteries.id, _lotteries.draws_at)  # ix_lotteries_due: onl
              .order_by(_lotteries.draws_at, _lotteries.id).limit(1))
 
 
-def next_due_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.connection().execute(_NEXT_DUE, {"now": now}).first()
+def next_due_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.connection().execute(scoped(_NEXT_DUE, _lotteries.group_id, platforms), {"now": now}).first()
     return (row.id, row.draws_at) if row else None
 
 
-def next_deadline(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Lottery.draws_at)).where(Lottery.drawn_at.is_(None)))
+def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
+    return session.scalar(select(func.min(Lottery.draws_at)).where(Lottery.drawn_at.is_(None),
+                                                                   served(Lottery.group_id, platforms)))

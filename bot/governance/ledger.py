@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from bot.governance import draws, needs, proposals, record
 from bot.governance.errors import RuleViolation
+from bot.governance.scope import Platforms, served, served_groups
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import CHOSEN, PASSED, WITHDRAWN
 from bot.money import format_cents
@@ -491,19 +492,23 @@ def _name(session: Session, member_id: int) -> str:
 
 # the scheduler's view -----------------------------------------------------------------------------
 
-def next_statement_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(Group.id, Group.next_statement_at).where(Group.next_statement_at <= now)
+def next_statement_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.execute(select(Group.id, Group.next_statement_at)
+                          .where(Group.next_statement_at <= now, served_groups(platforms))
                           .order_by(Group.next_statement_at, Group.id).limit(1)).first()
     return tuple(row) if row else None
 
 
-def next_check_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(LedgerCheck.id, LedgerCheck.remind_at).where(LedgerCheck.remind_at <= now)
+def next_check_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.execute(select(LedgerCheck.id, LedgerCheck.remind_at)
+                          .where(LedgerCheck.remind_at <= now, served(LedgerCheck.group_id, platforms))
                           .order_by(LedgerCheck.remind_at, LedgerCheck.id).limit(1)).first()
     return tuple(row) if row else None
 
 
-def next_deadline(session: Session) -> datetime | None:
-    times = session.execute(select(select(func.min(Group.next_statement_at)).scalar_subquery(),
-                                   select(func.min(LedgerCheck.remind_at)).scalar_subquery())).one()
+def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
+    times = session.execute(select(
+        select(func.min(Group.next_statement_at)).where(served_groups(platforms)).scalar_subquery(),
+        select(func.min(LedgerCheck.remind_at)).where(served(LedgerCheck.group_id, platforms)).scalar_subquery(),
+    )).one()
     return min((moment for moment in times if moment is not None), default=None)

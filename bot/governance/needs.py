@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from bot.governance import record
 from bot.governance.proposals import RuleViolation
+from bot.governance.scope import Platforms, served
 from storage.models import Member, Need, NeedEvent
 
 NEED, OFFER = "need", "offer"
@@ -213,11 +214,13 @@ def is_overdue(need: Need, now: datetime) -> bool:
 
 # the scheduler -------------------------------------------------------------------
 
-def next_nudge_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.execute(select(Need.id, Need.nudge_at).where(Need.nudge_at.is_not(None), Need.nudge_at <= now)
+def next_nudge_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.execute(select(Need.id, Need.nudge_at).where(Need.nudge_at.is_not(None), Need.nudge_at <= now,
+                                                                served(Need.group_id, platforms))
                           .order_by(Need.nudge_at, Need.id).limit(1)).first()
     return tuple(row) if row else None
 
 
-def next_nudge(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Need.nudge_at)).where(Need.nudge_at.is_not(None)))
+def next_nudge(session: Session, platforms: Platforms = None) -> datetime | None:
+    return session.scalar(select(func.min(Need.nudge_at)).where(Need.nudge_at.is_not(None),
+                                                                served(Need.group_id, platforms)))

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from bot.commands.args import Quorum
 from bot.governance import record, secrecy, voting
 from bot.governance.errors import RuleViolation
+from bot.governance.scope import Platforms, scoped, served
 from storage.models import Ballot, Decision, Member, Proposal, VoterRoll
 
 OPEN, CLOSED, WITHDRAWN = "open", "closed", "withdrawn"
@@ -393,14 +394,15 @@ _NEXT_DUE = (select(_proposals.id, _proposals.closes_at)
              .order_by(_proposals.closes_at, _proposals.id).limit(1))
 
 
-def next_due_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+def next_due_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
     """The proposal whose deadline passed first (id and deadline), for the scheduler's loop."""
-    row = session.connection().execute(_NEXT_DUE, {"now": now}).first()
+    row = session.connection().execute(scoped(_NEXT_DUE, _proposals.group_id, platforms), {"now": now}).first()
     return (row.id, row.closes_at) if row else None
 
 
-def next_deadline(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Proposal.closes_at)).where(Proposal.status == OPEN))
+def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
+    return session.scalar(select(func.min(Proposal.closes_at)).where(Proposal.status == OPEN,
+                                                                     served(Proposal.group_id, platforms)))
 
 
 def open_in_group(session: Session, group_id: int) -> list[Proposal]:

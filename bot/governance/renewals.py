@@ -24,6 +24,7 @@ from bot.commands.args import Quorum
 from bot.governance import charter, record, roles, voting
 from bot.governance import proposals as rules
 from bot.governance.errors import RuleViolation
+from bot.governance.scope import Platforms, scoped, served, served_groups
 from bot.governance.settings import GroupSettings
 from storage.models import Ballot, Group, Member, Proposal, RenewalItem, Role
 
@@ -219,18 +220,20 @@ _NEXT_SUNSET = (select(_roles.id, _roles.sunset_at)
                 .order_by(_roles.sunset_at, _roles.id).limit(1))
 
 
-def next_review_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.connection().execute(_NEXT_REVIEW, {"now": now}).first()
+def next_review_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    statement = _NEXT_REVIEW if platforms is None else _NEXT_REVIEW.where(served_groups(platforms))
+    row = session.connection().execute(statement, {"now": now}).first()
     return (row.id, row.next_renewal_at) if row else None
 
 
-def next_sunset_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.connection().execute(_NEXT_SUNSET, {"now": now}).first()
+def next_sunset_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.connection().execute(scoped(_NEXT_SUNSET, _roles.group_id, platforms), {"now": now}).first()
     return (row.id, row.sunset_at) if row else None
 
 
-def next_due(session: Session) -> datetime | None:
-    times = (session.scalar(select(func.min(Group.next_renewal_at))),
-             session.scalar(select(func.min(Role.sunset_at)).where(Role.retired_at.is_(None))))
+def next_due(session: Session, platforms: Platforms = None) -> datetime | None:
+    times = (session.scalar(select(func.min(Group.next_renewal_at)).where(served_groups(platforms))),
+             session.scalar(select(func.min(Role.sunset_at)).where(Role.retired_at.is_(None),
+                                                                   served(Role.group_id, platforms))))
     return min((t for t in times if t is not None), default=None)
 

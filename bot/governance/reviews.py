@@ -22,6 +22,7 @@ from bot.durations import format_duration
 from bot.governance import proposals as rules
 from bot.governance import record
 from bot.governance.errors import RuleViolation
+from bot.governance.scope import Platforms, scoped, served
 from bot.governance.settings import GroupSettings
 from storage.models import Decision, Proposal
 
@@ -44,15 +45,15 @@ def check_delay(delay: timedelta) -> timedelta:
     return delay
 
 
-def next_review_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
+def next_review_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
     """The decision whose review date passed first (id and date), for the scheduler's loop."""
-    row = session.connection().execute(_NEXT_REVIEW, {"now": now}).first()
+    row = session.connection().execute(scoped(_NEXT_REVIEW, _decisions.group_id, platforms), {"now": now}).first()
     return (row.id, row.review_at) if row else None
 
 
-def next_review(session: Session) -> datetime | None:
+def next_review(session: Session, platforms: Platforms = None) -> datetime | None:
     """When the next review falls due (None: none scheduled)."""
-    return session.scalar(select(func.min(Decision.review_at)))
+    return session.scalar(select(func.min(Decision.review_at)).where(served(Decision.group_id, platforms)))
 
 
 def title_of(original: Proposal) -> str:

@@ -18,6 +18,7 @@ from bot.commands.args import Quorum
 from bot.durations import format_duration
 from bot.governance import record
 from bot.governance.proposals import OPEN, RuleViolation, open_proposal
+from bot.governance.scope import Platforms, scoped, served
 from storage.models import Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
 
 FILLS = ("election", "lottery", "volunteer")
@@ -391,19 +392,20 @@ _NEXT_WARNING = (select(_mandates.id, _mandates.next_warning_at)
                  .order_by(_mandates.next_warning_at, _mandates.id).limit(1))
 
 
-def next_lapse_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.connection().execute(_NEXT_LAPSE, {"now": now}).first()
+def next_lapse_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.connection().execute(scoped(_NEXT_LAPSE, _mandates.group_id, platforms), {"now": now}).first()
     return tuple(row) if row else None
 
 
-def next_warning_id(session: Session, now: datetime) -> tuple[int, datetime] | None:
-    row = session.connection().execute(_NEXT_WARNING, {"now": now}).first()
+def next_warning_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.connection().execute(scoped(_NEXT_WARNING, _mandates.group_id, platforms), {"now": now}).first()
     return tuple(row) if row else None
 
 
-def next_mandate_deadline(session: Session) -> datetime | None:
-    ends = session.scalar(select(func.min(Mandate.ends_at)).where(Mandate.ended_at.is_(None)))
-    warns = session.scalar(select(func.min(Mandate.next_warning_at)).where(Mandate.ended_at.is_(None)))
+def next_mandate_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
+    current = (Mandate.ended_at.is_(None), served(Mandate.group_id, platforms))
+    ends = session.scalar(select(func.min(Mandate.ends_at)).where(*current))
+    warns = session.scalar(select(func.min(Mandate.next_warning_at)).where(*current))
     return min((t for t in (ends, warns) if t is not None), default=None)
 
 

@@ -1,0 +1,34 @@
+"""Which groups a process's scheduled work covers: those of the platform accounts it serves.
+
+Several processes may share one database, each serving its own bot accounts
+(bot/standby.py); each closes the votes, lapses the mandates and posts the
+digests of its own groups only. `None` means every group (one process serves
+them all: the console, tests, a single bot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select, true
+
+from storage.models import Group
+
+Platforms = Sequence[str] | None
+
+
+def served(group_id, platforms: Platforms):
+    """A condition on a row's group id column: its group is one of these platforms'."""
+    if platforms is None:
+        return true()
+    return group_id.in_(select(Group.id).where(Group.platform.in_(list(platforms))))
+
+
+def served_groups(platforms: Platforms):
+    """The same condition on the groups table itself."""
+    return true() if platforms is None else Group.platform.in_(list(platforms))
+
+
+def scoped(statement: Select, group_id, platforms: Platforms) -> Select:
+    """A prepared look for due work, narrowed to these platforms' groups (unchanged for all)."""
+    return statement if platforms is None else statement.where(served(group_id, platforms))
