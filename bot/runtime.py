@@ -35,6 +35,7 @@ class Runtime:
         # Scheduled work covers the groups of these platform accounts only: other processes on the
         # same database serve the others (bot/standby.py).
         self.platforms = tuple(adapter.platform for adapter in adapters)
+        self._scope = self.platforms  # narrowed to None when every group is ours (refreshed each round)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commons-core")
         self.delivery = Delivery(core, adapters, self.call)
         self.scheduler = Scheduler(self.run_due, core.clock, sweep_interval)
@@ -55,7 +56,7 @@ class Runtime:
         COMMANDS.labels(self._kind(event)).inc()
         await self.delivery.submit(outgoing)
         if outgoing:
-            self.scheduler.wake_at(await self.call(jobs.next_due, self.core, self.platforms))
+            self.scheduler.wake_at(await self.call(jobs.next_due, self.core, self._scope))
 
     def _kind(self, event: Inbound) -> str:
         """A metric label: the command's name (never its words), or the kind of event."""
@@ -70,21 +71,23 @@ class Runtime:
         Each slice is a separate turn on the core's worker, so a member's command that arrives
         meanwhile runs between two slices instead of waiting for all of it (a thousand audits
         closing together used to hold every group's commands for minutes)."""
+        self._scope = await self.call(jobs.work_scope, self.core, self.platforms)
         finished = False
         while not finished:
             _, finished = await self.call(jobs.run_due_batch, self.core, jobs.SLICE_BUDGET, jobs.SLICE_BATCH,
-                                          self.platforms)
+                                          self._scope)
             await self.delivery.pull()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
             await self.call(jobs.forget_delivered_actions, self.core)
-        return await self.call(jobs.next_due, self.core, self.platforms)
+        return await self.call(jobs.next_due, self.core, self._scope)
 
     async def start(self) -> None:
         # Overdue work first (deadlines that passed while the bot was down), once, in big batches:
         # no member can be waiting yet. Then everything a crash left in the outbox is queued
         # ahead of new replies.
-        await self.call(jobs.run_due_work, self.core, CATCH_UP_LIMIT, self.platforms)
+        self._scope = await self.call(jobs.work_scope, self.core, self.platforms)
+        await self.call(jobs.run_due_work, self.core, CATCH_UP_LIMIT, self._scope)
         next_due = await self.run_due()
         self.scheduler.start()
         self.scheduler.wake_at(next_due)

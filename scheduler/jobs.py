@@ -19,7 +19,7 @@ from bot import outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
-from bot.governance import audits, draws, record, roles
+from bot.governance import audits, draws, record, roles, scope
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
@@ -304,6 +304,12 @@ def forget_delivered_actions(core: Core, keep: timedelta = WEEK) -> int:
     then forgets it, so it does not grow without end."""
     with core.db.transaction() as session:
         return outbox.forget_delivered(session, core.clock.now() - keep)
+
+
+def work_scope(core: Core, platforms: Platforms) -> Platforms:
+    """What to narrow scheduled work to (None: every group is served here), looked up once per round."""
+    with core.db.transaction() as session:
+        return scope.needed(session, platforms)
 
 
 def next_due(core: Core, platforms: Platforms = None) -> datetime | None:

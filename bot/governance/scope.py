@@ -10,18 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select, true
+from sqlalchemy import Select, exists, select, true
+from sqlmodel import Session
 
 from storage.models import Group
 
 Platforms = Sequence[str] | None
 
 
+def needed(session: Session, platforms: Platforms) -> Platforms:
+    """The platforms to narrow scheduled work to, or None when every group in the database is
+    theirs anyway (the usual case: one process serves everything), which spares every look for
+    due work its extra condition."""
+    if platforms is None:
+        return None
+    others = session.scalar(select(exists().where(Group.platform.not_in(list(platforms)))))
+    return platforms if others else None
+
+
 def served(group_id, platforms: Platforms):
-    """A condition on a row's group id column: its group is one of these platforms'."""
+    """A condition on a row's group id column: its group is one of these platforms'. A correlated
+    EXISTS, so a look for the earliest due row checks candidates in due order and stops at the
+    first of ours (an IN over the groups would first list all of them, for every look)."""
     if platforms is None:
         return true()
-    return group_id.in_(select(Group.id).where(Group.platform.in_(list(platforms))))
+    return exists().where(Group.id == group_id, Group.platform.in_(list(platforms)))
 
 
 def served_groups(platforms: Platforms):
