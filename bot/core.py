@@ -253,9 +253,9 @@ class Core:
         return EditMessage(chat=self.directory.chat_of(group), track=f"proposal:{proposal.number}", text=text,
                            choices=choices)
 
-    def pending_outbox(self, platforms: list[str], limit: int = 500) -> list[Outgoing]:
+    def pending_outbox(self, platforms: list[str], limit: int = 500, after: int = 0) -> list[Outgoing]:
         with self.db.transaction() as session:
-            return outbox.pending(session, platforms, limit)
+            return outbox.pending(session, platforms, limit, after)
 
     def delivered(self, ids: list[int], tracked: list[tuple[ChatRef, str, str]] = ()) -> None:
         """Mark actions sent; tracked messages' platform ids are kept in the same transaction (for edits)."""

@@ -101,10 +101,17 @@ class Delivery:
         prints its replies before the next line)."""
         await self._queue_and_wait(items)
 
-    async def pull(self) -> int:
-        """Queue every undelivered action in the outbox (after a restart, and after due work)."""
-        rows = await self.call_core(self.core.pending_outbox, list(self.adapters))
-        return await self._queue_and_wait(rows)
+    async def pull(self, page: int = 500) -> int:
+        """Queue every undelivered action in the outbox (after a restart, and after due work), a page
+        at a time: after a long downtime there may be tens of thousands, and all of them go out now
+        rather than one page per sweep."""
+        accepted, after = 0, 0
+        while True:
+            rows = await self.call_core(self.core.pending_outbox, list(self.adapters), page, after)
+            accepted += await self._queue_and_wait(rows)
+            if len(rows) < page:
+                return accepted
+            after = rows[-1].id
 
     async def _queue_and_wait(self, items: Iterable[Outgoing]) -> int:
         accepted = [item for item in items if self._accept(item)]

@@ -100,11 +100,12 @@ def record(session: Session, *, key: str, action: Action, group_id: int | None, 
     return True
 
 
-def pending(session: Session, platforms: list[str], limit: int = 500) -> list[Outgoing]:
-    """Undelivered actions for the given platforms, oldest first (others wait for their adapter)."""
+def pending(session: Session, platforms: list[str], limit: int = 500, after: int = 0) -> list[Outgoing]:
+    """Undelivered actions for the given platforms, oldest first, from id `after` on (others wait
+    for their adapter)."""
     rows = session.execute(
         select(_TABLE.c.id, _TABLE.c.action, _TABLE.c.token)
-        .where(_PENDING, _TABLE.c.platform.in_(platforms)).order_by(_TABLE.c.id).limit(limit))
+        .where(_PENDING, _TABLE.c.platform.in_(platforms), _TABLE.c.id > after).order_by(_TABLE.c.id).limit(limit))
     return [Outgoing(row.id, load_action(row.action), f"{row.id}.{row.token}") for row in rows]
 
 

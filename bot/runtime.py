@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Callable
@@ -20,6 +19,7 @@ from bot.core import Core
 from bot.delivery import Delivery
 from bot.events import ChoiceMade, CommandMessage, Inbound
 from bot.metrics import COMMANDS, REPLY_SECONDS
+from bot.worker import CoreWorker
 from scheduler import jobs
 from scheduler.runner import Scheduler
 
@@ -35,14 +35,21 @@ class Runtime:
         # Scheduled work covers the groups of these platform accounts only: other processes on the
         # same database serve the others (bot/standby.py).
         self.platforms = tuple(adapter.platform for adapter in adapters)
+        self._rearming: asyncio.Future | None = None
+        self._rearm_again = False
         self._scope = self.platforms  # narrowed to None when every group is ours (refreshed each round)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commons-core")
+        self._worker = CoreWorker()
         self.delivery = Delivery(core, adapters, self.call)
         self.scheduler = Scheduler(self.run_due, core.clock, sweep_interval)
         self._next_housekeeping = 0.0
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, partial(function, *args))
+        """Run on the core's worker, ahead of any background work waiting there."""
+        return await self._worker.call(function, *args)
+
+    async def call_in_background(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run on the core's worker after whatever members are waiting for."""
+        return await self._worker.call(function, *args, background=True)
 
     async def handle(self, event: Inbound, platform: str | None = None) -> None:
         """The sink adapters feed: apply the event (its replies are in the outbox when this
@@ -56,7 +63,25 @@ class Runtime:
         COMMANDS.labels(self._kind(event)).inc()
         await self.delivery.submit(outgoing)
         if outgoing:
-            self.scheduler.wake_at(await self.call(jobs.next_due, self.core, self._scope))
+            self._rearm_soon()
+
+    def _rearm_soon(self) -> None:
+        """A command may have set a new deadline: look when the next one falls, off the reply path
+        (after the member's work on the worker) and once for a whole burst of commands."""
+        if self._rearming is None or self._rearming.done():
+            self._rearming = asyncio.ensure_future(self._rearm())
+        else:
+            self._rearm_again = True
+
+    async def _rearm(self) -> None:
+        try:
+            while True:
+                self._rearm_again = False
+                self.scheduler.wake_at(await self.call_in_background(jobs.next_due, self.core, self._scope))
+                if not self._rearm_again:
+                    return
+        except Exception:
+            log.exception("could not look for the next deadline; the next sweep will")
 
     def _kind(self, event: Inbound) -> str:
         """A metric label: the command's name (never its words), or the kind of event."""
@@ -74,8 +99,8 @@ class Runtime:
         self._scope = await self.call(jobs.work_scope, self.core, self.platforms)
         finished = False
         while not finished:
-            _, finished = await self.call(jobs.run_due_batch, self.core, jobs.SLICE_BUDGET, jobs.SLICE_BATCH,
-                                          self._scope)
+            _, finished = await self.call_in_background(jobs.run_due_batch, self.core, jobs.SLICE_BUDGET,
+                                                        jobs.SLICE_BATCH, self._scope)
             await self.delivery.pull()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
@@ -108,6 +133,7 @@ class Runtime:
             await asyncio.wait_for(self.scheduler.shutdown(), timeout)
         except TimeoutError:
             log.warning("scheduled work was still running when fenced; the next active process redoes it")
+        await self._stop_rearming()
         self._worker.shutdown(wait=False)  # a call stuck on a lost connection must not hold the exit
 
     async def stop(self) -> None:
@@ -118,5 +144,11 @@ class Runtime:
             except Exception:
                 log.exception("stopping %s failed", adapter.platform)
         await self.scheduler.shutdown()
+        await self._stop_rearming()
         await self.delivery.close()  # anything that came in meanwhile stays in the outbox for next time
         self._worker.shutdown(wait=True)
+
+    async def _stop_rearming(self) -> None:
+        if self._rearming is not None:
+            self._rearming.cancel()
+            await asyncio.gather(self._rearming, return_exceptions=True)

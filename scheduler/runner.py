@@ -31,6 +31,7 @@ class Scheduler:
         self._aps = AsyncIOScheduler(timezone=timezone.utc)
         self._lock = asyncio.Lock()
         self._closing = False
+        self._asked: datetime | None = None  # a wake-up asked for while a run was under way
 
     def start(self) -> None:
         self._aps.add_job(self.run_now, IntervalTrigger(seconds=self._sweep_interval.total_seconds()),
@@ -64,13 +65,21 @@ class Scheduler:
             except Exception:
                 log.exception("scheduled work failed; the next sweep retries")
                 return
-        self.wake_at(due)
+            finally:
+                asked, self._asked = self._asked, None
+        self.wake_at(min((t for t in (due, asked) if t is not None), default=None))
 
     def wake_at(self, due: datetime | None) -> None:
         """Ask to be woken when `due` (in the core's clock) arrives."""
         if due is None or not self._aps.running:
             return
+        if self._lock.locked():  # a run is under way: arm it when that run ends (no job piling up behind it)
+            self._asked = due if self._asked is None else min(self._asked, due)
+            return
         # The core's clock may be shifted (the console's :wait); APScheduler runs on real time.
         real = utcnow() + (due - self._clock.now())
         self._aps.add_job(self.run_now, DateTrigger(run_date=max(real, utcnow())), id="wake",
-                          replace_existing=True, misfire_grace_time=None)
+                          replace_existing=True, misfire_grace_time=None,
+                          # A wake-up may come while an earlier one still waits for the run in progress
+                          # (the console's :wait runs directly): it queues on the lock, it is not dropped.
+                          max_instances=4)

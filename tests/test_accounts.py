@@ -37,7 +37,9 @@ def test_each_process_closes_only_the_votes_of_its_own_accounts(database_url):
         # The same chat id on two bot accounts: two groups, each with its own proposal #1.
         say(core, MAIN, "/propose Paint the stairwell closes=1d", 1)
         say(core, HOUSING, "/propose Buy a ladder closes=2d", 1)
-        assert core.pending_outbox([MAIN])[0].action.text.plain != core.pending_outbox([HOUSING])[0].action.text.plain
+        [main_card], [housing_card] = core.pending_outbox([MAIN]), core.pending_outbox([HOUSING])
+        assert "Paint the stairwell" in main_card.action.text.plain()
+        assert "Buy a ladder" in housing_card.action.text.plain()
         clock.advance(timedelta(days=3))
 
         assert jobs.next_due(core, (MAIN,)) == START + timedelta(days=1)
