@@ -42,7 +42,7 @@ WEEK = timedelta(days=7)
 # Catching up (at start-up, before any member can be waiting): big transactions, few commits.
 CATCH_UP_BUDGET, CATCH_UP_BATCH = 1.0, 500
 # While serving: short slices on the core's worker, so a command waits at most one of them.
-SLICE_BUDGET, SLICE_BATCH = 0.015, 100
+SLICE_BUDGET, SLICE_BATCH = 0.005, 100
 DIGEST_ITEMS = 10
 
 
