@@ -78,7 +78,16 @@ from telegram.warnings import PTBUserWarning
 
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
-from bot.events import ChatRef, ChoiceMade, CommandMessage, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.events import (
+    ChatRef,
+    ChoiceMade,
+    CommandMessage,
+    MemberCount,
+    MemberJoined,
+    MemberLeft,
+    UserRef,
+    platform_kind,
+)
 from bot.metrics import RATE_LIMITED, RECEIVE_ERRORS
 from bot.render.text import MENTION, MENTION_SCHEME, RichText, escape, mentioned
 
@@ -226,7 +235,7 @@ class CommonsRateLimiter(BaseRateLimiter[int]):
 def _user_link(match: re.Match) -> str:
     user, name = mentioned(match)
     # A second bot account's platform is "telegram.<account>": its users are Telegram users too.
-    if user.platform.split(".", 1)[0] != PLATFORM or not _USER_ID.fullmatch(user.user_id):
+    if platform_kind(user.platform) != PLATFORM or not _USER_ID.fullmatch(user.user_id):
         return name  # not someone Telegram can link to: the name alone
     return f'<a href="tg://user?id={user.user_id}">{name}</a>'
 

@@ -26,6 +26,7 @@ from bot.commands.registry import Command, Registry
 from bot.config import AppConfig, DefaultsConfig, MatrixConfig, TelegramConfig, platform_key
 from bot.core import Core
 from bot.durations import parse_duration
+from bot.events import platform_kind
 from bot.metrics import ACTIVE, OUTBOX_DEPTH, OUTBOX_OLDEST_SECONDS
 from bot.ops import OpsServer
 from bot.runtime import Runtime
@@ -130,8 +131,8 @@ def served_accounts(config: AppConfig) -> list[str]:
 
 
 def command_prefixes(config: AppConfig, adapters: list) -> dict[str, str]:
-    kinds = {"matrix": config.matrix.command_prefix if config.matrix else "!", "telegram": "/"}
-    return {adapter.platform: kinds[adapter.platform.split(".", 1)[0]] for adapter in adapters}
+    kinds = PREFIXES | ({"matrix": config.matrix.command_prefix} if config.matrix else {})
+    return {adapter.platform: kinds[platform_kind(adapter.platform)] for adapter in adapters}
 
 
 class ServingState:

@@ -30,6 +30,7 @@ from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
 from bot.logs import log_context
+from bot.metrics import COMMANDS
 from bot.render.text import TextBuilder, code, escape
 from storage.db import Database
 from storage.models import Group, ProcessedEvent, Proposal
@@ -73,12 +74,16 @@ class Core:
             if isinstance(event, CommandMessage):
                 return self._command(event)
             if isinstance(event, ChoiceMade):
+                COMMANDS.labels("choice").inc()
                 return self._choice(event)
+            COMMANDS.labels("membership").inc()
             return self._membership(event)
 
     def _command(self, event: CommandMessage) -> list[Outgoing]:
         invocation = self.registry.parse_invocation(event.text, require_prefix=not event.is_private,
                                                     bot_username=event.bot_username)
+        # A metric label: the command's name, never its words.
+        COMMANDS.labels(invocation.command.name if invocation and invocation.command else "other").inc()
         if invocation is None:
             return []  # ordinary chat, or a command for another bot
         prefix = self.prefix_for(event.chat.platform)

@@ -46,6 +46,7 @@ from bot.actions import (
 from bot.adapter import Adapter
 from bot.chart_worker import ChartWorker
 from bot.core import Core
+from bot.events import platform_kind
 from bot.metrics import DELIVERY_RETRIES
 from bot.render.text import addressed
 
@@ -266,7 +267,7 @@ class Delivery:
                     self._settle(waiting.id)  # nobody waits for retries, nor for what queues behind them
                 pause = min(self.longest_pause, self.first_pause * 2 ** (attempts - 1))
                 # Labelled like the adapters' metrics: "telegram", not a second account's "telegram.<account>".
-                DELIVERY_RETRIES.labels(platform_of(item.action).split(".", 1)[0]).inc()
+                DELIVERY_RETRIES.labels(platform_kind(platform_of(item.action))).inc()
                 log.warning("%s #%d not delivered (attempt %d): %s; retrying in %.0f s", item.action.kind,
                             item.id, attempts, _describe(error), pause)
                 await asyncio.sleep(pause)

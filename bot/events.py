@@ -20,6 +20,12 @@ class UserRef(_Frozen):
     user_id: str
 
 
+def platform_kind(platform: str) -> str:
+    """The chat platform behind a platform name: "telegram" for "telegram" and for a second bot
+    account's "telegram.<account>"."""
+    return platform.split(".", 1)[0]
+
+
 class ChatRef(_Frozen):
     platform: str
     chat_id: str

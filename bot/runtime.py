@@ -17,8 +17,8 @@ from typing import Any, Callable
 from bot.adapter import Adapter
 from bot.core import Core
 from bot.delivery import Delivery
-from bot.events import ChoiceMade, CommandMessage, Inbound
-from bot.metrics import COMMANDS, REPLY_SECONDS
+from bot.events import Inbound
+from bot.metrics import REPLY_SECONDS
 from bot.worker import CoreWorker
 from scheduler import jobs
 from scheduler.runner import Scheduler
@@ -60,7 +60,6 @@ class Runtime:
         started = time.perf_counter()
         outgoing = await self.call(self.core.intake, event)
         REPLY_SECONDS.observe(time.perf_counter() - started)
-        COMMANDS.labels(self._kind(event)).inc()
         await self.delivery.submit(outgoing)
         if outgoing:
             self._rearm_soon()
@@ -82,13 +81,6 @@ class Runtime:
                     return
         except Exception:
             log.exception("could not look for the next deadline; the next sweep will")
-
-    def _kind(self, event: Inbound) -> str:
-        """A metric label: the command's name (never its words), or the kind of event."""
-        if isinstance(event, CommandMessage):
-            invocation = self.core.registry.parse_invocation(event.text, require_prefix=False)
-            return invocation.command.name if invocation and invocation.command else "other"
-        return "choice" if isinstance(event, ChoiceMade) else "membership"
 
     async def run_due(self) -> datetime | None:
         """Do the due work in short slices, delivering what each announced, and say when to look next.

@@ -24,7 +24,7 @@ import logging
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from storage.db import libpq_url
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ class AlreadyRunning(RuntimeError):
 def account_key(account: str) -> int:
     """A stable 31-bit key for an account's name (the second half of its advisory lock)."""
     return int.from_bytes(hashlib.sha256(account.encode()).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def libpq_url(url: str) -> str:
-    """The SQLAlchemy URL as libpq reads it (`postgresql+psycopg://…` → `postgresql://…`)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class SqliteGuard:

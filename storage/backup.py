@@ -20,6 +20,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from storage.db import libpq_url
+
 
 class BackupError(Exception):
     """A backup that was not made; the message says why, in one line."""
@@ -107,14 +109,6 @@ def find_pg_tool(name: str) -> str | None:
     return next((str(tool) for tool in tools if os.access(tool, os.X_OK)), None)
 
 
-def libpq_uri(url: URL) -> str:
-    """The connection as libpq reads it, without the password (`postgresql://user@host/db`)."""
-    # Built anew: URL.set(password=None) would leave the password in place.
-    bare = URL.create("postgresql", username=url.username, host=url.host, port=url.port, database=url.database,
-                      query=url.query)
-    return bare.render_as_string(hide_password=False)
-
-
 def pg_dump_command(url: URL, file: Path, pg_dump: str) -> tuple[list[str], dict[str, str]]:
     """The pg_dump command line and its environment. The password goes in PGPASSWORD: a command
     line is readable by every user of the machine (ps)."""
@@ -122,7 +116,8 @@ def pg_dump_command(url: URL, file: Path, pg_dump: str) -> tuple[list[str], dict
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     # --no-password: run from cron or a timer, a missing password must fail, not wait at a prompt.
-    argv = [pg_dump, "--format=custom", "--no-password", "--file", str(file), "--dbname", libpq_uri(url)]
+    where = libpq_url(url, password=False)
+    argv = [pg_dump, "--format=custom", "--no-password", "--file", str(file), "--dbname", where]
     return argv, env
 
 
@@ -141,6 +136,7 @@ def _postgresql(url: URL, file: Path) -> str:
             said = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
             raise BackupError(f"pg_dump failed: {said or f'exit status {done.returncode}'}")
     server = url.host or "the local server"
-    restore = f"pg_restore --clean --if-exists -d {shlex.quote(libpq_uri(url))} {shlex.quote(str(file))}"
+    where = libpq_url(url, password=False)
+    restore = f"pg_restore --clean --if-exists -d {shlex.quote(where)} {shlex.quote(str(file))}"
     return (f"wrote {file} ({file.stat().st_size:,} bytes), a pg_dump of {url.database} on {server}\n"
             f"restore it with: {restore}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -78,6 +78,16 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def libpq_url(url: str | URL, password: bool = True) -> str:
+    """A PostgreSQL URL as libpq reads it (`postgresql+psycopg://…` → `postgresql://…`), with or
+    without its password (pg_dump gets the password from the environment instead)."""
+    parsed = make_url(url)
+    # Built anew: URL.set(password=None) would leave the password in place.
+    return URL.create("postgresql", username=parsed.username, password=parsed.password if password else None,
+                      host=parsed.host, port=parsed.port, database=parsed.database,
+                      query=parsed.query).render_as_string(hide_password=False)
 
 
 def alembic_config(url: str) -> Config:

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from storage.backup import find_pg_tool, libpq_uri, pg_dump_command
-from storage.db import Database
+from storage.backup import find_pg_tool, pg_dump_command
+from storage.db import Database, libpq_url
 from storage.models import Ballot, Group, Member, Proposal
 from tests.harness import Room
 
@@ -207,7 +207,7 @@ async def test_postgresql_backup_with_pg_dump_restores_with_pg_restore(tmp_path,
         pg_restore = find_pg_tool("pg_restore")
         assert pg_restore is not None, "pg_restore not found beside pg_dump"
         done = subprocess.run([pg_restore, "--clean", "--if-exists", "--exit-on-error",
-                               "-d", libpq_uri(make_url(restored)), str(tmp_path / "commons.dump")],
+                               "-d", libpq_url(restored, password=False), str(tmp_path / "commons.dump")],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert counts(restored) == committed

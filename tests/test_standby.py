@@ -20,7 +20,8 @@ import aiohttp
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.standby import FENCED_EXIT, libpq_url
+from bot.standby import FENCED_EXIT
+from storage.db import libpq_url
 from tests.telegram_crash import FIRST_MEMBER, GROUP, BotProcess, free_port
 from tests.telegram_emulator import BotApiEmulator
 from tests.test_crash_telegram import show_log
