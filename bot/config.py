@@ -146,8 +146,11 @@ _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "spend_limit": ((int,), 'a whole amount (200) or one in quotes with cents ("49.99"); 0: no limit'),
     "charter_rule": ((), ", ".join(f'"{rule}"' for rule in RULES)),
     "renewal_every": ((), 'a duration in quotes, like "1y" or "6mo", or "off"'),
+    "assembly_every": ((), 'whole days, weeks or months in quotes, like "2w" or "1mo", or "off"'),
+    "assembly_reminders": ((list,), 'a list of durations, like ["2d", "1h"], or "off"'),
+    "rotation_prefers_new": ((bool,), ON_OFF),
 }
-_LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", "}
+_LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", ", "assembly_reminders": " "}
 
 
 def _as_text(key: str, value: Any) -> str | None:
@@ -198,6 +201,9 @@ class DefaultsConfig(Section):
     spend_limit: str = "0"
     charter_rule: str = "two-thirds"
     renewal_every: str = "1y"
+    assembly_every: str = "off"
+    assembly_reminders: str = "2d 1h"
+    rotation_prefers_new: str = "on"
 
     @field_validator("*", mode="before")
     @classmethod

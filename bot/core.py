@@ -36,7 +36,7 @@ from storage.db import Database
 from storage.models import Group, ProcessedEvent, Proposal
 
 log = logging.getLogger(__name__)
-TAPPABLE = ("vote", "ballot")  # the commands a button or reaction may carry
+TAPPABLE = ("vote", "ballot", "agenda")  # the commands a button or reaction may carry
 LINKABLE = ("ballot",)  # the commands a link may carry: a link can be made by anyone, so none that acts
 _CLAIM = insert(ProcessedEvent.__table__)  # built once: it runs for every event
 

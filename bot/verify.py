@@ -351,7 +351,8 @@ class _Ledger:
             raise _Problem("the secret does not match its commitment")
         committed = self.committed.pop(number, None)
         if committed is not None:
-            for key in ("commitment", "candidates", "seats", "purpose", "role", "proposal", "audit", "month"):
+            for key in ("commitment", "candidates", "seats", "purpose", "role", "proposal", "audit", "month",
+                        "assembly"):
                 if body.get(key) != committed.body.get(key):
                     raise _Problem(f"it changes the {key} published when lottery #{number} opened "
                                    f"(entry {committed.seq})")

@@ -32,6 +32,7 @@ from bot.render.common import checkpoint
 from bot.render.proposals import proposal_card, vote_choices
 from bot.render.roles import draw_announcement, lapse, lottery_opened, private_warning, warning
 from bot.render.text import RichText, b, join, plain
+from scheduler import assemblies as assembly_jobs
 from scheduler import ledger as ledger_jobs
 from scheduler import renewals as renewal_jobs
 from scheduler import reviews as review_jobs
@@ -208,6 +209,9 @@ def draw_due_lottery(core: Core, session: Session, lottery: Lottery, now: dateti
     elif lottery.purpose == draws.AUDITOR:
         audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
         text = render_audits.auditor_drawn(audit, drawn, group.platform, prefix)
+    elif lottery.purpose in draws.ASSEMBLY_JOBS:
+        assembly_jobs.announce_draw(core, session, lottery, drawn, now)  # both jobs at once, when both are drawn
+        return
     else:
         return  # its vote was withdrawn (a closing vote reveals its own): the draw is in the log, nothing to say
     outbox.record(session, key=f"lottery:{lottery.id}:drawn", group_id=group.id, now=now,
@@ -232,6 +236,7 @@ DUE_WORK = (
     review_jobs.DUE,  # decisions brought back at their review date (scheduler/reviews.py)
     *ledger_jobs.DUE_WORK,  # monthly statements and their checks (scheduler/ledger.py)
     *renewal_jobs.DUE_WORK,  # renewal reviews and role sunsets (scheduler/renewals.py)
+    *assembly_jobs.DUE_WORK,  # reminders, draws, agenda freeze and start of assemblies (scheduler/assemblies.py)
 )
 
 
@@ -318,5 +323,6 @@ def next_due(core: Core, platforms: Platforms = None) -> datetime | None:
         times = (rules.next_deadline(session, platforms), roles.next_mandate_deadline(session, platforms),
                  needs_rules.next_nudge(session, platforms), audits.next_deadline(session, platforms),
                  draws.next_deadline(session, platforms), review_jobs.next_review(session, platforms),
-                 ledger_jobs.next_due(session, platforms), renewal_jobs.next_due(session, platforms))
+                 ledger_jobs.next_due(session, platforms), renewal_jobs.next_due(session, platforms),
+                 assembly_jobs.next_due(session, platforms))
         return min((t for t in times if t is not None), default=None)

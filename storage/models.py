@@ -199,10 +199,11 @@ class Lottery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     group_id: int = Field(foreign_key="groups.id")
     number: int
-    purpose: str = Field(max_length=16)  # role | auditor | tie
+    purpose: str = Field(max_length=16)  # role | auditor | tie | ledger | facilitation | minutes
     role_id: int | None = Field(default=None, foreign_key="roles.id")
     audit_id: int | None = Field(default=None, foreign_key="audits.id")
     proposal_id: int | None = Field(default=None, foreign_key="proposals.id")
+    assembly_id: int | None = Field(default=None, foreign_key="assemblies.id")  # its facilitator or note-taker
     seats: int = 1
     candidates: str = Field(sa_column=Column(Text, nullable=False))  # JSON [[member_id, name], ...] in order
     commitment: str = Field(max_length=64)
@@ -594,3 +595,106 @@ class RenewalItem(SQLModel, table=True):
     clause: int | None = None  # a charter clause number
     label: str = Field(max_length=255)
     kept: bool | None = None  # set when the review closes
+
+
+class Assembly(SQLModel, table=True):
+    """A scheduled meeting of the group. `next_due_at` is the next step the scheduler owes it
+    (a reminder, the draw of its facilitator and note-taker, the agenda's freeze, the start),
+    so "what is due" stays one index lookup; the step flags say which are done."""
+
+    __tablename__ = "assemblies"
+    __table_args__ = (
+        UniqueConstraint("group_id", "number", name="uq_assembly_number"),
+        Index("ix_assemblies_due", "next_due_at", "id",
+              sqlite_where=text("next_due_at IS NOT NULL"), postgresql_where=text("next_due_at IS NOT NULL")),
+        Index("ix_assemblies_group_start", "group_id", "starts_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    number: int
+    starts_at: datetime = _when()
+    place: str | None = Field(default=None, max_length=300)
+    title: str | None = Field(default=None, max_length=200)
+    created_by: int | None = Field(default=None, foreign_key="members.id")  # None: scheduled by the rhythm
+    created_at: datetime = _when()
+    next_due_at: datetime | None = _when(nullable=True)
+    reminded_through: datetime | None = _when(nullable=True)  # the latest reminder time dealt with
+    drawn_at: datetime | None = _when(nullable=True)  # when the lotteries for its two jobs were opened
+    frozen_at: datetime | None = _when(nullable=True)  # the agenda's freeze
+    started_at: datetime | None = _when(nullable=True)  # the agenda was posted: the meeting is on
+    cancelled_at: datetime | None = _when(nullable=True)
+    facilitator_id: int | None = Field(default=None, foreign_key="members.id")
+    note_taker_id: int | None = Field(default=None, foreign_key="members.id")
+    # What whoever held each job leaves for the next one (`assembly notes`).
+    facilitator_notes: str | None = Field(default=None, sa_column=Column(Text))
+    note_taker_notes: str | None = Field(default=None, sa_column=Column(Text))
+    minutes: str | None = Field(default=None, sa_column=Column(Text))
+    minutes_done_at: datetime | None = _when(nullable=True)
+
+
+class AgendaItem(SQLModel, table=True):
+    """An item for the next assembly. It belongs to no assembly until an agenda freezes: then
+    every open item is bound to that assembly in the order of support, then age."""
+
+    __tablename__ = "agenda_items"
+    __table_args__ = (
+        UniqueConstraint("group_id", "number", name="uq_agenda_number"),
+        Index("ix_agenda_pending", "group_id", "assembly_id", "withdrawn_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id")
+    number: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    author_id: int = Field(foreign_key="members.id")
+    created_at: datetime = _when()
+    support: int = 0  # members who back it (one row each in agenda_supports)
+    assembly_id: int | None = Field(default=None, foreign_key="assemblies.id")
+    position: int | None = None  # its place on the frozen agenda
+    withdrawn_at: datetime | None = _when(nullable=True)
+    proposal_id: int | None = Field(default=None, foreign_key="proposals.id")  # `agenda propose`
+
+
+class AgendaSupport(SQLModel, table=True):
+    """One member backs one item once, whatever the code does."""
+
+    __tablename__ = "agenda_supports"
+
+    item_id: int = Field(foreign_key="agenda_items.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    supported_at: datetime = _when()
+
+
+class TaskVolunteer(SQLModel, table=True):
+    """A member standing for a recurring task that is not a role: facilitating assemblies,
+    taking their minutes, mediating conflicts."""
+
+    __tablename__ = "task_volunteers"
+
+    group_id: int = Field(foreign_key="groups.id", primary_key=True)
+    task: str = Field(primary_key=True, max_length=16)  # facilitation | minutes | mediation
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    since: datetime = _when()
+
+
+class Mediation(SQLModel, table=True):
+    """A private request for peer mediation. Nothing here is ever shown to the group, logged
+    or exported: only how many were opened and closed (the audit's figure)."""
+
+    __tablename__ = "mediations"
+    __table_args__ = (UniqueConstraint("group_id", "number", name="uq_mediation_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    number: int
+    requester_id: int = Field(foreign_key="members.id")
+    other_party_id: int | None = Field(default=None, foreign_key="members.id")
+    about: str | None = Field(default=None, sa_column=Column(Text))
+    first_mediator_id: int = Field(foreign_key="members.id")
+    second_mediator_id: int | None = Field(default=None, foreign_key="members.id")
+    seed: str = Field(max_length=64)  # the draw's seed, kept so the mediators can be shown it was by lot
+    opened_at: datetime = _when()
+    closed_at: datetime | None = _when(nullable=True)
+    closed_by: int | None = Field(default=None, foreign_key="members.id")
+    note: str | None = Field(default=None, sa_column=Column(Text))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.commands.args import Count, Duration, MentionArg, Number, OneOf, Text, Word
+from bot.commands.assemblies import show_task_notes, stand_for_task, stop_standing
 from bot.commands.base import command
 from bot.commands.proposals import METHOD, SECRET, card, message_key
 from bot.commands.registry import Flag, Option, Positional
 from bot.context import Context
-from bot.governance import draws, renewals, reviews, roles
+from bot.governance import draws, renewals, reviews, roles, tasks
 from bot.governance import proposals as rules
 from bot.governance.outcomes import next_step
 from bot.governance.proposals import RuleViolation
@@ -123,9 +124,15 @@ def role_history(ctx: Context, name: str) -> None:
     ctx.reply(RichText(html="\n".join(history_lines(found, current, rows, ctx.settings.timezone))))
 
 
-@command("volunteer", summary="stand for a role", example="volunteer facilitator", params=(ROLE,),
-         aliases=("stand",))
+@command("volunteer", summary="stand for a role — or for facilitation, minutes or mediation",
+         example="volunteer facilitator", params=(ROLE,), aliases=("stand",),
+         details="volunteer facilitation and volunteer minutes put you in the draw for each assembly's facilitator "
+                 "and note-taker; volunteer mediation, in the draw for peer mediators.")
 def volunteer(ctx: Context, role: str) -> None:
+    task = tasks.task_named(ctx.session, ctx.group_id, role)
+    if task is not None:
+        stand_for_task(ctx, task)
+        return
     found = roles.find_role(ctx.session, ctx.group_id, role)
     standing = roles.is_volunteer(ctx.session, found, ctx.member_id)
     if not standing:
@@ -146,6 +153,10 @@ def volunteer(ctx: Context, role: str) -> None:
 
 @command("unvolunteer", summary="stop standing for a role", example="unvolunteer facilitator", params=(ROLE,))
 def unvolunteer(ctx: Context, role: str) -> None:
+    task = tasks.task_named(ctx.session, ctx.group_id, role)
+    if task is not None:
+        stop_standing(ctx, task)
+        return
     found = roles.find_role(ctx.session, ctx.group_id, role)
     roles.unvolunteer(ctx.session, found, ctx.member_id)
     ctx.reply(RichText(html=f"{escape(ctx.sender_name)} no longer stands for {b(found.name)}."))
@@ -274,6 +285,10 @@ def shadow(ctx: Context, role: str) -> None:
 def handover(ctx: Context, role: str) -> None:
     if ctx.group_id is None:
         raise RuleViolation("Ask for a handover note in the group whose role it is.")
+    task = tasks.task_named(ctx.session, ctx.group_id, role)
+    if task is not None:
+        show_task_notes(ctx, task)
+        return
     found = roles.find_role(ctx.session, ctx.group_id, role)
     ctx.reply(RichText(html=handover_block(found)))
 

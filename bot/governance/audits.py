@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.governance import draws, needs, record, roles, voting
+from bot.governance import draws, mediation, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
 from bot.governance.scope import Platforms, served, served_groups
 from bot.governance.settings import GroupSettings
@@ -42,6 +42,8 @@ FIGURES = (  # what the bot measures, in the order reports, charts and CSV files
     ("lapsed_on_time", "mandates that lapsed on time"),
     ("extended", "mandates extended"),
     ("recalls", "recalls"),
+    ("mediations_opened", "mediations opened"),  # conflict resolution: counts only, never who or what
+    ("mediations_closed", "mediations closed"),
 )
 
 
@@ -223,6 +225,7 @@ def measure(session: Session, group_id: int, start: datetime, end: datetime) -> 
         Decision.outcome != voting.WITHDRAWN)).all()
     shares = [voters / members for voters, members in decisions if members]
     challenge = needs.longest_waiting(session, group_id)
+    mediations_opened, mediations_closed = mediation.counts(session, group_id, start, end)
     return {
         "period_start": start.isoformat(), "period_end": end.isoformat(),
         "needs_met": len(waits),
@@ -241,6 +244,8 @@ def measure(session: Session, group_id: int, start: datetime, end: datetime) -> 
             Decision.group_id == group_id, Proposal.kind == "renewal", Decision.outcome == voting.PASSED,
             Decision.decided_at >= start, Decision.decided_at < end)),
         "recalls": _ended(session, group_id, roles.RECALLED, start, end),
+        "mediations_opened": mediations_opened,
+        "mediations_closed": mediations_closed,
         "challenge": None if challenge is None else {
             "number": challenge.number, "text": challenge.text, "category": challenge.category,
             "posted": challenge.created_at.isoformat()},

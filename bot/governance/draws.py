@@ -35,9 +35,11 @@ from bot.governance import record, roles
 from bot.governance.errors import RuleViolation
 from bot.governance.proposals import OPEN
 from bot.governance.scope import Platforms, scoped, served
-from storage.models import Audit, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
+from storage.models import Assembly, Audit, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
 
 ROLE, AUDITOR, TIE, LEDGER = "role", "auditor", "tie", "ledger"
+FACILITATION, MINUTES = "facilitation", "minutes"  # an assembly's facilitator and note-taker
+ASSEMBLY_JOBS = (FACILITATION, MINUTES)
 BOT = "(the bot, at the opening)"  # the name on the bot's own contribution
 MAX_CONTRIBUTION = 200  # characters of one contribution
 # Contributions one member may add to one lottery. A cap per member, not on the total: a total cap
@@ -57,6 +59,7 @@ class Drawn:
     seated: list[Mandate] = field(default_factory=list)  # a role draw: the mandates started
     unseated: list[tuple[int, str]] = field(default_factory=list)  # a pick that took no seat, and why
     auditor: Member | None = None  # an auditor draw: who audits
+    assigned: Member | None = None  # an assembly job's draw: who facilitates or takes the minutes
 
 
 # what a lottery holds -------------------------------------------------------------------
@@ -87,6 +90,8 @@ def _subject(session: Session, lottery: Lottery) -> dict[str, int | str | None]:
     if lottery.purpose == LEDGER:
         check = ledger_check_of(session, lottery)
         subject["month"] = check.month if check else None
+    if lottery.assembly_id is not None:
+        subject["assembly"] = session.get(Assembly, lottery.assembly_id).number
     return subject
 
 
@@ -103,14 +108,14 @@ def role_name(session: Session, lottery: Lottery) -> str | None:
 def _open(session: Session, group_id: int, purpose: str, candidates: list[tuple[int, str]], seats: int,
           now: datetime, draws_at: datetime, *, role: Role | None = None, audit_id: int | None = None,
           proposal_id: int | None = None, skipped_window: bool = False,
-          ledger_check: LedgerCheck | None = None) -> Lottery:
+          ledger_check: LedgerCheck | None = None, assembly_id: int | None = None) -> Lottery:
     number = (session.scalar(select(func.max(Lottery.number)).where(Lottery.group_id == group_id)) or 0) + 1
     secret = rule.new_secret()
     # The first contribution is the bot's, public from the start: with no contribution at all the seed
     # would be SHA-256(secret), the commitment itself, and everyone would know the picks at the opening.
     opening = [BOT, f"lottery #{number} opened {record.stamp(now)}"]
     lottery = Lottery(group_id=group_id, number=number, purpose=purpose, role_id=role.id if role else None,
-                      audit_id=audit_id, proposal_id=proposal_id, seats=seats,
+                      audit_id=audit_id, proposal_id=proposal_id, assembly_id=assembly_id, seats=seats,
                       candidates=json.dumps([list(c) for c in candidates], ensure_ascii=False),
                       commitment=rule.commitment(secret), secret=secret, contributions=json.dumps([opening]),
                       opened_at=now, draws_at=draws_at, skipped_window=skipped_window)
@@ -189,6 +194,13 @@ def open_tie(session: Session, proposal: Proposal, options: list[str], now: date
     return _open(session, proposal.group_id, TIE, candidates, 1, now, proposal.closes_at, proposal_id=proposal.id)
 
 
+def open_assembly_job(session: Session, assembly: Assembly, job: str, candidates: list[tuple[int, str]], seats: int,
+                      now: datetime, draws_at: datetime, skipped_window: bool = False) -> Lottery:
+    """The facilitator (`job` FACILITATION) or note-taker (MINUTES) of an assembly, among `candidates`."""
+    return _open(session, assembly.group_id, job, candidates, seats, now, draws_at, assembly_id=assembly.id,
+                 skipped_window=skipped_window)
+
+
 def auditor_lottery(session: Session, audit: Audit) -> Lottery | None:
     return session.scalars(select(Lottery).where(Lottery.audit_id == audit.id, Lottery.purpose == AUDITOR)
                            .order_by(Lottery.id.desc()).limit(1)).first()
@@ -242,6 +254,10 @@ def describe(session: Session, lottery: Lottery) -> str:
     elif lottery.purpose == LEDGER:
         check = ledger_check_of(session, lottery)
         what = f"the co-auditor of the {check.month} books" if check else "a co-auditor of the books"
+    elif lottery.purpose in ASSEMBLY_JOBS:
+        assembly = session.get(Assembly, lottery.assembly_id) if lottery.assembly_id else None
+        job = "facilitator" if lottery.purpose == FACILITATION else "note-taker"
+        what = f"the {job} of assembly #{assembly.number}" if assembly else f"an assembly's {job}"
     else:
         proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
         what = f"ties of vote #{proposal.number}" if proposal else "ties of a vote"
@@ -305,6 +321,8 @@ def reveal(session: Session, lottery: Lottery, at: datetime, warnings: tuple[tim
         drawn = _set_auditor(session, drawn)
     elif lottery.purpose == LEDGER:
         drawn = _set_checker(session, drawn)
+    elif lottery.purpose in ASSEMBLY_JOBS:
+        drawn = _set_assembly_job(session, drawn)
     return drawn
 
 
@@ -358,6 +376,31 @@ def _set_checker(session: Session, drawn: Drawn) -> Drawn:
             check.auditor_id = member_id
             return Drawn(drawn.lottery, drawn.role, drawn.candidates, drawn.contributions, drawn.picks,
                          auditor=member)
+    return drawn
+
+
+def _set_assembly_job(session: Session, drawn: Drawn) -> Drawn:
+    """The first pick who can takes the job; the note-taker's lottery passes over the facilitator,
+    so nobody does both in one meeting."""
+    assembly = session.get(Assembly, drawn.lottery.assembly_id) if drawn.lottery.assembly_id else None
+    facilitation = drawn.lottery.purpose == FACILITATION
+    for member_id in drawn.picks:
+        member = session.get(Member, member_id)
+        if assembly is None or assembly.cancelled_at is not None:
+            drawn.unseated.append((member_id, "the assembly was cancelled"))
+        elif member is None or not member.active:
+            drawn.unseated.append((member_id, "they are no longer in the group"))
+        elif not facilitation and member_id == assembly.facilitator_id:
+            drawn.unseated.append((member_id, "they facilitate this assembly"))
+        elif (assembly.facilitator_id if facilitation else assembly.note_taker_id) is not None:
+            drawn.unseated.append((member_id, "someone took the job meanwhile"))
+        else:
+            if facilitation:
+                assembly.facilitator_id = member_id
+            else:
+                assembly.note_taker_id = member_id
+            return Drawn(drawn.lottery, drawn.role, drawn.candidates, drawn.contributions, drawn.picks,
+                         unseated=drawn.unseated, assigned=member)
     return drawn
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot.commands.args import Quorum
 from bot.durations import format_duration
-from bot.governance import record
+from bot.governance import record, tasks
 from bot.governance.proposals import OPEN, RuleViolation, open_proposal
 from bot.governance.scope import Platforms, scoped, served
 from storage.models import Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
@@ -62,6 +62,9 @@ def add_role(session: Session, group_id: int, name: str, terms: RoleTerms, membe
              now: datetime) -> Role:
     if not NAME.fullmatch(name):
         raise RuleViolation("A role name is one word of letters, digits, - or _ (up to 32), like facilitator.")
+    if tasks.is_reserved(name):
+        raise RuleViolation(f"“{name}” is the name of a task members stand for (volunteer {name.lower()}); "
+                            "give the role another name.")
     if terms.term is None:
         raise RuleViolation("Every role needs a term, like term=90d: power expires by default.")
     _validate(terms)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.governance import audits, record, renewals, roles
+from bot.governance import assemblies, audits, record, renewals, roles
 from storage.models import Group, GroupSetting, SettingChange
 
 RESCHEDULES_GROUP = ("digest", "timezone", "audit_every")  # keys that move the digest or the next audit
@@ -39,4 +39,8 @@ def change(session: Session, directory, group: Group, key: str, new: str, member
         audits.schedule(session, group, settings, since=now)
     if key == "renewal_every":
         renewals.schedule(session, group, settings, now)
+    if key == "assembly_reminders":
+        assemblies.reschedule(session, group.id, settings, now)
+    if key == "assembly_every":
+        assemblies.keep_rhythm(session, group.id, settings, now)
     return old

@@ -145,6 +145,41 @@ def _duration_or_off(text: str) -> str:
     return format_duration(value)
 
 
+@dataclass(frozen=True)
+class Rhythm:
+    """How often assemblies come round: whole days, or calendar months (same day of the month)."""
+
+    days: int = 0
+    months: int = 0
+
+    @classmethod
+    def parse(cls, value: str) -> Rhythm | None:
+        if value == "off":
+            return None
+        count, unit = int(value[:-2] if value.endswith("mo") else value[:-1]), value.lstrip("0123456789")
+        return cls(months=count) if unit == "mo" else cls(days=count * (7 if unit == "w" else 1))
+
+
+def _rhythm(text: str) -> str:
+    """`2w`, `10d`, `1mo` or off: assemblies meet on the wall clock, so whole days or months only."""
+    value = text.strip().lower()
+    if value in ("off", "no", "none", "0"):
+        return "off"
+    match = re.fullmatch(r"(\d{1,3})\s*(d|w|mo)", value)
+    if not match or int(match[1]) == 0:
+        raise ArgError("give whole days, weeks or months, like 2w, 10d or 1mo, or off")
+    count, unit = int(match[1]), match[2]
+    if count * {"d": 1, "w": 7, "mo": 31}[unit] > 366:
+        raise ArgError("at most a year between assemblies")
+    return f"{count}{unit}"
+
+
+def _durations_or_off(text: str) -> str:
+    if text.strip().lower() in ("off", "no", "none", "0"):
+        return "off"
+    return _durations(text)
+
+
 _ZONES: set[str] = set()
 
 
@@ -193,6 +228,11 @@ SPECS: dict[str, SettingSpec] = {
                     _rule),
         SettingSpec("renewal_every", "how often every role and charter clause must be renewed, or off", "1y",
                     _duration_or_off),
+        SettingSpec("assembly_every", "schedule the next assembly this long after each one (2w, 1mo), or off", "2w",
+                    _rhythm),
+        SettingSpec("assembly_reminders", "reminders before each assembly, or off", "2d 1h", _durations_or_off),
+        SettingSpec("rotation_prefers_new", "members who never facilitated or took minutes are drawn first", "on",
+                    _on_off),
     )
 }
 
@@ -220,6 +260,9 @@ class GroupSettings:
     spend_limit_cents: int  # 0: no limit
     charter_rule: str
     renewal_every: timedelta | None  # None: off
+    assembly_every: Rhythm | None  # None: off
+    assembly_reminders: tuple[timedelta, ...]  # longest first; () when off
+    rotation_prefers_new: bool
     raw: Mapping[str, str]
 
     @classmethod
@@ -244,6 +287,10 @@ class GroupSettings:
             spend_limit_cents=parse_cents(values["spend_limit"], signed=False),
             charter_rule=values["charter_rule"],
             renewal_every=None if values["renewal_every"] == "off" else parse_duration(values["renewal_every"]),
+            assembly_every=Rhythm.parse(values["assembly_every"]),
+            assembly_reminders=() if values["assembly_reminders"] == "off" else tuple(
+                parse_duration(v) for v in values["assembly_reminders"].split()),
+            rotation_prefers_new=values["rotation_prefers_new"] == "on",
             raw=dict(values),
         )
 

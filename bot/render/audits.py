@@ -146,6 +146,9 @@ def measured_lines(figures: dict) -> list[str]:
     lines.append(f"🔁 {b(plural(holders, 'different member'))} held a role; "
                  f"{plural(figures.get('lapsed_on_time', 0), 'mandate')} lapsed on time, "
                  f"{figures.get('extended', 0)} extended, {plural(figures.get('recalls', 0), 'recall')}.")
+    if "mediations_opened" in figures:  # audits closed before mediation existed have no such figure
+        lines.append(f"🕊 Conflict resolution: {b(plural(figures['mediations_opened'], 'mediation'))} asked for, "
+                     f"{figures['mediations_closed']} closed by peer mediators.")
     return lines
 
 

@@ -1,0 +1,677 @@
+"""Assemblies: scheduled, not improvised; agendas crowdsourced; facilitation and minutes rotate.
+
+Rules only; the wording lives in bot.render.assemblies, the due steps in scheduler.assemblies.
+
+- An assembly is scheduled at a wall-clock time in the group's time zone. With `assembly_every`
+  on, the next one is scheduled when one starts, at the same local time (so a daylight-saving
+  change never moves the meeting by an hour).
+- Its steps, each done once and in order: reminders (`assembly_reminders`); at the earliest
+  reminder (a day before when reminders are off) two lotteries open, one for the facilitator
+  and one for the note-taker, drawn `draw_window` later; an hour before the start the agenda
+  freezes; at the start the agenda is posted. `next_due_at` always holds the next step's time.
+- Agenda items belong to no assembly until an agenda freezes: then every open item is bound to
+  that assembly, ordered by support, then age. An item added after a freeze waits for the next.
+- Rotation: nobody draws a job twice in a row, and with `rotation_prefers_new` those who never
+  did it go first. The note-taker's lottery has two seats: the first pick who is not the
+  facilitator takes the notes, so nobody does both jobs in one meeting.
+- Minutes are appended by the note-taker and published once, into the group log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlmodel import Session
+
+from bot.governance import draws, record, tasks
+from bot.governance.errors import RuleViolation
+from bot.governance.scope import Platforms, scoped, served
+from bot.governance.settings import GroupSettings, Rhythm
+from storage.models import AgendaItem, AgendaSupport, Assembly, Lottery, Member, Proposal
+
+FACILITATION, MINUTES = tasks.FACILITATION, tasks.MINUTES
+JOBS = (FACILITATION, MINUTES)
+FREEZE_BEFORE = timedelta(hours=1)  # the agenda freezes itself this long before the start
+DRAW_LEAD_WITHOUT_REMINDERS = timedelta(days=1)
+MEETING_SPAN = timedelta(hours=6)  # after its start, an assembly is "on" this long (agenda shows it)
+MAX_AHEAD = timedelta(days=366)
+MAX_UPCOMING = 20
+MAX_PLACE, MAX_TITLE = 300, 200
+MAX_ITEM = 200  # an item becomes a proposal's title
+MAX_OPEN_ITEMS = 100
+MAX_MINUTES = 20_000
+MAX_NOTES = 2000
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_TIME = re.compile(r"(\d{1,2})(?:[:h.](\d{2})|h)?\s*(am|pm)?", re.I)
+
+
+# when -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class When:
+    starts_at: datetime  # UTC
+    rest: str  # what followed the date and time (where, | title)
+
+
+def parse_when(text: str, now: datetime, zone: ZoneInfo) -> When:
+    """`fri 19:00`, `tomorrow 18:30`, `2027-01-15 18:30`, `19:00` (the next one), then the rest."""
+    words = text.split()
+    local_now = now.astimezone(zone)
+    day, weekday_only = _day(words[0], local_now.date()) if words else (None, False)
+    used = 1 if day is not None else 0
+    clock = _clock(words[used]) if len(words) > used else None
+    if clock is None:
+        if day is not None or not words:
+            raise RuleViolation("Give a day and a time, like fri 19:00, tomorrow 18:30 or 2027-01-15 18:30.")
+        raise RuleViolation(f"I can't read “{_short(words[0])}” as a day or a time; write it like fri 19:00, "
+                            "tomorrow 18:30 or 2027-01-15 18:30.")
+    if day is None:  # a time alone: the next time the clock shows it
+        day = local_now.date() + timedelta(days=0 if local_now.time() < clock else 1)
+    elif weekday_only and day == local_now.date() and local_now.time() >= clock:
+        day += timedelta(days=7)  # "fri 19:00" said on a Friday evening: next Friday
+    return When(wall_clock(day, clock, zone), _after_words(text, used + 1))
+
+
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _day(word: str, today: date) -> tuple[date | None, bool]:
+    """(the date a word names, whether it was a weekday name), or (None, False)."""
+    lowered = word.lower().rstrip(",")
+    if lowered in ("today", "tonight"):
+        return today, False
+    if lowered == "tomorrow":
+        return today + timedelta(days=1), False
+    for index, name in enumerate(_WEEKDAY_NAMES):
+        if len(lowered) >= 3 and name.startswith(lowered):
+            return today + timedelta(days=(index - today.weekday()) % 7), True
+    if match := _DATE.fullmatch(lowered):
+        try:
+            return date(int(match[1]), int(match[2]), int(match[3])), False
+        except ValueError:
+            raise RuleViolation(f"“{_short(word)}” is not a date; write it like 2027-01-15.") from None
+    return None, False
+
+
+def _clock(word: str) -> time | None:
+    match = _TIME.fullmatch(word.strip())
+    if not match or not (match[2] or match[3] or word.lower().endswith("h")):
+        return None  # a bare number is not a time
+    hour, minute = int(match[1]), int(match[2] or 0)
+    if match[3]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if match[3].lower() == "pm" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def wall_clock(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    """That local date and time, in UTC (built from the wall-clock fields, whatever the offset that day)."""
+    return datetime.combine(day, clock, tzinfo=zone).astimezone(timezone.utc)
+
+
+def _after_words(text: str, count: int) -> str:
+    rest = text.strip()
+    for _ in range(count):
+        rest = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
+    return rest.strip()
+
+
+def _short(text: str, limit: int = 30) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def following(starts_at: datetime, rhythm: Rhythm, zone: ZoneInfo) -> datetime:
+    """The next assembly on the rhythm: same local time, `rhythm` later on the calendar."""
+    local = starts_at.astimezone(zone)
+    day = local.date() + timedelta(days=rhythm.days)
+    if rhythm.months:
+        index = day.year * 12 + day.month - 1 + rhythm.months
+        year, month = divmod(index, 12)
+        for last in (31, 30, 29, 28):  # the same day of the month, or the month's last day
+            try:
+                day = date(year, month + 1, min(local.day, last))
+                break
+            except ValueError:
+                continue
+    return wall_clock(day, local.time().replace(tzinfo=None), zone)
+
+
+# scheduling ----------------------------------------------------------------------------------------
+
+def schedule(session: Session, group_id: int, settings: GroupSettings, starts_at: datetime, place: str | None,
+             title: str | None, member_id: int | None, now: datetime) -> Assembly:
+    zone = settings.timezone
+    if starts_at <= now:
+        raise RuleViolation(f"{_local(starts_at, zone)} is in the past; give a time still to come, like fri 19:00.")
+    if starts_at > now + MAX_AHEAD:
+        raise RuleViolation("That is more than a year away; schedule assemblies up to a year ahead.")
+    if place and len(place) > MAX_PLACE:
+        raise RuleViolation(f"The place is {len(place):,} characters; keep it under {MAX_PLACE}.")
+    if title and len(title) > MAX_TITLE:
+        raise RuleViolation(f"The title is {len(title):,} characters; keep it under {MAX_TITLE}.")
+    coming = upcoming(session, group_id, now)
+    if len(coming) >= MAX_UPCOMING:
+        raise RuleViolation(f"{MAX_UPCOMING} assemblies are scheduled already; that is as many as I keep ahead.")
+    clash = next((a for a in coming if a.starts_at == starts_at), None)
+    if clash is not None:
+        raise RuleViolation(f"Assembly #{clash.number} is already at {_local(starts_at, zone)}.")
+    number = (session.scalar(select(func.max(Assembly.number)).where(Assembly.group_id == group_id)) or 0) + 1
+    assembly = Assembly(group_id=group_id, number=number, starts_at=starts_at, place=place or None,
+                        title=title or None, created_by=member_id, created_at=now, reminded_through=now)
+    assembly.next_due_at = next_step_at(assembly, settings)
+    session.add(assembly)
+    session.flush()
+    record.append(session, group_id, "assembly.scheduled", {
+        "assembly": number, "starts_at": record.stamp(starts_at), "place": assembly.place, "title": assembly.title,
+        "by_rhythm": member_id is None}, now)
+    return assembly
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
+
+
+def cancel(session: Session, assembly: Assembly, member: Member, now: datetime) -> None:
+    if assembly.started_at is not None or assembly.cancelled_at is not None:
+        raise RuleViolation(f"Assembly #{assembly.number} has {'started' if assembly.started_at else 'been cancelled'}"
+                            " already.")
+    if member.id not in (assembly.created_by, assembly.facilitator_id):
+        raise RuleViolation(f"Only whoever scheduled assembly #{assembly.number} or its facilitator can cancel it.")
+    assembly.cancelled_at, assembly.next_due_at = now, None
+    # Its frozen items go back to the pool for the next assembly.
+    for item in session.scalars(select(AgendaItem).where(AgendaItem.assembly_id == assembly.id)):
+        item.assembly_id, item.position = None, None
+    record.append(session, assembly.group_id, "assembly.cancelled", {"assembly": assembly.number,
+                                                                    "member": member.display_name}, now)
+
+
+def find(session: Session, group_id: int, number: int) -> Assembly:
+    found = session.scalars(select(Assembly).where(Assembly.group_id == group_id, Assembly.number == number)).first()
+    if found is None:
+        raise RuleViolation(f"There is no assembly #{number} in this group.")
+    return found
+
+
+def upcoming(session: Session, group_id: int, now: datetime) -> list[Assembly]:
+    """Assemblies still to come (not started, not cancelled), soonest first."""
+    return list(session.scalars(select(Assembly).where(
+        Assembly.group_id == group_id, Assembly.cancelled_at.is_(None), Assembly.started_at.is_(None),
+        Assembly.starts_at > now - MEETING_SPAN).order_by(Assembly.starts_at, Assembly.id)))
+
+
+def next_assembly(session: Session, group_id: int, now: datetime) -> Assembly | None:
+    coming = upcoming(session, group_id, now)
+    return coming[0] if coming else None
+
+
+def in_session(session: Session, group_id: int, now: datetime) -> Assembly | None:
+    """The assembly that started within the last few hours (its agenda is the one being worked)."""
+    return session.scalars(select(Assembly).where(
+        Assembly.group_id == group_id, Assembly.started_at.is_not(None), Assembly.cancelled_at.is_(None),
+        Assembly.starts_at > now - MEETING_SPAN).order_by(Assembly.starts_at.desc()).limit(1)).first()
+
+
+def latest(session: Session, group_id: int) -> Assembly | None:
+    return session.scalars(select(Assembly).where(Assembly.group_id == group_id, Assembly.cancelled_at.is_(None))
+                           .order_by(Assembly.starts_at.desc(), Assembly.id.desc()).limit(1)).first()
+
+
+def past_count(session: Session, group_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Assembly).where(
+        Assembly.group_id == group_id, Assembly.started_at.is_not(None), Assembly.cancelled_at.is_(None)))
+
+
+def keep_rhythm(session: Session, group_id: int, settings: GroupSettings, now: datetime) -> Assembly | None:
+    """With `assembly_every` on and nothing scheduled, the next assembly after the latest one, at
+    the same local time — skipping dates already past (after downtime, no meeting in the past)."""
+    if settings.assembly_every is None or upcoming(session, group_id, now):
+        return None
+    last = latest(session, group_id)
+    if last is None:
+        return None
+    starts_at = following(last.starts_at, settings.assembly_every, settings.timezone)
+    while starts_at <= now:
+        starts_at = following(starts_at, settings.assembly_every, settings.timezone)
+    if starts_at > now + MAX_AHEAD:
+        return None
+    return schedule(session, group_id, settings, starts_at, last.place, last.title if last.created_by is None
+                    else None, None, now)
+
+
+# the steps the scheduler owes an assembly ---------------------------------------------------------
+
+def draw_at(assembly: Assembly, settings: GroupSettings) -> datetime:
+    lead = max(settings.assembly_reminders, default=DRAW_LEAD_WITHOUT_REMINDERS)
+    return max(assembly.created_at, assembly.starts_at - lead)
+
+
+def freeze_at(assembly: Assembly) -> datetime:
+    return max(assembly.created_at, assembly.starts_at - FREEZE_BEFORE)
+
+
+def reminders_due(assembly: Assembly, settings: GroupSettings, until: datetime) -> list[datetime]:
+    """Reminder times not yet dealt with, up to `until`, earliest first (only before the start)."""
+    since = assembly.reminded_through or assembly.created_at
+    times = sorted(assembly.starts_at - offset for offset in settings.assembly_reminders)
+    return [moment for moment in times if since < moment <= until and moment < assembly.starts_at]
+
+
+def next_step_at(assembly: Assembly, settings: GroupSettings) -> datetime | None:
+    if assembly.cancelled_at is not None or assembly.started_at is not None:
+        return None
+    times = [assembly.starts_at]
+    if assembly.drawn_at is None:
+        times.append(draw_at(assembly, settings))
+    if assembly.frozen_at is None:
+        times.append(freeze_at(assembly))
+    pending = reminders_due(assembly, settings, assembly.starts_at)
+    if pending:
+        times.append(pending[0])
+    return min(times)
+
+
+def reschedule(session: Session, group_id: int, settings: GroupSettings, now: datetime) -> None:
+    """After a change of `assembly_reminders`: every coming assembly's next step follows the new offsets."""
+    for assembly in upcoming(session, group_id, now):
+        assembly.next_due_at = next_step_at(assembly, settings)
+
+
+# facilitator and note-taker ---------------------------------------------------------------------
+
+def job_holder(assembly: Assembly, job: str) -> int | None:
+    return assembly.facilitator_id if job == FACILITATION else assembly.note_taker_id
+
+
+def previous_holder(session: Session, assembly: Assembly, job: str) -> int | None:
+    """Who did this job at the group's last assembly before this one that had someone doing it."""
+    column = Assembly.facilitator_id if job == FACILITATION else Assembly.note_taker_id
+    return session.scalar(select(column).where(
+        Assembly.group_id == assembly.group_id, Assembly.cancelled_at.is_(None), column.is_not(None),
+        Assembly.starts_at < assembly.starts_at).order_by(Assembly.starts_at.desc()).limit(1))
+
+
+def ever_did(session: Session, group_id: int, job: str) -> set[int]:
+    column = Assembly.facilitator_id if job == FACILITATION else Assembly.note_taker_id
+    return set(session.scalars(select(column).where(Assembly.group_id == group_id, column.is_not(None),
+                                                    Assembly.cancelled_at.is_(None)).distinct()))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Who a job's lottery draws from, and who was left out and why (said in the announcement)."""
+
+    candidates: list[tuple[int, str]]  # in the published order
+    last_time: Member | None  # did it last time, so not this time
+    newcomers_first: bool  # the pool is only those who never did it
+
+
+def job_pool(session: Session, assembly: Assembly, job: str, settings: GroupSettings) -> Pool:
+    standing = tasks.pool(session, assembly.group_id, job)
+    previous = previous_holder(session, assembly, job)
+    eligible = [m for m in standing if m.id != previous]
+    newcomers_first = False
+    if settings.rotation_prefers_new:
+        done = ever_did(session, assembly.group_id, job)
+        fresh = [m for m in eligible if m.id not in done]
+        if fresh and len(fresh) < len(eligible):
+            eligible, newcomers_first = fresh, True
+    last = next((m for m in standing if m.id == previous), None)
+    return Pool([(m.id, m.display_name) for m in eligible], last, newcomers_first)
+
+
+def open_draws(session: Session, assembly: Assembly, settings: GroupSettings, now: datetime,
+               pools: dict[str, Pool], skip_window: bool = False) -> list[Lottery]:
+    """The two lotteries of an assembly (for the jobs whose pool is not empty), drawn together
+    `draw_window` from now. The note-taker's has two seats, so one pick is left if the first is
+    the facilitator."""
+    assembly.drawn_at = now
+    draws_at = now if skip_window else now + settings.draw_window
+    opened = []
+    for job, seats in ((FACILITATION, 1), (MINUTES, 2)):
+        pool = pools[job]
+        if pool.candidates:
+            opened.append(draws.open_assembly_job(session, assembly, job, pool.candidates, seats, now, draws_at,
+                                                  skipped_window=skip_window))
+    return opened
+
+
+def job_lottery(session: Session, assembly: Assembly, job: str) -> Lottery | None:
+    return session.scalars(select(Lottery).where(Lottery.assembly_id == assembly.id, Lottery.purpose == job)
+                           .order_by(Lottery.id.desc()).limit(1)).first()
+
+
+def lotteries_pending(session: Session, assembly: Assembly) -> bool:
+    return session.scalar(select(func.count()).select_from(Lottery).where(
+        Lottery.assembly_id == assembly.id, Lottery.drawn_at.is_(None))) > 0
+
+
+def take_open_job(session: Session, group_id: int, job: str, member: Member, now: datetime) -> Assembly | None:
+    """A member who stands for a job after the draw found nobody takes it at once — if they can:
+    the next assembly's draw is done, the job is free, and they did not do it last time."""
+    assembly = next_assembly(session, group_id, now)
+    if assembly is None or assembly.drawn_at is None or job_holder(assembly, job) is not None:
+        return None
+    if job_lottery(session, assembly, job) is not None and lotteries_pending(session, assembly):
+        return None
+    other = assembly.note_taker_id if job == FACILITATION else assembly.facilitator_id
+    if member.id in (other, previous_holder(session, assembly, job)):
+        return None
+    if job == FACILITATION:
+        assembly.facilitator_id = member.id
+    else:
+        assembly.note_taker_id = member.id
+    record.append(session, group_id, "assembly.job_taken", {"assembly": assembly.number, "job": job,
+                                                            "member": member.display_name}, now)
+    return assembly
+
+
+def handover_notes(session: Session, assembly: Assembly, job: str) -> tuple[Assembly, str] | None:
+    """The notes left by whoever did this job last (before `assembly`), with their assembly."""
+    column = Assembly.facilitator_notes if job == FACILITATION else Assembly.note_taker_notes
+    found = session.scalars(select(Assembly).where(
+        Assembly.group_id == assembly.group_id, column.is_not(None), Assembly.starts_at < assembly.starts_at)
+        .order_by(Assembly.starts_at.desc()).limit(1)).first()
+    if found is None:
+        return None
+    return found, found.facilitator_notes if job == FACILITATION else found.note_taker_notes
+
+
+def leave_notes(session: Session, group_id: int, member: Member, text: str, now: datetime) -> tuple[Assembly, str]:
+    """`assembly notes <text>`: for whoever does your job next time. On your latest assembly's job."""
+    text = text.strip()
+    if len(text) > MAX_NOTES:
+        raise RuleViolation(f"The notes are {len(text):,} characters; keep them under {MAX_NOTES:,}.")
+    found = session.scalars(select(Assembly).where(
+        Assembly.group_id == group_id, Assembly.cancelled_at.is_(None), Assembly.started_at.is_not(None),
+        or_(Assembly.facilitator_id == member.id, Assembly.note_taker_id == member.id))
+        .order_by(Assembly.starts_at.desc()).limit(1)).first()
+    if found is None:
+        raise RuleViolation("Handover notes are left by whoever facilitated or took the minutes of an assembly "
+                            "that has taken place; you have not done either yet.")
+    if found.facilitator_id == member.id:
+        found.facilitator_notes, job = text, FACILITATION
+    else:
+        found.note_taker_notes, job = text, MINUTES
+    return found, job
+
+
+# the agenda ----------------------------------------------------------------------------------------
+
+def pending_items(session: Session, group_id: int, limit: int | None = None) -> list[AgendaItem]:
+    """Open items not yet on a frozen agenda, in agenda order: most support, then oldest."""
+    query = (select(AgendaItem).where(AgendaItem.group_id == group_id, AgendaItem.assembly_id.is_(None),
+                                      AgendaItem.withdrawn_at.is_(None))
+             .order_by(AgendaItem.support.desc(), AgendaItem.created_at, AgendaItem.number))
+    return list(session.scalars(query.limit(limit) if limit else query))
+
+
+def pending_count(session: Session, group_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(AgendaItem).where(
+        AgendaItem.group_id == group_id, AgendaItem.assembly_id.is_(None), AgendaItem.withdrawn_at.is_(None)))
+
+
+def agenda_of(session: Session, assembly: Assembly) -> list[AgendaItem]:
+    """A frozen agenda, in its order (withdrawn items left out)."""
+    return list(session.scalars(select(AgendaItem).where(AgendaItem.assembly_id == assembly.id,
+                                                         AgendaItem.withdrawn_at.is_(None))
+                                .order_by(AgendaItem.position)))
+
+
+def items_for(session: Session, assembly: Assembly, limit: int | None = None) -> list[AgendaItem]:
+    """What the assembly will discuss: its frozen agenda, or the open items so far."""
+    if assembly.frozen_at is not None:
+        return agenda_of(session, assembly)
+    return pending_items(session, assembly.group_id, limit)
+
+
+def add_item(session: Session, group_id: int, member: Member, text: str, now: datetime) -> tuple[AgendaItem, Assembly]:
+    text = " ".join(text.split())
+    if not text:
+        raise RuleViolation("Say what the item is, like agenda add repaint the community kitchen.")
+    if len(text) > MAX_ITEM:
+        raise RuleViolation(f"The item is {len(text):,} characters; keep it under {MAX_ITEM} (it may become a "
+                            "proposal's title).")
+    target = _open_agenda(session, group_id, now)
+    if pending_count(session, group_id) >= MAX_OPEN_ITEMS:
+        raise RuleViolation(f"The agenda has {MAX_OPEN_ITEMS} items already; back the ones there (agenda +<n>) or "
+                            "withdraw some.")
+    number = (session.scalar(select(func.max(AgendaItem.number)).where(AgendaItem.group_id == group_id)) or 0) + 1
+    item = AgendaItem(group_id=group_id, number=number, text=text, author_id=member.id, created_at=now)
+    session.add(item)
+    session.flush()
+    return item, target
+
+
+def _open_agenda(session: Session, group_id: int, now: datetime) -> Assembly:
+    """The coming assembly whose agenda still takes items."""
+    coming = upcoming(session, group_id, now)
+    if not coming:
+        raise RuleViolation("No assembly is scheduled, so there is no agenda to add to. Schedule one first: "
+                            "assembly <when> [where], like assembly fri 19:00 community hall.")
+    open_ones = [assembly for assembly in coming if assembly.frozen_at is None]
+    if not open_ones:
+        first = coming[0]
+        raise RuleViolation(f"The agenda of assembly #{first.number} is closed and no later assembly is scheduled "
+                            "yet; add it once the next one is.")
+    return open_ones[0]
+
+
+def find_item(session: Session, group_id: int, number: int) -> AgendaItem:
+    item = session.scalars(select(AgendaItem).where(AgendaItem.group_id == group_id,
+                                                    AgendaItem.number == number)).first()
+    if item is None:
+        raise RuleViolation(f"There is no agenda item #{number} in this group.")
+    return item
+
+
+def _bound_assembly(session: Session, item: AgendaItem) -> Assembly | None:
+    return session.get(Assembly, item.assembly_id) if item.assembly_id else None
+
+
+def support(session: Session, item: AgendaItem, member: Member, now: datetime, back: bool = True) -> bool:
+    """Back an item (or stop backing it); False when it changed nothing."""
+    if item.withdrawn_at is not None:
+        raise RuleViolation(f"Item #{item.number} was withdrawn by its author.")
+    bound = _bound_assembly(session, item)
+    if bound is not None:
+        raise RuleViolation(f"The agenda of assembly #{bound.number} is closed; its order is set.")
+    existing = session.get(AgendaSupport, (item.id, member.id))
+    if back == (existing is not None):
+        return False
+    if back:
+        session.add(AgendaSupport(item_id=item.id, member_id=member.id, supported_at=now))
+        item.support += 1
+    else:
+        session.execute(delete(AgendaSupport).where(AgendaSupport.item_id == item.id,
+                                                    AgendaSupport.member_id == member.id))
+        item.support -= 1
+    return True
+
+
+def withdraw_item(session: Session, item: AgendaItem, member: Member, now: datetime) -> None:
+    if item.author_id != member.id:
+        raise RuleViolation(f"Only whoever added item #{item.number} can withdraw it.")
+    if item.withdrawn_at is not None:
+        raise RuleViolation(f"Item #{item.number} is withdrawn already.")
+    bound = _bound_assembly(session, item)
+    if bound is not None and bound.started_at is not None:
+        raise RuleViolation(f"Assembly #{bound.number} has started; its agenda is what it is. Say it in the meeting.")
+    item.withdrawn_at = now
+
+
+def freeze(session: Session, assembly: Assembly, now: datetime) -> list[AgendaItem]:
+    """Bind every open item to this assembly in agenda order; later items wait for the next."""
+    items = pending_items(session, assembly.group_id)
+    for position, item in enumerate(items, 1):
+        item.assembly_id, item.position = assembly.id, position
+    assembly.frozen_at = now
+    session.flush()
+    return items
+
+
+def close_agenda(session: Session, group_id: int, member: Member, now: datetime) -> tuple[Assembly, list[AgendaItem]]:
+    """`agenda close`: the facilitator freezes the next assembly's agenda before its time."""
+    assembly = next_assembly(session, group_id, now)
+    if assembly is None:
+        raise RuleViolation("No assembly is scheduled; there is no agenda to close.")
+    if assembly.frozen_at is not None:
+        raise RuleViolation(f"The agenda of assembly #{assembly.number} is closed already.")
+    if assembly.facilitator_id is None:
+        raise RuleViolation(f"The facilitator of assembly #{assembly.number} closes its agenda, and none is drawn "
+                            "yet. Otherwise it closes itself an hour before the start.")
+    if assembly.facilitator_id != member.id:
+        raise RuleViolation(f"Only the facilitator of assembly #{assembly.number} closes its agenda; it also "
+                            "closes itself an hour before the start.")
+    return assembly, freeze(session, assembly, now)
+
+
+def start(session: Session, assembly: Assembly, now: datetime) -> list[AgendaItem]:
+    """The meeting begins: the agenda (frozen now if it was not) is what gets posted."""
+    if assembly.frozen_at is None:
+        freeze(session, assembly, now)
+    assembly.started_at, assembly.next_due_at = now, None
+    items = agenda_of(session, assembly)
+    record.append(session, assembly.group_id, "assembly.started", {
+        "assembly": assembly.number, "starts_at": record.stamp(assembly.starts_at),
+        "facilitator": _name(session, assembly.facilitator_id), "note_taker": _name(session, assembly.note_taker_id),
+        "agenda": [[item.number, item.text] for item in items]}, now)
+    return items
+
+
+def check_proposable(session: Session, item: AgendaItem) -> None:
+    if item.withdrawn_at is not None:
+        raise RuleViolation(f"Item #{item.number} was withdrawn by its author.")
+    if item.proposal_id is not None:
+        number = session.get(Proposal, item.proposal_id).number
+        raise RuleViolation(f"Item #{item.number} is proposal #{number} already.")
+
+
+# minutes ------------------------------------------------------------------------------------------
+
+def _awaiting_minutes(session: Session, group_id: int) -> list[Assembly]:
+    return list(session.scalars(select(Assembly).where(
+        Assembly.group_id == group_id, Assembly.started_at.is_not(None), Assembly.cancelled_at.is_(None),
+        Assembly.minutes_done_at.is_(None)).order_by(Assembly.starts_at.desc()).limit(10)))
+
+
+def minutes_target(session: Session, group_id: int, member: Member) -> Assembly:
+    """The assembly whose minutes this member may write: theirs as note-taker, or — when nobody was
+    drawn — the latest one without a note-taker (whoever writes first takes the notes)."""
+    waiting = _awaiting_minutes(session, group_id)
+    if not waiting:
+        raise RuleViolation("No assembly is waiting for minutes: they are written once an assembly has started.")
+    mine = next((a for a in waiting if a.note_taker_id == member.id), None)
+    if mine is not None:
+        return mine
+    latest_one = waiting[0]
+    if latest_one.note_taker_id is None:
+        latest_one.note_taker_id = member.id
+        return latest_one
+    taker = session.get(Member, latest_one.note_taker_id)
+    raise RuleViolation(f"Only the note-taker of assembly #{latest_one.number}, {taker.display_name}, records its "
+                        "minutes. Send them your notes, or say them in the meeting.")
+
+
+def append_minutes(session: Session, assembly: Assembly, text: str) -> int:
+    text = text.strip()
+    combined = f"{assembly.minutes}\n{text}" if assembly.minutes else text
+    if len(combined) > MAX_MINUTES:
+        raise RuleViolation(f"The minutes would be {len(combined):,} characters; they can be at most "
+                            f"{MAX_MINUTES:,}. Publish them with minutes done and summarise the rest.")
+    assembly.minutes = combined
+    return len(combined)
+
+
+def proposals_from(session: Session, assembly: Assembly) -> list[Proposal]:
+    """Proposals opened from the items of this assembly's agenda."""
+    return list(session.scalars(select(Proposal).join(AgendaItem, AgendaItem.proposal_id == Proposal.id)
+                                .where(AgendaItem.assembly_id == assembly.id).order_by(Proposal.number)))
+
+
+def publish_minutes(session: Session, group_id: int, member: Member, now: datetime) -> Assembly:
+    waiting = _awaiting_minutes(session, group_id)
+    assembly = next((a for a in waiting if a.note_taker_id == member.id), None)
+    if assembly is None:
+        if waiting:
+            raise RuleViolation(f"Only the note-taker publishes the minutes of assembly #{waiting[0].number}.")
+        raise RuleViolation("No assembly is waiting for minutes.")
+    if not assembly.minutes:
+        raise RuleViolation(f"The minutes of assembly #{assembly.number} are empty; write them with minutes <text> "
+                            "first.")
+    assembly.minutes_done_at = now
+    record.append(session, group_id, "assembly.minutes", {
+        "assembly": assembly.number, "starts_at": record.stamp(assembly.starts_at),
+        "note_taker": member.display_name, "facilitator": _name(session, assembly.facilitator_id),
+        "minutes": assembly.minutes, "agenda": [item.number for item in agenda_of(session, assembly)],
+        "proposals": [proposal.number for proposal in proposals_from(session, assembly)]}, now)
+    return assembly
+
+
+def latest_minutes(session: Session, group_id: int) -> Assembly | None:
+    return session.scalars(select(Assembly).where(Assembly.group_id == group_id,
+                                                  Assembly.minutes_done_at.is_not(None))
+                           .order_by(Assembly.starts_at.desc()).limit(1)).first()
+
+
+def holders(session: Session, assembly: Assembly) -> tuple[Member | None, Member | None]:
+    """(facilitator, note-taker), None where nobody is."""
+    return (session.get(Member, assembly.facilitator_id) if assembly.facilitator_id else None,
+            session.get(Member, assembly.note_taker_id) if assembly.note_taker_id else None)
+
+
+def authors_of(session: Session, items: list[AgendaItem]) -> dict[int, str]:
+    """Display names of the items' authors, by member id."""
+    ids = {item.author_id for item in items}
+    if not ids:
+        return {}
+    return dict(session.execute(select(Member.id, Member.display_name).where(Member.id.in_(ids))).all())
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What whoever takes a job is sent: the agenda so far and the last holder's handover notes."""
+
+    items: list[AgendaItem]
+    authors: dict[int, str]
+    notes: tuple[Assembly, str, str] | None  # (their assembly, who wrote them, the notes)
+
+
+def brief(session: Session, assembly: Assembly, job: str) -> Brief:
+    items = items_for(session, assembly)
+    found = handover_notes(session, assembly, job)
+    notes = None
+    if found is not None:
+        earlier, written = found
+        notes = (earlier, _name(session, job_holder(earlier, job)) or "the last one", written)
+    return Brief(items, authors_of(session, items), notes)
+
+
+def _name(session: Session, member_id: int | None) -> str | None:
+    member = session.get(Member, member_id) if member_id else None
+    return member.display_name if member else None
+
+
+# the scheduler's view ------------------------------------------------------------------------------
+
+_table = Assembly.__table__.c
+_NEXT_DUE = (select(_table.id, _table.next_due_at)  # ix_assemblies_due: only rows with a step owed
+             .where(_table.next_due_at.is_not(None), _table.next_due_at <= bindparam("now"))
+             .order_by(_table.next_due_at, _table.id).limit(1))
+
+
+def next_due_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
+    row = session.connection().execute(scoped(_NEXT_DUE, _table.group_id, platforms), {"now": now}).first()
+    return (row.id, row.next_due_at) if row else None
+
+
+def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
+    return session.scalar(select(func.min(Assembly.next_due_at)).where(
+        and_(Assembly.next_due_at.is_not(None), served(Assembly.group_id, platforms))))
