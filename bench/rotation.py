@@ -202,9 +202,9 @@ def start_up(url: str, clock: ManualClock, sweep: timedelta) -> tuple[object, di
         timings["items"] += done
         return done
 
-    def timed_next(core):
+    def timed_next(core, *args, **kwargs):
         t = time.perf_counter()
-        due = original_next(core)
+        due = original_next(core, *args, **kwargs)
         timings["next_due"] += time.perf_counter() - t
         timings["next_due_value"] = due
         return due

@@ -14,7 +14,6 @@ each person drawn gets a direct message with the agenda and last time's handover
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 
@@ -45,12 +44,12 @@ def advance_assembly(core: Core, session: Session, assembly: Assembly, now: date
     if due:
         assembly.reminded_through = due[-1]
     reminding = bool(due) and now < assembly.starts_at
-    if reminding or opened:
+    if reminding or pools:
+        prefix = core.prefix_for(group.platform)
         texts = [_reminder(core, session, group, assembly, opened, now)] if reminding else []
-        if opened:
-            texts.append(render.draws_opened(assembly, opened, pools, settings.timezone, now,
-                                             core.prefix_for(group.platform),
-                                             len(draws.open_lotteries(session, group.id, now)) > len(opened)))
+        if pools:
+            others = len(draws.open_lotteries(session, group.id, now)) > len(opened)
+            texts.append(render.draws_opened(assembly, opened, pools, settings.timezone, now, prefix, others))
         moment = (due[-1] if reminding else now).isoformat()
         outbox.record(session, key=f"assembly:{assembly.id}:step:{moment}", group_id=group.id, now=now,
                       action=SendMessage(chat=core.directory.chat_of(group), text=join(texts)))
@@ -61,23 +60,34 @@ def advance_assembly(core: Core, session: Session, assembly: Assembly, now: date
 
 def _open_draws_if_due(core: Core, session: Session, group: Group, assembly: Assembly,
                        now: datetime) -> tuple[list[Lottery], dict[str, assemblies.Pool]]:
-    """The lotteries for the two jobs at the draw time, with the pools they draw from. Back after
-    the start (downtime), they are drawn at once: a meeting under way needs its facilitator now."""
+    """At the draw time: the facilitator's lottery (or, if nobody can facilitate, the note-taker's),
+    with the pools considered. Back after the start (downtime), both are drawn at once: a meeting
+    under way needs its facilitator now."""
     settings = core.directory.settings(session, group.id)
     if assembly.drawn_at is not None or assemblies.draw_at(assembly, settings) > now:
         return [], {}
-    late = now >= assembly.starts_at
-    pools = {job: assemblies.job_pool(session, assembly, job, settings) for job in assemblies.JOBS}
-    opened = assemblies.open_draws(session, assembly, settings, now, pools, skip_window=late)
-    if late:
-        results = [draws.reveal(session, lottery, now, ()) for lottery in opened]
-        announce_jobs(core, session, group, assembly, results, now)
-        return [], pools
-    if not opened:  # nobody to draw for either job: say so, and how to stand
-        outbox.record(session, key=f"assembly:{assembly.id}:nobody", group_id=group.id, now=now, action=SendMessage(
-            chat=core.directory.chat_of(group), text=render.draws_opened(
-                assembly, [], pools, settings.timezone, now, core.prefix_for(group.platform), False)))
-    return opened, pools
+    if now >= assembly.starts_at:
+        _draw_both_now(core, session, group, assembly, now)
+        return [], {}
+    pools: dict[str, assemblies.Pool] = {}
+    for job in assemblies.JOBS:
+        pools[job] = assemblies.job_pool(session, assembly, job, settings)
+        lottery = assemblies.open_job_draw(session, assembly, job, pools[job], now, now + settings.draw_window)
+        if lottery is not None:
+            return [lottery], pools  # the note-taker's lottery opens when this one is drawn
+    return [], pools
+
+
+def _draw_both_now(core: Core, session: Session, group: Group, assembly: Assembly, now: datetime) -> None:
+    settings = core.directory.settings(session, group.id)
+    results = []
+    for job in assemblies.JOBS:  # in turn: the note-taker's pool leaves out the facilitator just drawn
+        pool = assemblies.job_pool(session, assembly, job, settings)
+        lottery = assemblies.open_job_draw(session, assembly, job, pool, now, now, skip_window=True)
+        if lottery is not None:
+            results.append(draws.reveal(session, lottery, now, ()))
+    if results:
+        _announce(core, session, group, assembly, results, [], now, key=f"assembly:{assembly.id}:drawn")
 
 
 def _reminder(core: Core, session: Session, group: Group, assembly: Assembly, opened: list[Lottery],
@@ -104,31 +114,34 @@ def _start(core: Core, session: Session, group: Group, assembly: Assembly, now: 
 
 
 def announce_draw(core: Core, session: Session, lottery: Lottery, drawn: draws.Drawn, now: datetime) -> None:
-    """One of an assembly's two lotteries was drawn; when none is left, announce both."""
+    """A job's lottery was drawn: who takes it. After the facilitator's, the note-taker's opens,
+    among the others, in the same message."""
     assembly = session.get(Assembly, lottery.assembly_id) if lottery.assembly_id else None
-    if assembly is None or assemblies.lotteries_pending(session, assembly):
+    if assembly is None:
         return
-    results = [drawn if other.id == lottery.id else _as_drawn(other)
-               for job in assemblies.JOBS if (other := assemblies.job_lottery(session, assembly, job)) is not None]
-    announce_jobs(core, session, session.get(Group, assembly.group_id), assembly, results, now)
+    group = session.get(Group, assembly.group_id)
+    settings = core.directory.settings(session, group.id)
+    following = []
+    if lottery.purpose == assemblies.FACILITATION and assembly.started_at is None and assembly.cancelled_at is None:
+        pool = assemblies.job_pool(session, assembly, assemblies.MINUTES, settings)
+        minutes = assemblies.open_job_draw(session, assembly, assemblies.MINUTES, pool, now,
+                                           now + settings.draw_window)
+        others = len(draws.open_lotteries(session, group.id, now)) > (1 if minutes else 0)
+        following.append(render.draws_opened(assembly, [minutes] if minutes else [], {assemblies.MINUTES: pool},
+                                             settings.timezone, now, core.prefix_for(group.platform), others))
+    _announce(core, session, group, assembly, [drawn], following, now, key=f"lottery:{lottery.id}:drawn")
 
 
-def _as_drawn(lottery: Lottery) -> draws.Drawn:
-    """A lottery drawn earlier, as `draws.reveal` returned it (for the announcement of both)."""
-    return draws.Drawn(lottery, None, draws.candidates_of(lottery), draws.contributions_of(lottery),
-                       [int(pick) for pick in json.loads(lottery.picks or "[]")])
-
-
-def announce_jobs(core: Core, session: Session, group: Group, assembly: Assembly, results: list[draws.Drawn],
-                  now: datetime) -> None:
+def _announce(core: Core, session: Session, group: Group, assembly: Assembly, results: list[draws.Drawn],
+              following: list, now: datetime, key: str) -> None:
     prefix, chat = core.prefix_for(group.platform), core.directory.chat_of(group)
-    people = render.People.of(group.platform, assemblies.holders(session, assembly))
-    outbox.record(session, key=f"assembly:{assembly.id}:drawn", group_id=group.id, now=now, action=SendMessage(
-        chat=chat, text=render.jobs_drawn(assembly, people, results, prefix)))
-    for job, member in zip(assemblies.JOBS, (people.facilitator, people.note_taker), strict=True):
-        if member is not None:
-            tell_job(core, session, group, assembly, job, member, now)
-    log.info("assembly %s of group %s: facilitator and note-taker drawn", assembly.number, group.id)
+    text = join([render.jobs_drawn(assembly, group.platform, results, prefix), *following])
+    outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(chat=chat, text=text))
+    for drawn in results:
+        if drawn.assigned is not None:
+            tell_job(core, session, group, assembly, drawn.lottery.purpose, drawn.assigned, now)
+    log.info("assembly %s of group %s: %s drawn", assembly.number, group.id,
+             " and ".join(drawn.lottery.purpose for drawn in results))
 
 
 def tell_job(core: Core, session: Session, group: Group, assembly: Assembly, job: str, member: Member,

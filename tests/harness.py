@@ -75,3 +75,22 @@ def image_of(action) -> bytes:
     """An image action's PNG: drawn here from its figures when the outbox holds a chart (the
     delivery layer draws it the same way, in its chart process)."""
     return charts.draw(action.chart) if action.chart is not None else action.data
+
+
+def messages(output: str) -> list[str]:
+    """Split console output into the bot's messages, each with its header line."""
+    found: list[str] = []
+    for line in output.split("\n"):
+        if line.startswith("  bot"):
+            found.append(line)
+        elif line.startswith("      ") and found:
+            found[-1] += "\n" + line
+    return found
+
+
+def group_messages(output: str) -> list[str]:
+    return [m for m in messages(output) if "(private)" not in m.split("\n")[0]]
+
+
+def private_to(output: str, name: str) -> list[str]:
+    return [m for m in messages(output) if m.startswith(f"  bot → {name} (private)")]

@@ -11,32 +11,13 @@ from bot.actions import DirectMessage, SendMessage
 from bot.clock import ManualClock
 from bot.events import ChatRef, CommandMessage, UserRef
 from storage.models import Need, NeedEvent
-from tests.harness import START, Room
+from tests.harness import START, Room, group_messages, private_to
 
 
 @pytest.fixture
 async def room(database_url):
     async with Room(database_url) as room:
         yield room
-
-
-def messages(output: str) -> list[str]:
-    """Split console output into the bot's messages, each with its header line."""
-    found: list[str] = []
-    for line in output.split("\n"):
-        if line.startswith("  bot"):
-            found.append(line)
-        elif line.startswith("      ") and found:
-            found[-1] += "\n" + line
-    return found
-
-
-def group_messages(output: str) -> list[str]:
-    return [m for m in messages(output) if "(private)" not in m.split("\n")[0]]
-
-
-def private_to(output: str, name: str) -> list[str]:
-    return [m for m in messages(output) if m.startswith(f"  bot → {name} (private)")]
 
 
 def need_row(room, number):

@@ -40,15 +40,15 @@ class Backing(ArgType):
 
 @command("assembly", summary="schedule an assembly, in the group's time zone",
          example="assembly fri 19:00 community hall | Budget night",
-         params=(Positional("when", Text("when and where", max_length=assemblies.MAX_PLACE + assemblies.MAX_TITLE + 60),
+         params=(Positional("time", Text("day and time", max_length=assemblies.MAX_PLACE + assemblies.MAX_TITLE + 60),
                             rest=True, label="<when> [where or link] [| title]"),),
          aliases=("meeting",),
          details="When is a day and a time: fri 19:00, tomorrow 18:30, 2027-01-15 18:30, or just 19:00. After it, "
                  "where (a place or a link), and a title after a |. Reminders follow assembly_reminders; with "
                  "assembly_every (2w, 1mo) the next one is scheduled when this one starts.")
-def schedule(ctx: Context, when: str) -> None:
+def schedule(ctx: Context, time: str) -> None:
     settings = ctx.settings
-    parsed = assemblies.parse_when(when, ctx.now, settings.timezone)
+    parsed = assemblies.parse_when(time, ctx.now, settings.timezone)
     place, _, title = parsed.rest.partition("|")
     assembly = assemblies.schedule(ctx.session, ctx.group_id, settings, parsed.starts_at, place.strip(),
                                    title.strip(), ctx.member_id, ctx.now)
@@ -247,9 +247,7 @@ def show_task_notes(ctx: Context, task: str) -> None:
     """`handover facilitation|minutes`: the notes the last holder of the job left."""
     if task not in assemblies.JOBS:
         raise RuleViolation("Mediation has no handover notes: what mediators hear stays with them.")
-    coming = assemblies.next_assembly(ctx.session, ctx.group_id, ctx.now) or assemblies.latest(
-        ctx.session, ctx.group_id)
-    notes = assemblies.handover_notes(ctx.session, coming, task) if coming else None
+    notes = assemblies.handover_notes(ctx.session, ctx.group_id, task)
     if notes is None:
         raise RuleViolation(f"Nobody has left handover notes for {task} yet (assembly notes <text>).")
     earlier, written = notes

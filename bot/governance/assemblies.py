@@ -12,8 +12,8 @@ Rules only; the wording lives in bot.render.assemblies, the due steps in schedul
 - Agenda items belong to no assembly until an agenda freezes: then every open item is bound to
   that assembly, ordered by support, then age. An item added after a freeze waits for the next.
 - Rotation: nobody draws a job twice in a row, and with `rotation_prefers_new` those who never
-  did it go first. The note-taker's lottery has two seats: the first pick who is not the
-  facilitator takes the notes, so nobody does both jobs in one meeting.
+  did it go first. The note-taker is drawn once the facilitator is known, among the others, so
+  nobody does both jobs in one meeting.
 - Minutes are appended by the note-taker and published once, into the group log.
 """
 
@@ -314,9 +314,12 @@ class Pool:
 
 
 def job_pool(session: Session, assembly: Assembly, job: str, settings: GroupSettings) -> Pool:
+    """Who may be drawn: standing for the job, not last time's holder, not this meeting's
+    facilitator (for the notes), and — with `rotation_prefers_new` — only those who never did it,
+    if any of them is left."""
     standing = tasks.pool(session, assembly.group_id, job)
     previous = previous_holder(session, assembly, job)
-    eligible = [m for m in standing if m.id != previous]
+    eligible = [m for m in standing if m.id != previous and (job == FACILITATION or m.id != assembly.facilitator_id)]
     newcomers_first = False
     if settings.rotation_prefers_new:
         done = ever_did(session, assembly.group_id, job)
@@ -327,20 +330,16 @@ def job_pool(session: Session, assembly: Assembly, job: str, settings: GroupSett
     return Pool([(m.id, m.display_name) for m in eligible], last, newcomers_first)
 
 
-def open_draws(session: Session, assembly: Assembly, settings: GroupSettings, now: datetime,
-               pools: dict[str, Pool], skip_window: bool = False) -> list[Lottery]:
-    """The two lotteries of an assembly (for the jobs whose pool is not empty), drawn together
-    `draw_window` from now. The note-taker's has two seats, so one pick is left if the first is
-    the facilitator."""
-    assembly.drawn_at = now
-    draws_at = now if skip_window else now + settings.draw_window
-    opened = []
-    for job, seats in ((FACILITATION, 1), (MINUTES, 2)):
-        pool = pools[job]
-        if pool.candidates:
-            opened.append(draws.open_assembly_job(session, assembly, job, pool.candidates, seats, now, draws_at,
-                                                  skipped_window=skip_window))
-    return opened
+def open_job_draw(session: Session, assembly: Assembly, job: str, pool: Pool, now: datetime, draws_at: datetime,
+                  skip_window: bool = False) -> Lottery | None:
+    """The lottery for one job (None: nobody to draw). The facilitator is drawn first; the
+    note-taker's lottery opens once the facilitator is known, so nobody does both jobs."""
+    if job == FACILITATION:
+        assembly.drawn_at = now
+    if not pool.candidates:
+        return None
+    return draws.open_assembly_job(session, assembly, job, pool.candidates, 1, now, draws_at,
+                                   skipped_window=skip_window)
 
 
 def job_lottery(session: Session, assembly: Assembly, job: str) -> Lottery | None:
@@ -359,8 +358,8 @@ def take_open_job(session: Session, group_id: int, job: str, member: Member, now
     assembly = next_assembly(session, group_id, now)
     if assembly is None or assembly.drawn_at is None or job_holder(assembly, job) is not None:
         return None
-    if job_lottery(session, assembly, job) is not None and lotteries_pending(session, assembly):
-        return None
+    if lotteries_pending(session, assembly):
+        return None  # a draw is still to come (the note-taker's opens when the facilitator's is drawn)
     other = assembly.note_taker_id if job == FACILITATION else assembly.facilitator_id
     if member.id in (other, previous_holder(session, assembly, job)):
         return None
@@ -373,12 +372,14 @@ def take_open_job(session: Session, group_id: int, job: str, member: Member, now
     return assembly
 
 
-def handover_notes(session: Session, assembly: Assembly, job: str) -> tuple[Assembly, str] | None:
-    """The notes left by whoever did this job last (before `assembly`), with their assembly."""
+def handover_notes(session: Session, group_id: int, job: str, before: datetime | None = None
+                   ) -> tuple[Assembly, str] | None:
+    """The latest notes left for this job (by an assembly before `before`), with their assembly."""
     column = Assembly.facilitator_notes if job == FACILITATION else Assembly.note_taker_notes
-    found = session.scalars(select(Assembly).where(
-        Assembly.group_id == assembly.group_id, column.is_not(None), Assembly.starts_at < assembly.starts_at)
-        .order_by(Assembly.starts_at.desc()).limit(1)).first()
+    query = select(Assembly).where(Assembly.group_id == group_id, column.is_not(None))
+    if before is not None:
+        query = query.where(Assembly.starts_at < before)
+    found = session.scalars(query.order_by(Assembly.starts_at.desc()).limit(1)).first()
     if found is None:
         return None
     return found, found.facilitator_notes if job == FACILITATION else found.note_taker_notes
@@ -646,7 +647,7 @@ class Brief:
 
 def brief(session: Session, assembly: Assembly, job: str) -> Brief:
     items = items_for(session, assembly)
-    found = handover_notes(session, assembly, job)
+    found = handover_notes(session, assembly.group_id, job, before=assembly.starts_at)
     notes = None
     if found is not None:
         earlier, written = found

@@ -143,9 +143,9 @@ def reminder(assembly: Assembly, items: list[AgendaItem], authors: dict[int, str
 
 def draws_opened(assembly: Assembly, opened: list[Lottery], pools: dict[str, Pool], zone: ZoneInfo,
                  now: datetime, prefix: str, others_open: bool) -> RichText:
-    """The lotteries for the facilitator and note-taker open (or why one could not)."""
+    """The lottery for a job opens (or why it could not), for each job in `pools`."""
     text = TextBuilder()
-    for job in (FACILITATION, "minutes"):
+    for job in pools:
         name = JOB_NAMES[job]
         lottery = next((lottery for lottery in opened if lottery.purpose == job), None)
         if lottery is None:
@@ -177,24 +177,21 @@ def _pool_note(pool: Pool, name: str) -> str:
     return " ".join(notes) + (" " if notes else "")
 
 
-def jobs_drawn(assembly: Assembly, people: People, results: list[draws.Drawn], prefix: str) -> RichText:
-    """Both jobs' lotteries drawn: who facilitates and who takes notes, and how to recompute it."""
-    text = TextBuilder().line(f"🎲 <b>{title_of(assembly)}</b>: facilitator "
-                              f"{people.who(people.facilitator, 'nobody')}, note-taker "
-                              f"{people.who(people.note_taker, 'nobody')}.")
+def jobs_drawn(assembly: Assembly, platform: str, results: list[draws.Drawn], prefix: str) -> RichText:
+    """A job's lottery drawn (or both, after downtime): who takes it, and how to recompute the draw."""
+    text = TextBuilder()
     for drawn in results:
-        name = JOB_NAMES[drawn.lottery.purpose]
+        job = drawn.lottery.purpose
+        name = JOB_NAMES[job]
+        who = People(platform).who(drawn.assigned, "nobody")
+        text.line(f"🎲 <b>{title_of(assembly)}</b>: the {name} is {who} ({b(f'lottery #{drawn.lottery.number}')}).")
         names = dict(drawn.candidates)
-        text.line(f"{b(f'Lottery #{drawn.lottery.number}')} ({name}):")
         for member_id, why in drawn.unseated:
             text.line(f"  {escape(names.get(member_id, '?'))} was drawn but is not {name}: {escape(why)}.")
         for line in lottery_details(drawn, CANDIDATES) + rule_lines(drawn, f"{prefix}assemblies"):
             text.line(f"  {line}")
-    if people.facilitator is None or people.note_taker is None:
-        missing = [job for job, member in ((FACILITATION, people.facilitator), ("minutes", people.note_taker))
-                   if member is None]
-        text.line("The first to stand takes what is left: " +
-                  " · ".join(code(f"{prefix}volunteer {job}") for job in missing))
+        if drawn.assigned is None:
+            text.line(f"The first to stand takes it: {code(f'{prefix}volunteer {job}')}")
     return text.build()
 
 
