@@ -18,7 +18,7 @@ reminder sweep for 10,000 groups side by side with the rotation benchmark's warn
 
     python bench/assemblies.py                          # SQLite, full size
     python bench/assemblies.py --backend both           # SQLite, then a throwaway PostgreSQL
-    python bench/assemblies.py --quick --backend both   # 500 groups, 50 timed calls (~30 s)
+    python bench/assemblies.py --quick --backend both   # 250 groups, 50 timed calls (~15 + 30 s)
     python bench/assemblies.py --only sweep --profile   # cProfile of each sweep
 
 See bench/README.md ("Assemblies") for the results.
@@ -34,6 +34,7 @@ import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -249,8 +250,9 @@ def history_rows(group_id: int, member_ids: list[int], past: int, count: int, pe
         backers[number] = who
         item = dict(id=number, group_id=group_id, number=number,
                     text=f"{rng.choice(PHRASES).capitalize()} (item {number})",
-                    author_id=member_ids[rng.randrange(MEMBERS)], created_at=made, support=k, assembly_id=meeting["id"] if meeting else None, position=None,
-                    withdrawn_at=withdrawn, proposal_id=None)
+                    author_id=member_ids[rng.randrange(MEMBERS)], created_at=made, support=k,
+                    assembly_id=meeting["id"] if meeting else None, position=None, withdrawn_at=withdrawn,
+                    proposal_id=None)
         rows["agenda_items"].append(item)
         if meeting is not None:
             by_meeting.setdefault(meeting["id"], []).append(item)
@@ -344,7 +346,8 @@ def report_commands(facts: dict, results: dict) -> bool:
         ok = ok and (met or not target)
         verdict = ("PASS" if met else "MISS") if target else "(reference)"
         print(f"{label:<16} {found['runs']} runs: p50 {found['p50'] * 1000:6.2f} ms, "
-              f"p99 {found['p99'] * 1000:6.2f} ms, max {found['max'] * 1000:6.2f} ms, first call {found['cold'] * 1000:6.1f} ms  "
+              f"p99 {found['p99'] * 1000:6.2f} ms, max {found['max'] * 1000:6.2f} ms, "
+              f"first call {found['cold'] * 1000:6.1f} ms  "
               f"target p99 < {P99_TARGET_MS:g} ms {verdict}")
     for label, html in results["reply"].items():
         print(f"  `{label}` reply: {len(html):,} characters of HTML, {html.count(chr(10)) + 1} lines")
@@ -483,7 +486,8 @@ def sweep_child(kind: str, url: str, profile_path: str | None) -> dict:
     item's lateness is the wall time from the sweep's start until its transaction committed."""
     clock = rotation.TimingClock(START)
     core, startup = rotation.start_up(url, clock, SWEEP)
-    startup["next_due_value"] = str(startup.get("next_due_value"))
+    startup.update(next_due_value=str(startup.get("next_due_value")), peak_rss=vm_hwm_mb(),
+                   imports=_T_IMPORTED - _T_PROCESS)
     if startup["items"]:
         raise BenchFailure(f"{startup['items']} items were overdue at start-up")
     with core.db.engine.connect() as conn:
@@ -563,8 +567,9 @@ def verify(kind: str, core, groups: int) -> dict:
     outbox_rows = count("SELECT count(*) FROM outbox")
     if kind == "assemblies":
         table = Assembly.__table__.c
-        steps = count("SELECT count(*) FROM outbox WHERE dedupe_key LIKE 'assembly:%:step:%'")
-        distinct = count("SELECT count(DISTINCT dedupe_key) FROM outbox WHERE dedupe_key LIKE 'assembly:%:step:%'")
+        steps = count("SELECT count(*) FROM outbox WHERE dedupe_key LIKE :key", key="assembly:%:step:%")
+        distinct = count("SELECT count(DISTINCT dedupe_key) FROM outbox WHERE dedupe_key LIKE :key",
+                         key="assembly:%:step:%")
         reminded = count(select(func.count()).where(table.reminded_through == DUE))
         left = count(select(func.count()).where(table.next_due_at <= DUE))
         lotteries = count("SELECT count(*) FROM lotteries")
@@ -575,9 +580,9 @@ def verify(kind: str, core, groups: int) -> dict:
                     if value != groups]
     else:
         table = Mandate.__table__.c
-        warned = count("SELECT count(*) FROM outbox WHERE dedupe_key LIKE 'mandate:%:warn:%' "
-                       "AND dedupe_key NOT LIKE '%:dm'")
-        private = count("SELECT count(*) FROM outbox WHERE dedupe_key LIKE 'mandate:%:warn:%:dm'")
+        warned = count("SELECT count(*) FROM outbox WHERE dedupe_key LIKE :key AND dedupe_key NOT LIKE :dm",
+                       key="mandate:%:warn:%", dm="%:dm")
+        private = count("SELECT count(*) FROM outbox WHERE dedupe_key LIKE :key", key="mandate:%:warn:%:dm")
         warnings = rotation.warnings_setting()
         moved = count(select(func.count()).where(table.next_warning_at == DUE + max(warnings) - min(warnings)))
         left = count(select(func.count()).where(table.next_warning_at <= DUE))
@@ -609,11 +614,11 @@ def run_child(args: list[str]) -> dict:
     return found
 
 
-def bench_sweep(urls: dict[str, str], groups: int, profile_path: str | None) -> dict:
+def bench_sweep(urls: dict[str, str], groups: int, start_up_runs: int, profile_path: str | None) -> dict:
     kinds = ("assemblies", "rotation")
     setup = {kind: run_child(["--_setup", kind, urls[kind], "--groups", str(groups)]) for kind in kinds}
     startups: dict[str, list[dict]] = {kind: [] for kind in kinds}
-    for _ in range(START_UP_RUNS):  # alternating, each in a fresh interpreter
+    for _ in range(start_up_runs - 1):  # alternating, each in a fresh interpreter
         for kind in kinds:
             startups[kind].append(run_child(["--_startup", urls[kind]]))
     sweeps = {}
@@ -622,6 +627,7 @@ def bench_sweep(urls: dict[str, str], groups: int, profile_path: str | None) -> 
         if profile_path:
             args += ["--profile", f"{Path(profile_path).stem}-{kind}.pstats"]
         sweeps[kind] = run_child(args)
+        startups[kind].append(sweeps[kind]["startup"])  # the sweep's process started up the same way
     return {"setup": setup, "startups": startups, "sweeps": sweeps}
 
 
@@ -650,7 +656,8 @@ def report_sweep(groups: int, found: dict) -> list[tuple]:
         rows.append((label, f"{av:,.{digits}f} {unit}", f"{rv:,.{digits}f} {unit}", text_ratio))
 
     sa, sr = sweeps["assemblies"], sweeps["rotation"]
-    row(f"start-up, median of {START_UP_RUNS} fresh processes", med["assemblies"]["total"],
+    runs = len(startups["assemblies"])
+    row(f"start-up, median of {runs} fresh process{'es' if runs > 1 else ''}", med["assemblies"]["total"],
         med["rotation"]["total"], "s", 3)
     row("  of which build_core", med["assemblies"]["build_core"], med["rotation"]["build_core"], "s", 3)
     row("  of which Runtime.start", med["assemblies"]["runtime_start"], med["rotation"]["runtime_start"], "s", 3)
@@ -675,14 +682,17 @@ def report_sweep(groups: int, found: dict) -> list[tuple]:
         print(f"{label:<{width}}{av:>16}{rv:>16}{ratio:>9}")
     print(f"  assemblies: {sa['batches']} run_due_batch transactions ({min(sa['batch_items'])}-"
           f"{max(sa['batch_items'])} items each) in {sa['calls']} run_due_work calls; "
-          f"outbox {sa['checks']['outbox']:,} rows, {sa['checks']['lotteries']:,} lotteries opened; next due after: {sa['next_due_value']}")
+          f"outbox {sa['checks']['outbox']:,} rows, {sa['checks']['lotteries']:,} lotteries opened; "
+          f"next due after: {sa['next_due_value']}")
     print(f"  rotation:   {sr['batches']} run_due_batch transactions ({min(sr['batch_items'])}-"
           f"{max(sr['batch_items'])} items each) in {sr['calls']} run_due_work calls; "
-          f"outbox {sr['checks']['outbox']:,} rows (warning + private copy); next due after: {sr['next_due_value']}")
+          f"outbox {sr['checks']['outbox']:,} rows (warning + private copy); "
+          f"next due after: {sr['next_due_value']}")
     for kind in ("assemblies", "rotation"):
-        s = sweeps[kind]["startup"]
-        print(f"  {kind}: start-up in the sweep's own process {s['total']:.3f} s "
-              f"(run_due_work {s['run_due_work']:.3f} s for {s['items']} items, next_due {1000 * s['next_due']:.2f} ms); all start-ups: "
+        s = med[kind]
+        print(f"  {kind} start-up (median run): build_core {s['build_core']:.3f} s + Runtime.start "
+              f"{s['runtime_start']:.3f} s (run_due_work {s['run_due_work']:.3f} s for {s['items']} items, "
+              f"next_due {1000 * s['next_due']:.2f} ms) + gc.freeze {s['gc_freeze']:.3f} s; all runs: "
               + ", ".join(f"{run['total']:.3f}" for run in startups[kind]) + " s")
     ok = med["assemblies"]["total"] < START_UP_TARGET_S
     print(f"reference: the rotation benchmark's start-up target < {START_UP_TARGET_S:g} s: "
@@ -711,7 +721,8 @@ def bench_backend(backend: str, args, groups: int, runs: int) -> bool:
         print(f"=== backend: {backend} ({server}) ===")
         for line in common.machine({"APScheduler": __import__("apscheduler").__version__}):
             print(line)
-        print(f"imports (bot.app, SQLAlchemy …): {_T_IMPORTED - _T_PROCESS:.2f} s, not included")
+        print(f"imports (bot.app, SQLAlchemy …): {_T_IMPORTED - _T_PROCESS:.2f} s, not included; load average "
+              + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " at the start")
         if "commands" in args.only:
             print("")
             print(f"-- 1. agenda and assemblies on one group ({args.past} past assemblies, {args.items:,} items) --")
@@ -720,7 +731,7 @@ def bench_backend(backend: str, args, groups: int, runs: int) -> bool:
         if "sweep" in args.only:
             print("")
             print(f"-- 2. reminder sweep for {groups:,} groups, side by side with the rotation warning sweep --")
-            report_sweep(groups, bench_sweep(urls, groups, args.profile))
+            report_sweep(groups, bench_sweep(urls, groups, 1 if args.quick else START_UP_RUNS, args.profile))
         print("")
         return ok
     finally:
@@ -733,14 +744,15 @@ def bench_backend(backend: str, args, groups: int, runs: int) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="sqlite")
-    parser.add_argument("--groups", type=int, help="groups in the sweep (default 10,000; --quick 500)")
+    parser.add_argument("--groups", type=int, help="groups in the sweep (default 10,000; --quick 250)")
     parser.add_argument("--past", type=int, default=500, help="past assemblies of the commands' group (500)")
     parser.add_argument("--items", type=int, default=5000, help="agenda items of the commands' group (5,000)")
     parser.add_argument("--pending", type=int, default=assembly_rules.MAX_OPEN_ITEMS,
                         help=f"open items among them (default {assembly_rules.MAX_OPEN_ITEMS}, the app's limit)")
     parser.add_argument("--runs", type=int, help="timed calls of each command (default 200; --quick 50)")
     parser.add_argument("--only", nargs="+", choices=("commands", "sweep"), default=("commands", "sweep"))
-    parser.add_argument("--quick", action="store_true", help="500 groups in the sweep, 50 timed calls (same group)")
+    parser.add_argument("--quick", action="store_true",
+                        help="250 groups in the sweep, one start-up each, 50 timed calls (on the same group)")
     parser.add_argument("--profile", metavar="FILE", nargs="?", const="assemblies-profile.pstats",
                         help="cProfile the timed commands and each sweep; print the top 25 lines")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -748,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_startup", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--_sweep", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    groups = args.groups if args.groups is not None else (500 if args.quick else 10_000)
+    groups = args.groups if args.groups is not None else (250 if args.quick else 10_000)
     runs = args.runs or (50 if args.quick else 200)
     if groups < 1 or args.past < 2 or args.pending > args.items:
         raise SystemExit("--groups must be at least 1, --past at least 2, --pending at most --items")

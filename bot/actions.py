@@ -38,6 +38,8 @@ class SendMessage(_Frozen):
     text: RichText
     reply_to: str | None = None
     choices: tuple[Choice, ...] = ()
+    # What tapping a choice does, for platforms that list the choices in words (Matrix: "React to vote: …").
+    choices_do: str = "vote"
     # When set, the delivery layer reports the platform message id back to the
     # core under this key, so the message can be edited later (a live tally).
     track: str | None = None

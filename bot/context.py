@@ -61,9 +61,10 @@ class Context:
     def user_of(self, member: Member) -> UserRef:
         return UserRef(platform=self.chat.platform, user_id=member.user_id)
 
-    def reply(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None) -> None:
+    def reply(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None,
+              choices_do: str = "vote") -> None:
         self.actions.append(SendMessage(chat=self.chat, text=text, reply_to=self.event_id, choices=choices,
-                                        track=track))
+                                        track=track, choices_do=choices_do))
 
     def post(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None) -> None:
         """A message to the whole group, not as a reply (announcements)."""

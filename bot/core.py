@@ -25,8 +25,8 @@ from bot.commands.proposals import card_choices, card_text
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
+from bot.governance import assemblies, roles
 from bot.governance import proposals as rules
-from bot.governance import roles
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
 from bot.logs import log_context
@@ -109,7 +109,9 @@ class Core:
             return []
         message = CommandMessage(chat=event.chat, sender=event.sender, sender_name=event.sender_name,
                                  text=event.payload, event_id=event.event_id, is_private=event.is_private)
-        if event.retracted:
+        if event.retracted:  # a reaction taken back (Matrix)
+            if invocation.command.name == "agenda":
+                return self._stop_backing(event, invocation)
             return self._retract(event, invocation) if invocation.command.name == "vote" else []
         return self._run(message, invocation, self.prefix_for(event.chat.platform), tapped=True,
                          tapped_message=event.message_id)
@@ -181,6 +183,22 @@ class Core:
                 return [outbox.add(session, self._card_edit(session, group, proposal), group_id=group.id, now=now)]
         except (Replayed, CommandError, RuleViolation):
             return []
+
+    def _stop_backing(self, event: ChoiceMade, invocation: Invocation) -> list[Outgoing]:
+        """An agenda item's reaction taken back: the member no longer backs it (quietly, like a vote's)."""
+        now = self.clock.now()
+        try:
+            number, _ = invocation.command.parse(invocation.arguments)["backing"]
+            with self.db.transaction() as session:
+                self._claim(session, event.chat.platform, event.event_id, now)
+                group = self.directory.find_group(session, event.chat)
+                member = group and self.directory.find_member(session, group.id, event.sender.user_id)
+                if member is not None:
+                    assemblies.support(session, assemblies.find_item(session, group.id, number), member, now,
+                                       back=False)
+        except (Replayed, CommandError, RuleViolation, TypeError):
+            pass
+        return []
 
     def _claim(self, session: Session, platform: str, event_id: str, now: datetime) -> None:
         """Record the event id; a second attempt with the same id is a replay."""

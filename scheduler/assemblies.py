@@ -149,8 +149,11 @@ def tell_job(core: Core, session: Session, group: Group, assembly: Assembly, job
     settings = core.directory.settings(session, group.id)
     text = render.job_message(assembly, job, group.title, assemblies.brief(session, assembly, job),
                               settings.timezone, now, core.prefix_for(group.platform))
+    # Nothing in it is private (the agenda, the notes any member can read): where the member cannot be
+    # written to privately (Telegram, before they open a chat with the bot), it is said in the group.
     outbox.record(session, key=f"assembly:{assembly.id}:{job}:dm", group_id=group.id, now=now, action=DirectMessage(
-        user=UserRef(platform=group.platform, user_id=member.user_id), text=text))
+        user=UserRef(platform=group.platform, user_id=member.user_id), text=text,
+        fallback_chat=core.directory.chat_of(group)))
 
 
 DUE_WORK: tuple = ((assemblies.next_due_id, Assembly, advance_assembly),)

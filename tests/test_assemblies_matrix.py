@@ -1,6 +1,7 @@
 """Assemblies through the Matrix adapter, against the session's real Synapse with the real core
 behind it (rig and people from tests/test_matrix_adapter.py): an assembly is announced with its
-place escaped in the HTML, an agenda item is backed with a keycap reaction (once per member), and
+place escaped in the HTML, an agenda item is backed with a keycap reaction (once per member; taking
+the reaction back stops backing it), and
 when the clock reaches the draws the room hears who facilitates and who takes notes, and each of
 them is told in their direct room with the bot."""
 
@@ -48,7 +49,7 @@ async def test_an_assembly_its_agenda_and_its_draw_round_trip_through_matrix(mak
     agenda = await ask(carol, room, bot_id, "!agenda")
     assert "1. Repaint the kitchen #1 — Alice\n" in agenda["content"]["body"]  # nobody backs it yet
     await bob.wait_for(lambda: reactions(bob, room, agenda["event_id"], bot_id) == [KEYCAP_ONE])  # seeded
-    await bob.react(room, agenda["event_id"], KEYCAP_ONE)  # applied before Carol's command, which follows it
+    backed = await bob.react(room, agenda["event_id"], KEYCAP_ONE)  # applied before Carol's command, which follows
     shown = (await ask(carol, room, bot_id, "!agenda"))["content"]["body"]
     assert "Repaint the kitchen #1 — Alice · 👍 1" in shown
 
@@ -87,3 +88,9 @@ async def test_an_assembly_its_agenda_and_its_draw_round_trip_through_matrix(mak
     assert "📍 Hall <b>A</b> & B" in to_alice and "Repaint the kitchen #1 — Alice · 👍 1" in to_alice
     to_bob = (await bob.wait_for_message(direct[bob], bot_id, contains="You are the"))["content"]["body"]
     assert "You are the note-taker of Assembly #1 — Budget & bread" in to_bob
+
+    # Bob takes his reaction back: he no longer backs the item.
+    await bob.redact(room, backed)
+    shown = (await ask(carol, room, bot_id, "!agenda"))["content"]["body"]
+    assert "1. Repaint the kitchen #1 — Alice\n" in shown and "👍" not in shown.split("React to")[0]
+    assert "React to back an item: 1️⃣ 👍 #1" in shown

@@ -649,14 +649,14 @@ class MatrixAdapter:
         if room_id not in self.client.rooms:
             self._arriving.setdefault(room_id, asyncio.Event())
 
-    def _with_legend(self, text: RichText, choices: tuple[Choice, ...]) -> RichText:
+    def _with_legend(self, text: RichText, choices: tuple[Choice, ...], does: str = "vote") -> RichText:
         """Matrix has no buttons: the card says which reaction means what."""
         tapped = [escape(choice.label) if choice.label.startswith(choice.symbol)  # "🔒 Vote privately"
                   else f"{choice.symbol} {escape(choice.label)}" for choice in choices if choice.symbol]
-        return join([text, rich("React to vote: ", " · ".join(tapped))]) if tapped else text
+        return join([text, rich(f"React to {escape(does)}: ", " · ".join(tapped))]) if tapped else text
 
     async def _send_message(self, action: SendMessage) -> str:
-        content = message_content(self._with_legend(action.text, action.choices))
+        content = message_content(self._with_legend(action.text, action.choices, action.choices_do))
         if action.reply_to and action.reply_to.startswith("$"):
             content["m.relates_to"] = self._reply_relation(action.reply_to)
         event_id = await self._send(action.chat.chat_id, content)

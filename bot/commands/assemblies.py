@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from bot.actions import DirectMessage
 from bot.commands.args import ArgError, ArgType, Number, Text, Word
 from bot.commands.base import command
 from bot.commands.proposals import card, message_key
@@ -112,7 +111,7 @@ def show_or_back(ctx: Context, backing: tuple[int, bool] | None) -> None:
             later = (following, assemblies.pending_count(ctx.session, ctx.group_id))
     choices = render.agenda_choices(items) if shown is not None and shown.frozen_at is None else ()
     ctx.reply(render.agenda(shown, items, authors(ctx, items), ctx.settings.timezone, ctx.now, ctx.prefix, later),
-              choices=choices)
+              choices=choices, choices_do="back an item")
 
 
 def _next_open(ctx: Context, after: Assembly) -> Assembly | None:
@@ -234,7 +233,7 @@ def stand_for_task(ctx: Context, task: str) -> None:
         taken = assemblies.take_open_job(ctx.session, ctx.group_id, task, ctx.member(), ctx.now)
         if taken is not None:
             ctx.post(render.job_taken(taken, task, ctx.member(), ctx.chat.platform))
-            tell_job(ctx, taken, task, ctx.member())
+            tell_job(ctx, taken, task)
 
 
 def stop_standing(ctx: Context, task: str) -> None:
@@ -255,10 +254,11 @@ def show_task_notes(ctx: Context, task: str) -> None:
                             f"<blockquote>{escape(written)}</blockquote>"))
 
 
-def tell_job(ctx: Context, assembly: Assembly, job: str, member: Member) -> None:
+def tell_job(ctx: Context, assembly: Assembly, job: str) -> None:
+    """The briefing, to the member who just took a job (nothing private in it: said in the group if need be)."""
     text = render.job_message(assembly, job, ctx.group.title, assemblies.brief(ctx.session, assembly, job),
                               ctx.settings.timezone, ctx.now, ctx.prefix)
-    ctx.actions.append(DirectMessage(user=ctx.user_of(member), text=text))
+    ctx.tell_privately(text, fallback=text)
 
 
 def people(ctx: Context, assembly: Assembly) -> render.People:
