@@ -263,3 +263,16 @@ async def test_a_job_nobody_could_be_drawn_for_goes_to_the_first_who_stands(data
         [row] = assemblies(room)
         assert row.facilitator_id is not None and row.note_taker_id is not None
         assert "facilitator: @erin" in await room.say("!assemblies", as_="bob")
+
+
+async def test_turning_the_rhythm_on_continues_from_the_latest_assembly(database_url):
+    async with Room(database_url) as room:
+        await join_all(room, ("alice",))
+        assert "Schedule the first one with !assembly" in await room.say("!set assembly_every 1w", as_="alice")
+        await room.say("!set assembly_every off", as_="alice")
+        await room.say("!assembly tue 18:00", as_="alice")
+        started = await room.wait("2d")
+        assert "Starting now" in started and "Next:" not in started  # no rhythm: nothing follows
+        turned_on = await room.say("!set assembly_every 1w", as_="alice")
+        assert "Next assembly: #2, Tue 10 Mar 18:00 UTC." in turned_on
+        assert [a.starts_at.day for a in assemblies(room)] == [3, 10]

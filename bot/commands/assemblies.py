@@ -52,11 +52,13 @@ def schedule(ctx: Context, time: str) -> None:
     assembly = assemblies.schedule(ctx.session, ctx.group_id, settings, parsed.starts_at, place.strip(),
                                    title.strip(), ctx.member_id, ctx.now)
     ctx.post(render.scheduled(assembly, settings.timezone, ctx.now, ctx.prefix, ctx.settings.raw["assembly_every"]
-                              if settings.assembly_every else None, _reminders(ctx)))
+                              if settings.assembly_every else None, _reminders(ctx, assembly)))
 
 
-def _reminders(ctx: Context) -> str:
-    return ", ".join(f"{format_duration(offset)} before" for offset in ctx.settings.assembly_reminders)
+def _reminders(ctx: Context, assembly: Assembly) -> str:
+    """The reminders still ahead (a 2-day reminder for a meeting tomorrow is not)."""
+    return ", ".join(f"{format_duration(offset)} before" for offset in ctx.settings.assembly_reminders
+                     if assembly.starts_at - offset > ctx.now)
 
 
 @command("assemblies", summary="the coming assemblies: when, where, facilitator, note-taker, agenda size",
@@ -99,16 +101,12 @@ def show_or_back(ctx: Context, backing: tuple[int, bool] | None) -> None:
     if backing is not None:
         _back(ctx, *backing)
         return
-    meeting = assemblies.in_session(ctx.session, ctx.group_id, ctx.now)
-    coming = assemblies.next_assembly(ctx.session, ctx.group_id, ctx.now)
-    shown = meeting or coming
+    shown = (assemblies.in_session(ctx.session, ctx.group_id, ctx.now)
+             or assemblies.next_assembly(ctx.session, ctx.group_id, ctx.now))
     items = assemblies.items_for(ctx.session, shown) if shown else []
     later = None
-    if shown is not None and shown.frozen_at is not None:
-        following = coming if coming is not shown and coming is not None and coming.frozen_at is None else None
-        following = following or _next_open(ctx, shown)
-        if following is not None:
-            later = (following, assemblies.pending_count(ctx.session, ctx.group_id))
+    if shown is not None and shown.frozen_at is not None and (following := _next_open(ctx, shown)) is not None:
+        later = (following, assemblies.pending_count(ctx.session, ctx.group_id))  # where new items go
     choices = render.agenda_choices(items) if shown is not None and shown.frozen_at is None else ()
     ctx.reply(render.agenda(shown, items, authors(ctx, items), ctx.settings.timezone, ctx.now, ctx.prefix, later),
               choices=choices, choices_do="back an item")

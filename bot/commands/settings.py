@@ -7,9 +7,10 @@ from bot.commands.base import command
 from bot.commands.charter import open_charter_proposal
 from bot.commands.registry import Positional
 from bot.context import Context
-from bot.governance import charter, ledger, roles, setting_changes
+from bot.governance import assemblies, charter, ledger, roles, setting_changes
 from bot.governance import settings as group_settings
 from bot.governance.proposals import RuleViolation
+from bot.render.common import when
 from bot.render.text import TextBuilder, b, code, escape, i
 
 
@@ -48,9 +49,14 @@ def set_setting(ctx: Context, key: str, value: str) -> None:
     setting_changes.change(ctx.session, ctx.directory, ctx.group, key, new, ctx.member_id, ctx.sender_name, ctx.now)
     group_id = ctx.group_id
     ctx.after_commit.append(lambda: ctx.directory.forget_settings(group_id))
-    ctx.post(TextBuilder().line(
-        f"⚙️ {escape(ctx.sender_name)} changed {code(key)}: {escape(old)} → {b(new)}"
-    ).line(i("Applies to what is opened from now on; recorded in the group's settings log.")).build())
+    text = TextBuilder().line(f"⚙️ {escape(ctx.sender_name)} changed {code(key)}: {escape(old)} → {b(new)}")
+    text.line(i("Applies to what is opened from now on; recorded in the group's settings log."))
+    if key == "assembly_every" and new != "off":
+        coming = assemblies.next_assembly(ctx.session, ctx.group_id, ctx.now)
+        text.line(f"Next assembly: #{coming.number}, {when(coming.starts_at, ctx.settings.timezone)}." if coming
+                  else f"Schedule the first one with {code(ctx.prefix + 'assembly <when> [where]')}; the next "
+                       "ones follow on this rhythm.")
+    ctx.post(text.build())
 
 
 def _canonical(ctx: Context, key: str, value: str) -> str:

@@ -84,7 +84,7 @@ def scheduled(assembly: Assembly, zone: ZoneInfo, now: datetime, prefix: str, rh
     text.line(f"Add to its agenda: {code(f'{prefix}agenda add <item>')} · see it: {code(f'{prefix}agenda')}")
     text.line(f"Facilitator and note-taker are drawn by lot among those who stand: "
               f"{code(f'{prefix}volunteer facilitation')} · {code(f'{prefix}volunteer minutes')}")
-    tail = f"Reminders: {reminders}." if reminders else "No reminders (assembly_reminders is off)."
+    tail = f"Reminders: {reminders}." if reminders else "No reminder before it (see assembly_reminders)."
     if rhythm:
         tail += f" The next one follows {rhythm} later, at the same time."
     text.line(i(tail))
