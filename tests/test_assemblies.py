@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from bot.actions import DirectMessage, SendMessage
 from bot.clock import ManualClock
+from bot.verify import verify
 from storage.models import AgendaItem, Assembly, LogEntry, Lottery, Proposal
 from tests.harness import START, Room, group_messages, private_to, recorded
 
@@ -177,6 +178,10 @@ async def test_facilitation_and_minutes_rotate_on_a_rhythm(database_url):
             purposes = dict(session.execute(select(Lottery.purpose, func.count()).group_by(Lottery.purpose)).all())
         drawn = len([a for a in assemblies(room) if a.drawn_at is not None])
         assert purposes == {"facilitation": drawn, "minutes": drawn}
+        await room.say("!log export", as_="bob")  # every draw can be recomputed from the log
+        report = verify(recorded(room, "file")[-1].data.decode().splitlines())
+        assert report.ok, report.problem
+        assert report.lotteries == 2 * drawn
 
 
 async def test_a_recurring_assembly_keeps_its_local_time_across_daylight_saving(database_url):
