@@ -281,3 +281,24 @@ async def test_turning_the_rhythm_on_continues_from_the_latest_assembly(database
         turned_on = await room.say("!set assembly_every 1w", as_="alice")
         assert "Next assembly: #2, Tue 10 Mar 18:00 UTC." in turned_on
         assert [a.starts_at.day for a in assemblies(room)] == [3, 10]
+
+
+def test_the_ways_to_say_when():
+    from zoneinfo import ZoneInfo
+
+    from bot.governance.assemblies import parse_when
+
+    zone = ZoneInfo("America/Bogota")  # UTC-5
+    now = datetime(2026, 3, 6, 20, 0, tzinfo=timezone.utc)  # Friday 15:00 in Bogotá
+    cases = {
+        "fri 19:00 the hall": (datetime(2026, 3, 7, 0, 0, tzinfo=timezone.utc), "the hall"),  # today, later
+        "friday 14:00": (datetime(2026, 3, 13, 19, 0, tzinfo=timezone.utc), ""),  # today's has passed: next week
+        "tomorrow 7pm https://meet.example/x": (datetime(2026, 3, 8, 0, 0, tzinfo=timezone.utc),
+                                                 "https://meet.example/x"),
+        "19h | Budget": (datetime(2026, 3, 7, 0, 0, tzinfo=timezone.utc), "| Budget"),
+        "14:30": (datetime(2026, 3, 7, 19, 30, tzinfo=timezone.utc), ""),  # a time alone: the next one
+        "2027-01-15 18:30 community hall": (datetime(2027, 1, 15, 23, 30, tzinfo=timezone.utc), "community hall"),
+    }
+    for said, (starts_at, rest) in cases.items():
+        found = parse_when(said, now, zone)
+        assert (found.starts_at, found.rest) == (starts_at, rest), said

@@ -242,8 +242,8 @@ def keep_rhythm(session: Session, group_id: int, settings: GroupSettings, now: d
         starts_at = following(starts_at, settings.assembly_every, settings.timezone)
     if starts_at > now + MAX_AHEAD:
         return None
-    return schedule(session, group_id, settings, starts_at, last.place, last.title if last.created_by is None
-                    else None, None, now)
+    # The place carries over; a title belonged to that one meeting.
+    return schedule(session, group_id, settings, starts_at, last.place, None, None, now)
 
 
 # the steps the scheduler owes an assembly ---------------------------------------------------------
