@@ -156,7 +156,7 @@ def tell_job(core: Core, session: Session, group: Group, assembly: Assembly, job
         fallback_chat=core.directory.chat_of(group)))
 
 
-DUE_WORK: tuple = ((assemblies.next_due_id, Assembly, advance_assembly),)
+DUE_WORK: tuple = ((assemblies.steps_due, Assembly, advance_assembly),)
 
 
 def next_due(session: Session, platforms=None) -> datetime | None:

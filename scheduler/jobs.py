@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from sqlalchemy import literal, select, type_coerce, union_all
 from sqlmodel import Session
 
 from bot import outbox
@@ -37,6 +38,7 @@ from scheduler import ledger as ledger_jobs
 from scheduler import renewals as renewal_jobs
 from scheduler import reviews as review_jobs
 from storage.models import Audit, Group, Lottery, Mandate, Member, Need, Proposal, Role
+from storage.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
@@ -219,20 +221,20 @@ def draw_due_lottery(core: Core, session: Session, lottery: Lottery, now: dateti
     log.info("lottery %s of group %s drawn", lottery.number, group.id)
 
 
-# Each kind of due work: how to find the earliest due item (id, due time), its
-# table, and the job. On a tie, earlier kinds go first: a renewal decided at the
-# deadline beats the lapse at the same instant.
+# Each kind of due work: the look for its earliest due item (id, due time) at `:now` (a SELECT
+# with LIMIT 1, narrowed to the served platforms), its table, and the job. On a tie, earlier
+# kinds go first: a renewal decided at the deadline beats the lapse at the same instant.
 DUE_WORK = (
-    (rules.next_due_id, Proposal, close_due_proposal),
-    (draws.next_due_id, Lottery, draw_due_lottery),
-    (roles.next_warning_id, Mandate, warn_before_mandate_ends),
-    (roles.next_lapse_id, Mandate, lapse_mandate),
-    (audits.next_unscheduled_id, Group, schedule_group),
-    (needs_rules.next_nudge_id, Need, nudge_need),
-    (audits.next_close_id, Audit, close_audit),
-    (audits.next_reminder_id, Audit, remind_audit),
-    (audits.next_audit_start_id, Group, start_due_audit),
-    (audits.next_digest_id, Group, send_digest),
+    (rules.closing_due, Proposal, close_due_proposal),
+    (draws.draws_due, Lottery, draw_due_lottery),
+    (roles.warnings_due, Mandate, warn_before_mandate_ends),
+    (roles.lapses_due, Mandate, lapse_mandate),
+    (audits.unscheduled_due, Group, schedule_group),
+    (needs_rules.nudges_due, Need, nudge_need),
+    (audits.audit_closes_due, Audit, close_audit),
+    (audits.audit_reminders_due, Audit, remind_audit),
+    (audits.audit_starts_due, Group, start_due_audit),
+    (audits.digests_due, Group, send_digest),
     review_jobs.DUE,  # decisions brought back at their review date (scheduler/reviews.py)
     *ledger_jobs.DUE_WORK,  # monthly statements and their checks (scheduler/ledger.py)
     *renewal_jobs.DUE_WORK,  # renewal reviews and role sunsets (scheduler/renewals.py)
@@ -241,16 +243,34 @@ DUE_WORK = (
 
 
 def _earliest_due(session: Session, now: datetime, platforms: Platforms):
-    """The next due item of any kind in the served groups, as (due time, order, job, item), or None."""
-    found = []
-    for order, (next_id, model, job) in enumerate(DUE_WORK):
-        hit = next_id(session, now, platforms)
-        if hit is not None:
-            found.append((hit[1], order, job, model, hit[0]))
-    if not found:
+    """The next due item of any kind in the served groups, as (due time, order, job, item), or None.
+    One statement asks every kind for its earliest due item (a round trip per kind was most of the
+    time an item took); an item's due time is never later than now (a group never scheduled is
+    due from its creation, or now)."""
+    rows = session.connection().execute(_due_look(DUE_WORK, platforms), {"now": now}).all()
+    if not rows:
         return None
-    due, order, job, model, item_id = min(found, key=lambda entry: (entry[0], entry[1]))
+    order, item_id, due = min(((order, item_id, min(due, now)) for order, item_id, due in rows),
+                              key=lambda row: (row[2], row[0]))
+    _, model, job = DUE_WORK[order]
     return due, order, job, session.get(model, item_id)
+
+
+_DUE_LOOKS: dict = {}
+
+
+def _due_look(work: tuple, platforms: Platforms):
+    """UNION ALL of each kind's earliest-due lookup, tagged with its place in `work` (built once
+    per set of kinds and platforms)."""
+    key = (id(work), tuple(platforms) if platforms is not None else None)
+    if key not in _DUE_LOOKS:
+        parts = []
+        for order, (due_statement, _, _) in enumerate(work):
+            item_id, due = due_statement(platforms).subquery().c
+            parts.append(select(literal(order).label("kind"), item_id.label("item_id"),
+                                type_coerce(due, UTCDateTime()).label("due")))
+        _DUE_LOOKS[key] = union_all(*parts)
+    return _DUE_LOOKS[key]
 
 
 def run_due_batch(core: Core, budget: float, max_items: int, platforms: Platforms = None) -> tuple[int, bool]:

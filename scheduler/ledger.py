@@ -2,7 +2,8 @@
 the co-auditor's draw, and one reminder while the check is unanswered.
 
 Wired into scheduler.jobs like the other due work: each entry of `DUE_WORK` is
-(next due (id, time), table, job), and `next_due` is one of the times `jobs.next_due`
+(the look for its earliest due (id, time) at `:now`, table, job), and `next_due` is one of the
+times `jobs.next_due`
 takes the minimum of. Each job does one item in one transaction and queues its messages
 under dedupe keys, so after a crash or a restart every message goes out once.
 
@@ -106,8 +107,8 @@ def _remind(core: Core, session: Session, group: Group, check: LedgerCheck, now:
 
 
 DUE_WORK: tuple = (
-    (books.next_statement_id, Group, post_statement),
-    (books.next_check_id, LedgerCheck, follow_up_check),
+    (books.statements_due, Group, post_statement),
+    (books.checks_due, LedgerCheck, follow_up_check),
 )
 
 

@@ -69,7 +69,7 @@ def _post(core: Core, session: Session, group: Group, review: Proposal, now: dat
 
 
 DUE_WORK = (
-    (renewals.next_review_id, Group, open_renewal_review),
-    (renewals.next_sunset_id, Role, open_role_sunset),
+    (renewals.reviews_due, Group, open_renewal_review),
+    (renewals.sunsets_due, Role, open_role_sunset),
 )
 next_due = renewals.next_due

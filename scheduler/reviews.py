@@ -62,5 +62,5 @@ def _details(original: Proposal, decision: Decision, settings) -> str:
             f"stays in force{again}; if not, it lapses.")
 
 
-DUE = (reviews.next_review_id, Decision, bring_back)
+DUE = (reviews.reviews_due, Decision, bring_back)
 next_review = reviews.next_review

@@ -191,8 +191,9 @@ async def test_review_job_finds_the_earliest_due_decision_by_its_index(room):
     with room.core.db.transaction() as session:
         due = reviews.next_review(session)
         assert due == START + timedelta(hours=1, days=1)
-        assert reviews.next_review_id(session, due - timedelta(seconds=1)) is None
-        decision_id, at = reviews.next_review_id(session, due)
+        look = session.connection().execute
+        assert look(reviews.reviews_due(), {"now": due - timedelta(seconds=1)}).first() is None
+        decision_id, at = look(reviews.reviews_due(), {"now": due}).first()
         assert at == due and session.get(Decision, decision_id).proposal_id == proposals(room)[1].id
 
 

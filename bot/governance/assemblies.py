@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
 from sqlmodel import Session
 
 from bot.governance import draws, record, tasks
@@ -668,9 +668,8 @@ _NEXT_DUE = (select(_table.id, _table.next_due_at)  # ix_assemblies_due: only ro
              .order_by(_table.next_due_at, _table.id).limit(1))
 
 
-def next_due_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.connection().execute(scoped(_NEXT_DUE, _table.group_id, platforms), {"now": now}).first()
-    return (row.id, row.next_due_at) if row else None
+def steps_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_DUE, _table.group_id, platforms)
 
 
 def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:

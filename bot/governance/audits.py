@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
 from bot.governance import draws, mediation, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
-from bot.governance.scope import Platforms, served, served_groups
+from bot.governance.scope import Platforms, scoped, served, served_groups
 from bot.governance.settings import GroupSettings
 from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
 
@@ -75,36 +75,45 @@ def next_digest(settings: GroupSettings, after: datetime) -> datetime | None:
     return next_weekly(settings.digest, settings.timezone, after) if settings.digest else None
 
 
-def next_unscheduled_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    """A group whose dates were never set (from before audits existed): due at once."""
-    row = session.execute(select(Group.id, Group.created_at).where(Group.next_audit_at.is_(None),
-                                                                   served_groups(platforms))
-                          .order_by(Group.id).limit(1)).first()
-    return (row[0], min(row[1], now)) if row else None
+_groups, _audits = Group.__table__.c, Audit.__table__.c
 
 
-def next_digest_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    return _earliest(session, Group.id, Group.next_digest_at, now, served_groups(platforms))
+def _earliest(item_id, due, *where) -> Select:
+    """The earliest (id, due time) at or before `:now`."""
+    return select(item_id, due).where(due <= bindparam("now"), *where).order_by(due, item_id).limit(1)
 
 
-def next_audit_start_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    return _earliest(session, Group.id, Group.next_audit_at, now, served_groups(platforms))
+# A group whose dates were never set (from before audits existed) is due at once; the scheduler
+# takes its due time as its creation (or now, whichever is earlier).
+_UNSCHEDULED = select(_groups.id, _groups.created_at).where(_groups.next_audit_at.is_(None)).order_by(
+    _groups.id).limit(1)
+_DIGEST, _AUDIT_START = _earliest(_groups.id, _groups.next_digest_at), _earliest(_groups.id, _groups.next_audit_at)
+_REMINDER = _earliest(_audits.id, _audits.remind_at, _audits.closed_at.is_(None))
+_CLOSE = _earliest(_audits.id, _audits.closes_at, _audits.closed_at.is_(None))
 
 
-def next_reminder_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    return _earliest(session, Audit.id, Audit.remind_at, now, Audit.closed_at.is_(None),
-                     served(Audit.group_id, platforms))
+def _for_groups(statement: Select, platforms: Platforms) -> Select:
+    return statement if platforms is None else statement.where(served_groups(platforms))
 
 
-def next_close_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    return _earliest(session, Audit.id, Audit.closes_at, now, Audit.closed_at.is_(None),
-                     served(Audit.group_id, platforms))
+def unscheduled_due(platforms: Platforms = None) -> Select:
+    return _for_groups(_UNSCHEDULED, platforms)
 
 
-def _earliest(session: Session, item_id, due, now: datetime, *where) -> tuple[int, datetime] | None:
-    """The earliest (id, due time) at or before `now`."""
-    row = session.execute(select(item_id, due).where(due <= now, *where).order_by(due, item_id).limit(1)).first()
-    return tuple(row) if row else None
+def digests_due(platforms: Platforms = None) -> Select:
+    return _for_groups(_DIGEST, platforms)
+
+
+def audit_starts_due(platforms: Platforms = None) -> Select:
+    return _for_groups(_AUDIT_START, platforms)
+
+
+def audit_reminders_due(platforms: Platforms = None) -> Select:
+    return scoped(_REMINDER, _audits.group_id, platforms)
+
+
+def audit_closes_due(platforms: Platforms = None) -> Select:
+    return scoped(_CLOSE, _audits.group_id, platforms)
 
 
 def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:

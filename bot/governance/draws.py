@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
 from bot.governance import lottery as rule
@@ -412,9 +412,8 @@ _NEXT_DUE = (select(_lotteries.id, _lotteries.draws_at)  # ix_lotteries_due: onl
              .order_by(_lotteries.draws_at, _lotteries.id).limit(1))
 
 
-def next_due_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.connection().execute(scoped(_NEXT_DUE, _lotteries.group_id, platforms), {"now": now}).first()
-    return (row.id, row.draws_at) if row else None
+def draws_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_DUE, _lotteries.group_id, platforms)
 
 
 def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:

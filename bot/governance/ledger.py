@@ -22,13 +22,13 @@ from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from bot.governance import draws, needs, proposals, record
 from bot.governance.errors import RuleViolation
-from bot.governance.scope import Platforms, served, served_groups
+from bot.governance.scope import Platforms, scoped, served, served_groups
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import CHOSEN, PASSED, WITHDRAWN
 from bot.money import format_cents
@@ -492,18 +492,19 @@ def _name(session: Session, member_id: int) -> str:
 
 # the scheduler's view -----------------------------------------------------------------------------
 
-def next_statement_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.execute(select(Group.id, Group.next_statement_at)
-                          .where(Group.next_statement_at <= now, served_groups(platforms))
-                          .order_by(Group.next_statement_at, Group.id).limit(1)).first()
-    return tuple(row) if row else None
+_groups, _checks = Group.__table__.c, LedgerCheck.__table__.c
+_NEXT_STATEMENT = (select(_groups.id, _groups.next_statement_at).where(_groups.next_statement_at <= bindparam("now"))
+                   .order_by(_groups.next_statement_at, _groups.id).limit(1))
+_NEXT_CHECK = (select(_checks.id, _checks.remind_at).where(_checks.remind_at <= bindparam("now"))
+               .order_by(_checks.remind_at, _checks.id).limit(1))
 
 
-def next_check_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.execute(select(LedgerCheck.id, LedgerCheck.remind_at)
-                          .where(LedgerCheck.remind_at <= now, served(LedgerCheck.group_id, platforms))
-                          .order_by(LedgerCheck.remind_at, LedgerCheck.id).limit(1)).first()
-    return tuple(row) if row else None
+def statements_due(platforms: Platforms = None) -> Select:
+    return _NEXT_STATEMENT.where(served_groups(platforms)) if platforms is not None else _NEXT_STATEMENT
+
+
+def checks_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_CHECK, _checks.group_id, platforms)
 
 
 def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from bot.governance import record
 from bot.governance.proposals import RuleViolation
-from bot.governance.scope import Platforms, served
+from bot.governance.scope import Platforms, scoped, served
 from storage.models import Member, Need, NeedEvent
 
 NEED, OFFER = "need", "offer"
@@ -214,11 +214,13 @@ def is_overdue(need: Need, now: datetime) -> bool:
 
 # the scheduler -------------------------------------------------------------------
 
-def next_nudge_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.execute(select(Need.id, Need.nudge_at).where(Need.nudge_at.is_not(None), Need.nudge_at <= now,
-                                                                served(Need.group_id, platforms))
-                          .order_by(Need.nudge_at, Need.id).limit(1)).first()
-    return tuple(row) if row else None
+_needs = Need.__table__.c
+_NEXT_NUDGE = (select(_needs.id, _needs.nudge_at).where(_needs.nudge_at <= bindparam("now"))
+               .order_by(_needs.nudge_at, _needs.id).limit(1))
+
+
+def nudges_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_NUDGE, _needs.group_id, platforms)
 
 
 def next_nudge(session: Session, platforms: Platforms = None) -> datetime | None:

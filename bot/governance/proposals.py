@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from bot.commands.args import Quorum
@@ -394,10 +394,9 @@ _NEXT_DUE = (select(_proposals.id, _proposals.closes_at)
              .order_by(_proposals.closes_at, _proposals.id).limit(1))
 
 
-def next_due_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    """The proposal whose deadline passed first (id and deadline), for the scheduler's loop."""
-    row = session.connection().execute(scoped(_NEXT_DUE, _proposals.group_id, platforms), {"now": now}).first()
-    return (row.id, row.closes_at) if row else None
+def closing_due(platforms: Platforms = None) -> Select:
+    """The proposal whose deadline passed first (id, deadline) at `:now`, for the scheduler's look."""
+    return scoped(_NEXT_DUE, _proposals.group_id, platforms)
 
 
 def next_deadline(session: Session, platforms: Platforms = None) -> datetime | None:

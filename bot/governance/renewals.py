@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
 from bot.commands.args import Quorum
@@ -220,15 +220,12 @@ _NEXT_SUNSET = (select(_roles.id, _roles.sunset_at)
                 .order_by(_roles.sunset_at, _roles.id).limit(1))
 
 
-def next_review_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    statement = _NEXT_REVIEW if platforms is None else _NEXT_REVIEW.where(served_groups(platforms))
-    row = session.connection().execute(statement, {"now": now}).first()
-    return (row.id, row.next_renewal_at) if row else None
+def reviews_due(platforms: Platforms = None) -> Select:
+    return _NEXT_REVIEW if platforms is None else _NEXT_REVIEW.where(served_groups(platforms))
 
 
-def next_sunset_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.connection().execute(scoped(_NEXT_SUNSET, _roles.group_id, platforms), {"now": now}).first()
-    return (row.id, row.sunset_at) if row else None
+def sunsets_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_SUNSET, _roles.group_id, platforms)
 
 
 def next_due(session: Session, platforms: Platforms = None) -> datetime | None:

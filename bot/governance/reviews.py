@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
 from bot.durations import format_duration
@@ -45,10 +45,9 @@ def check_delay(delay: timedelta) -> timedelta:
     return delay
 
 
-def next_review_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    """The decision whose review date passed first (id and date), for the scheduler's loop."""
-    row = session.connection().execute(scoped(_NEXT_REVIEW, _decisions.group_id, platforms), {"now": now}).first()
-    return (row.id, row.review_at) if row else None
+def reviews_due(platforms: Platforms = None) -> Select:
+    """The decision whose review date passed first (id, date) at `:now`, for the scheduler's look."""
+    return scoped(_NEXT_REVIEW, _decisions.group_id, platforms)
 
 
 def next_review(session: Session, platforms: Platforms = None) -> datetime | None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
 from bot.commands.args import Quorum
@@ -395,14 +395,12 @@ _NEXT_WARNING = (select(_mandates.id, _mandates.next_warning_at)
                  .order_by(_mandates.next_warning_at, _mandates.id).limit(1))
 
 
-def next_lapse_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.connection().execute(scoped(_NEXT_LAPSE, _mandates.group_id, platforms), {"now": now}).first()
-    return tuple(row) if row else None
+def lapses_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_LAPSE, _mandates.group_id, platforms)
 
 
-def next_warning_id(session: Session, now: datetime, platforms: Platforms = None) -> tuple[int, datetime] | None:
-    row = session.connection().execute(scoped(_NEXT_WARNING, _mandates.group_id, platforms), {"now": now}).first()
-    return tuple(row) if row else None
+def warnings_due(platforms: Platforms = None) -> Select:
+    return scoped(_NEXT_WARNING, _mandates.group_id, platforms)
 
 
 def next_mandate_deadline(session: Session, platforms: Platforms = None) -> datetime | None:
