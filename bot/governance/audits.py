@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from bot.governance import draws, mediation, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
-from bot.governance.scope import Platforms, scoped, served, served_groups
+from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
 from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
 
@@ -92,20 +92,16 @@ _REMINDER = _earliest(_audits.id, _audits.remind_at, _audits.closed_at.is_(None)
 _CLOSE = _earliest(_audits.id, _audits.closes_at, _audits.closed_at.is_(None))
 
 
-def _for_groups(statement: Select, platforms: Platforms) -> Select:
-    return statement if platforms is None else statement.where(served_groups(platforms))
-
-
 def unscheduled_due(platforms: Platforms = None) -> Select:
-    return _for_groups(_UNSCHEDULED, platforms)
+    return scoped_groups(_UNSCHEDULED, platforms)
 
 
 def digests_due(platforms: Platforms = None) -> Select:
-    return _for_groups(_DIGEST, platforms)
+    return scoped_groups(_DIGEST, platforms)
 
 
 def audit_starts_due(platforms: Platforms = None) -> Select:
-    return _for_groups(_AUDIT_START, platforms)
+    return scoped_groups(_AUDIT_START, platforms)
 
 
 def audit_reminders_due(platforms: Platforms = None) -> Select:

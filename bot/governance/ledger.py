@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from bot.governance import draws, needs, proposals, record
 from bot.governance.errors import RuleViolation
-from bot.governance.scope import Platforms, scoped, served, served_groups
+from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import CHOSEN, PASSED, WITHDRAWN
 from bot.money import format_cents
@@ -500,7 +500,7 @@ _NEXT_CHECK = (select(_checks.id, _checks.remind_at).where(_checks.remind_at <= 
 
 
 def statements_due(platforms: Platforms = None) -> Select:
-    return _NEXT_STATEMENT.where(served_groups(platforms)) if platforms is not None else _NEXT_STATEMENT
+    return scoped_groups(_NEXT_STATEMENT, platforms)
 
 
 def checks_due(platforms: Platforms = None) -> Select:

@@ -24,7 +24,7 @@ from bot.commands.args import Quorum
 from bot.governance import charter, record, roles, voting
 from bot.governance import proposals as rules
 from bot.governance.errors import RuleViolation
-from bot.governance.scope import Platforms, scoped, served, served_groups
+from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
 from storage.models import Ballot, Group, Member, Proposal, RenewalItem, Role
 
@@ -221,7 +221,7 @@ _NEXT_SUNSET = (select(_roles.id, _roles.sunset_at)
 
 
 def reviews_due(platforms: Platforms = None) -> Select:
-    return _NEXT_REVIEW if platforms is None else _NEXT_REVIEW.where(served_groups(platforms))
+    return scoped_groups(_NEXT_REVIEW, platforms)
 
 
 def sunsets_due(platforms: Platforms = None) -> Select:

@@ -45,3 +45,8 @@ def served_groups(platforms: Platforms):
 def scoped(statement: Select, group_id, platforms: Platforms) -> Select:
     """A prepared look for due work, narrowed to these platforms' groups (unchanged for all)."""
     return statement if platforms is None else statement.where(served(group_id, platforms))
+
+
+def scoped_groups(statement: Select, platforms: Platforms) -> Select:
+    """The same for a look on the groups table itself."""
+    return statement if platforms is None else statement.where(served_groups(platforms))
