@@ -65,7 +65,7 @@ def _reminders(ctx: Context, assembly: Assembly) -> str:
          example="assemblies", aliases=("meetings",))
 def show_assemblies(ctx: Context) -> None:
     settings = ctx.settings
-    rows = [(assembly, people(ctx, assembly), len(assemblies.items_for(ctx.session, assembly)))
+    rows = [(assembly, people(ctx, assembly), assemblies.item_count(ctx.session, assembly))
             for assembly in assemblies.upcoming(ctx.session, ctx.group_id, ctx.now)]
     standing = {job: tasks.pool(ctx.session, ctx.group_id, job) for job in assemblies.JOBS}
     ctx.reply(render.listing(rows, settings.timezone, ctx.now, ctx.prefix, standing,

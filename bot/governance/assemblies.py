@@ -224,11 +224,6 @@ def latest(session: Session, group_id: int) -> Assembly | None:
                            .order_by(Assembly.starts_at.desc(), Assembly.id.desc()).limit(1)).first()
 
 
-def past_count(session: Session, group_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Assembly).where(
-        Assembly.group_id == group_id, Assembly.started_at.is_not(None), Assembly.cancelled_at.is_(None)))
-
-
 def keep_rhythm(session: Session, group_id: int, settings: GroupSettings, now: datetime) -> Assembly | None:
     """With `assembly_every` on and nothing scheduled, the next assembly after the latest one, at
     the same local time — skipping dates already past (after downtime, no meeting in the past)."""
@@ -431,6 +426,14 @@ def items_for(session: Session, assembly: Assembly, limit: int | None = None) ->
     if assembly.frozen_at is not None:
         return agenda_of(session, assembly)
     return pending_items(session, assembly.group_id, limit)
+
+
+def item_count(session: Session, assembly: Assembly) -> int:
+    """How many items the assembly will discuss (as `items_for` lists them), counted in the database."""
+    if assembly.frozen_at is None:
+        return pending_count(session, assembly.group_id)
+    return session.scalar(select(func.count()).select_from(AgendaItem).where(
+        AgendaItem.assembly_id == assembly.id, AgendaItem.withdrawn_at.is_(None)))
 
 
 def add_item(session: Session, group_id: int, member: Member, text: str, now: datetime) -> tuple[AgendaItem, Assembly]:
