@@ -60,7 +60,6 @@ from bot.governance import assemblies as assembly_rules  # noqa: E402
 from bot.governance import roles as role_rules  # noqa: E402
 from bot.governance.settings import GroupSettings  # noqa: E402
 from bot.render.assemblies import MAX_LISTED  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
 from scheduler import jobs  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import AgendaItem, AgendaSupport, Assembly, Group, Mandate, Member, TaskVolunteer  # noqa: E402
@@ -477,27 +476,10 @@ def seed_sweep_rotation(url: str, groups: int) -> dict:
 
 # -- the child processes -----------------------------------------------------------------------
 
-class ServingRuntime(Runtime):
-    """The runtime of a bot that serves the benchmark groups' platform, without an adapter.
-
-    `bench.rotation.start_up` builds `Runtime(core, [], sweep)`. With no adapter a runtime serves no
-    platform, so its scheduled work is narrowed to no group at all (bot/governance/scope.py): its
-    start-up would look at nothing. Serving `bench`, the platform of every group here, the scope
-    widens to every group (`scope.needed` gives None), as for `commons-bot run` serving them all."""
-
-    def __init__(self, core, adapters, sweep_interval) -> None:
-        super().__init__(core, adapters, sweep_interval)
-        self.platforms = (PLATFORM,)
-
-
 def start_up(url: str, clock: ManualClock) -> tuple[object, dict]:
     """`bench.rotation.start_up` (build_core + Runtime.start + gc.freeze, timed in pieces), serving
     every group; checks that the start-up found the sweep's due time (so it looked at the groups)."""
-    rotation.Runtime = ServingRuntime
-    try:
-        core, timings = rotation.start_up(url, clock, SWEEP)
-    finally:
-        rotation.Runtime = Runtime
+    core, timings = rotation.start_up(url, clock, SWEEP)  # it serves the bench platform
     found = timings.get("next_due_value")
     if found != DUE:
         raise BenchFailure(f"start-up: next due {found}, expected {DUE} (did the runtime serve the groups?)")

@@ -125,8 +125,11 @@ def setup_database(url: str, groups: int, roles_per_group: int) -> dict:
             last = min(groups, first + max(1, BATCH // roles_per_group))
             group_rows, member_rows, role_rows, mandate_rows = [], [], [], []
             for g in range(first, last):
+                # The audit far beyond the simulated days and no digest: each tick's items are then
+                # the mandates' alone, which the per-tick check of announcements below relies on.
                 group_rows.append(dict(id=g + 1, platform=PLATFORM, chat_id=f"g{g}", title=f"Bench group {g}",
-                                       created_at=START - TERM - timedelta(days=1)))
+                                       created_at=START - TERM - timedelta(days=1),
+                                       next_audit_at=START + timedelta(days=3650), next_digest_at=None))
                 for r in range(roles_per_group):
                     key = g * roles_per_group + r + 1
                     name = role_name(r)
@@ -214,6 +217,9 @@ def start_up(url: str, clock: ManualClock, sweep: timedelta) -> tuple[object, di
         core = bot.app.build_core(url, clock, DefaultsConfig())
         t1 = time.perf_counter()
         runtime = Runtime(core, [], sweep)
+        # No adapter: serve the bench groups' platform by hand, or the scheduled work would be narrowed
+        # to no group at all (bot/governance/scope.py) and start-up would look at nothing.
+        runtime.platforms = (PLATFORM,)
         jobs.run_due_work, jobs.next_due = timed_run, timed_next
         try:
             await runtime.start()
