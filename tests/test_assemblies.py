@@ -302,3 +302,29 @@ def test_the_ways_to_say_when():
     for said, (starts_at, rest) in cases.items():
         found = parse_when(said, now, zone)
         assert (found.starts_at, found.rest) == (starts_at, rest), said
+
+
+async def test_a_drawn_facilitator_can_step_down_and_the_job_is_drawn_again(database_url):
+    async with Room(database_url) as room:
+        await join_all(room)
+        await room.say("!assembly thu 19:00", as_="alice")
+        for name in ("bob", "carol"):
+            await room.say("!volunteer facilitation", as_=name)
+        assert "You are not the facilitator of a coming assembly" in await room.say("!stepdown facilitation",
+                                                                                   as_="bob")
+        await room.wait("1d10h")  # Tue 19:00: the lottery opens
+        drawn = await room.wait("10m")
+        first = re.search(r"the facilitator is @(\w+)", drawn)[1]
+        other = "carol" if first == "bob" else "bob"
+        assert "You are not the facilitator" in await room.say("!stepdown facilitation", as_=other)
+        stepped = await room.say("!stepdown facilitation", as_=first)
+        assert f"{first} stepped down as facilitator of Assembly #1" in stepped
+        assert f"the facilitator is @{other}" in stepped and "Drawn at once (!stepdown facilitation)" in stepped
+        assert "You are the facilitator of Assembly #1" in private_to(stepped, other)[0]
+        [row] = assemblies(room)
+        assert row.facilitator_id is not None
+        again = await room.say("!stepdown facilitation", as_=other)
+        assert "Nobody else can be drawn; the first to stand takes it" in again
+        assert "Mediators hold no seat" in await room.say("!stepdown mediation", as_=other)
+        assert [a.facilitator_id for a in assemblies(room)] == [None]
+        assert "the facilitator of Assembly #1" in await room.say("!volunteer facilitation", as_="dan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from bot.actions import DirectMessage
 from bot.commands.args import ArgError, ArgType, Number, Text, Word
 from bot.commands.base import command
 from bot.commands.proposals import card, message_key
@@ -16,7 +17,7 @@ from bot.governance import proposals as rules
 from bot.governance.errors import RuleViolation
 from bot.render import assemblies as render
 from bot.render.proposals import vote_choices
-from bot.render.text import RichText, code, escape
+from bot.render.text import RichText, code, escape, join
 from storage.models import AgendaItem, Assembly, Member
 
 GROUP = Option("group", Word("group"), label="name")
@@ -238,6 +239,29 @@ def stop_standing(ctx: Context, task: str) -> None:
     if not tasks.stand_down(ctx.session, ctx.group_id, task, ctx.member_id):
         raise RuleViolation(f"You were not standing for {task}.")
     ctx.reply(RichText(html=f"{escape(ctx.sender_name)} no longer stands for {escape(tasks.DOING[task])}."))
+
+
+def step_down_from_job(ctx: Context, task: str) -> None:
+    """`stepdown facilitation|minutes`: give the job back; it is drawn again at once among the others."""
+    if task not in assemblies.JOBS:
+        raise RuleViolation("Mediators hold no seat: to stop being drawn, unvolunteer mediation.")
+    member = ctx.member()
+    assembly = assemblies.release_job(ctx.session, ctx.group_id, member, task, ctx.now)
+    drawn = assemblies.redraw_job(ctx.session, assembly, task, member, ctx.settings, ctx.now)
+    name = render.JOB_NAMES[task]
+    text = [RichText(html=f"↩️ {escape(ctx.sender_name)} stepped down as {name} of {render.title_of(assembly)}.")]
+    if drawn is not None:
+        text.append(render.jobs_drawn(assembly, ctx.chat.platform, [drawn], ctx.prefix,
+                                      at_once=f"{ctx.prefix}stepdown {task}"))
+    else:
+        text.append(RichText(html=f"Nobody else can be drawn; the first to stand takes it: "
+                                  f"{code(f'{ctx.prefix}volunteer {task}')}"))
+    ctx.post(join(text))
+    if drawn is not None and drawn.assigned is not None:
+        text = render.job_message(assembly, task, ctx.group.title, assemblies.brief(ctx.session, assembly, task),
+                                  ctx.settings.timezone, ctx.now, ctx.prefix)
+        ctx.actions.append(DirectMessage(user=ctx.user_of(drawn.assigned), text=text,
+                                         fallback_chat=ctx.chat))
 
 
 def show_task_notes(ctx: Context, task: str) -> None:

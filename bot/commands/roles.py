@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.commands.args import Count, Duration, MentionArg, Number, OneOf, Text, Word
-from bot.commands.assemblies import show_task_notes, stand_for_task, stop_standing
+from bot.commands.assemblies import show_task_notes, stand_for_task, step_down_from_job, stop_standing
 from bot.commands.base import command
 from bot.commands.proposals import METHOD, SECRET, card, message_key
 from bot.commands.registry import Flag, Option, Positional
@@ -258,9 +258,14 @@ def recall(ctx: Context, role: str, member_and_reason: str | None) -> None:
     _post_card(ctx, proposal)
 
 
-@command("stepdown", summary="leave a role now — rotation is healthy", example="stepdown facilitator",
+@command("stepdown", summary="leave a role (or a drawn facilitation or minutes job) now — rotation is healthy",
+         example="stepdown facilitator",
          params=(ROLE,), aliases=("step-down", "resign"))
 def stepdown(ctx: Context, role: str) -> None:
+    task = tasks.task_named(ctx.session, ctx.group_id, role)
+    if task is not None:
+        step_down_from_job(ctx, task)
+        return
     found = roles.find_role(ctx.session, ctx.group_id, role)
     roles.step_down(ctx.session, found, ctx.member_id, ctx.now)
     member = ctx.member()

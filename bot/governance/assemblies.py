@@ -19,6 +19,7 @@ Rules only; the wording lives in bot.render.assemblies, the due steps in schedul
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -365,6 +366,37 @@ def take_open_job(session: Session, group_id: int, job: str, member: Member, now
     record.append(session, group_id, "assembly.job_taken", {"assembly": assembly.number, "job": job,
                                                             "member": member.display_name}, now)
     return assembly
+
+
+def release_job(session: Session, group_id: int, member: Member, job: str, now: datetime) -> Assembly:
+    """`stepdown facilitation|minutes`: whoever was drawn for a coming assembly gives the job back."""
+    mine = [a for a in upcoming(session, group_id, now) if job_holder(a, job) == member.id]
+    if not mine:
+        raise RuleViolation(f"You are not the {'facilitator' if job == FACILITATION else 'note-taker'} of a "
+                            "coming assembly.")
+    assembly = mine[0]
+    if job == FACILITATION:
+        assembly.facilitator_id = None
+    else:
+        assembly.note_taker_id = None
+    record.append(session, group_id, "assembly.job_released", {"assembly": assembly.number, "job": job,
+                                                               "member": member.display_name}, now)
+    return assembly
+
+
+def redraw_job(session: Session, assembly: Assembly, job: str, leaving: Member, settings: GroupSettings,
+               now: datetime) -> draws.Drawn | None:
+    """A job given back is drawn again at once among the others — not whoever gave it back, for this
+    assembly, before (None: nobody else can take it)."""
+    pool = job_pool(session, assembly, job, settings)
+    gave_back = {leaving.id} | {int(pick) for picks in session.scalars(select(Lottery.picks).where(
+        Lottery.assembly_id == assembly.id, Lottery.purpose == job, Lottery.picks.is_not(None)))
+        for pick in json.loads(picks)}
+    others = [candidate for candidate in pool.candidates if candidate[0] not in gave_back]
+    if not others:
+        return None
+    lottery = draws.open_assembly_job(session, assembly, job, others, 1, now, now, skipped_window=True)
+    return draws.reveal(session, lottery, now, ())
 
 
 def handover_notes(session: Session, group_id: int, job: str, before: datetime | None = None

@@ -177,8 +177,10 @@ def _pool_note(pool: Pool, name: str) -> str:
     return " ".join(notes) + (" " if notes else "")
 
 
-def jobs_drawn(assembly: Assembly, platform: str, results: list[draws.Drawn], prefix: str) -> RichText:
-    """A job's lottery drawn (or both, after downtime): who takes it, and how to recompute the draw."""
+def jobs_drawn(assembly: Assembly, platform: str, results: list[draws.Drawn], prefix: str,
+               at_once: str = "back after the start") -> RichText:
+    """A job's lottery drawn (or both, after downtime): who takes it, and how to recompute the draw.
+    `at_once` says why a draw had no window for randomness."""
     text = TextBuilder()
     for drawn in results:
         job = drawn.lottery.purpose
@@ -188,7 +190,7 @@ def jobs_drawn(assembly: Assembly, platform: str, results: list[draws.Drawn], pr
         names = dict(drawn.candidates)
         for member_id, why in drawn.unseated:
             text.line(f"  {escape(names.get(member_id, '?'))} was drawn but is not {name}: {escape(why)}.")
-        for line in lottery_details(drawn, CANDIDATES) + rule_lines(drawn, f"{prefix}assemblies"):
+        for line in lottery_details(drawn, CANDIDATES) + rule_lines(drawn, at_once):
             text.line(f"  {line}")
         if drawn.assigned is None:
             text.line(f"The first to stand takes it: {code(f'{prefix}volunteer {job}')}")
