@@ -55,7 +55,7 @@ import bot.app  # noqa: E402
 from bench import common, rotation  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import DefaultsConfig  # noqa: E402
-from bot.events import ChatRef, CommandMessage, MemberJoined, UserRef  # noqa: E402
+from bot.events import ChatRef, MemberJoined, UserRef  # noqa: E402
 from bot.governance import assemblies as assembly_rules  # noqa: E402
 from bot.governance import roles as role_rules  # noqa: E402
 from bot.governance.settings import GroupSettings  # noqa: E402
@@ -96,23 +96,11 @@ START_UP_RUNS = 3
 START_UP_TARGET_S = rotation.START_UP_TARGET_S  # the rotation benchmark's target, shown for reference
 
 
-class BenchFailure(Exception):
-    pass
+BenchFailure = common.BenchFailure
 
 
 def settings_default() -> GroupSettings:
     return GroupSettings.from_values(DefaultsConfig().canonical())
-
-
-def vm_hwm_mb() -> float:
-    """This process's peak RSS (VmHWM; ru_maxrss would carry the parent's over fork and exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def set_sequences(conn, tables: tuple[str, ...]) -> None:
@@ -131,29 +119,7 @@ def analyze(db: Database) -> None:
 # ==========================================================================
 # 1. the commands on one group with a long history
 
-class Sender:
-    def __init__(self, core) -> None:
-        self.core, self.counter = core, 0
-
-    def event(self, user: int, text: str) -> CommandMessage:
-        self.counter += 1
-        return CommandMessage(chat=CHAT, sender=UserRef(platform=PLATFORM, user_id=f"u{user}"),
-                              sender_name=f"Member {user}", text=text, event_id=f"e{self.counter}",
-                              chat_title="Assemblies bench commons")
-
-    def run(self, user: int, text: str) -> list:
-        actions = self.core.handle(self.event(user, text))
-        for action in actions:
-            if "⚠" in html_of(action):
-                raise BenchFailure(f"{text!r} refused: {html_of(action)!r}")
-        return actions
-
-
-def html_of(action) -> str:
-    return getattr(getattr(action, "text", None), "html", "") or ""
-
-
-def seed_commands(core, clock: ManualClock, sender: Sender, backend: str, past: int, items: int,
+def seed_commands(core, clock: ManualClock, sender: common.Sender, backend: str, past: int, items: int,
                   pending: int) -> dict:
     """The group and its members through the core, then its history in bulk."""
     t0 = time.perf_counter()
@@ -271,7 +237,7 @@ def history_rows(group_id: int, member_ids: list[int], past: int, count: int, pe
     return rows
 
 
-def timed(sender: Sender, text: str | list[str], runs: int, check) -> dict:
+def timed(sender: common.Sender, text: str | list[str], runs: int, check) -> dict:
     samples = []
     texts = [text] if isinstance(text, str) else text
     for k in range(runs):
@@ -289,7 +255,7 @@ def timed(sender: Sender, text: str | list[str], runs: int, check) -> dict:
 
 def _contains(*words: str):
     def check(actions):
-        html = " ".join(html_of(a) for a in actions)
+        html = " ".join(common.html_of(a) for a in actions)
         missing = [w for w in words if w not in html]
         if missing or "⚠" in html:
             raise BenchFailure(f"reply lacks {missing!r}: {html[:400]!r}")
@@ -302,7 +268,7 @@ def bench_commands(url: str, backend: str, past: int, items: int, pending: int, 
     core = bot.app.build_core(url, clock, DefaultsConfig())
     try:
         bot.app.freeze_start_up_objects()
-        sender = Sender(core)
+        sender = common.Sender(core, CHAT, "Assemblies bench commons")
         facts = seed_commands(core, clock, sender, backend, past, items, pending)
         gc.collect()
         number = facts["upcoming"]
@@ -328,7 +294,7 @@ def bench_commands(url: str, backend: str, past: int, items: int, pending: int, 
             if profiler is not None:
                 profiler.disable()
             results[label]["cold"] = cold if cold is not None else results[label]["first"]
-        results["reply"] = {label: html_of(a) for label, a in (
+        results["reply"] = {label: common.html_of(a) for label, a in (
             ("agenda", core.handle(sender.event(2, "!agenda"))[0]),
             ("assemblies", core.handle(sender.event(2, "!assemblies"))[0]))}
         if profiler is not None:
@@ -491,7 +457,7 @@ def startup_child(url: str) -> dict:
     clock = ManualClock(START)
     core, timings = start_up(url, clock)
     core.db.dispose()
-    timings["peak_rss"] = vm_hwm_mb()
+    timings["peak_rss"] = common.vm_hwm_mb()
     timings["imports"] = _T_IMPORTED - _T_PROCESS
     return timings
 
@@ -501,7 +467,7 @@ def sweep_child(kind: str, url: str, profile_path: str | None) -> dict:
     item's lateness is the wall time from the sweep's start until its transaction committed."""
     clock = rotation.TimingClock(START)
     core, startup = start_up(url, clock)
-    startup.update(peak_rss=vm_hwm_mb(), imports=_T_IMPORTED - _T_PROCESS)
+    startup.update(peak_rss=common.vm_hwm_mb(), imports=_T_IMPORTED - _T_PROCESS)
     if startup["items"]:
         raise BenchFailure(f"{startup['items']} items were overdue at start-up")
     with core.db.engine.connect() as conn:
@@ -564,7 +530,7 @@ def sweep_child(kind: str, url: str, profile_path: str | None) -> dict:
                 batches=len(batches), batch_items=[b[2] for b in batches],
                 committed=summary(committed), flushed=summary(flushed) if exact else None,
                 next_due=statistics.median(next_due_times), next_due_value=str(upcoming), checks=checks,
-                peak_rss=vm_hwm_mb())
+                peak_rss=common.vm_hwm_mb())
 
 
 def summary(values: list[float]) -> dict:

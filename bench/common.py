@@ -131,3 +131,44 @@ def describe_server(engine, backend: str) -> str:
                     + conn.execute(text("PRAGMA journal_mode")).scalar_one().upper())
         return (conn.execute(text("select version()")).scalar_one().split(",")[0]
                 + ", throwaway local server (fsync=off, synchronous_commit=off)")
+
+
+class BenchFailure(Exception):
+    """A check of a benchmark failed: its figures mean nothing."""
+
+
+def html_of(action) -> str:
+    return getattr(getattr(action, "text", None), "html", "") or ""
+
+
+class Sender:
+    """Commands into the core as members `u<n>` of one chat; a refusal (⚠) fails the benchmark."""
+
+    def __init__(self, core, chat, title: str) -> None:
+        self.core, self.chat, self.title, self.counter = core, chat, title, 0
+
+    def event(self, user: int, text: str):
+        from bot.events import CommandMessage, UserRef
+
+        self.counter += 1
+        return CommandMessage(chat=self.chat, sender=UserRef(platform=self.chat.platform, user_id=f"u{user}"),
+                              sender_name=f"Member {user}", text=text, event_id=f"e{self.counter}",
+                              chat_title=self.title)
+
+    def run(self, user: int, text: str) -> list:
+        actions = self.core.handle(self.event(user, text))
+        for action in actions:
+            if "⚠" in html_of(action):
+                raise BenchFailure(f"{text!r} refused: {html_of(action)!r}")
+        return actions
+
+
+def vm_hwm_mb() -> float:
+    """This process's peak RSS (VmHWM; ru_maxrss would carry the parent's over fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

@@ -46,7 +46,7 @@ from bot.actions import SendFile, SendImage  # noqa: E402
 from bot.charts import ledger_chart  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import DefaultsConfig  # noqa: E402
-from bot.events import ChatRef, CommandMessage, MemberJoined, UserRef  # noqa: E402
+from bot.events import ChatRef, MemberJoined, UserRef  # noqa: E402
 from bot.governance import ledger  # noqa: E402
 from bot.render import ledger as render  # noqa: E402
 from scheduler import jobs  # noqa: E402
@@ -62,30 +62,10 @@ P99_TARGET_MS = 50.0
 CSV_TARGET_S = 2.0
 
 
-class BenchFailure(Exception):
-    pass
+BenchFailure = common.BenchFailure
 
 
-class Sender:
-    def __init__(self, core) -> None:
-        self.core, self.counter = core, 0
-
-    def event(self, user: int, text: str) -> CommandMessage:
-        self.counter += 1
-        return CommandMessage(chat=CHAT, sender=UserRef(platform=PLATFORM, user_id=f"u{user}"),
-                              sender_name=f"Member {user}", text=text, event_id=f"e{self.counter}",
-                              chat_title="Ledger bench commons")
-
-    def run(self, user: int, text: str) -> list:
-        actions = self.core.handle(self.event(user, text))
-        for action in actions:
-            html = getattr(getattr(action, "text", None), "html", "")
-            if "⚠" in html:
-                raise BenchFailure(f"{text!r} refused: {html!r}")
-        return actions
-
-
-def seed(core, clock: ManualClock, sender: Sender, entries: int, backend: str) -> dict:
+def seed(core, clock: ManualClock, sender: common.Sender, entries: int, backend: str) -> dict:
     """Members and three passed decisions through the core, then the entries in bulk."""
     t0 = time.perf_counter()
     clock.current = START - SPAN - timedelta(days=2)
@@ -148,7 +128,7 @@ def _entries(group_id: int, members: list[int], decisions: list[int], count: int
     return rows
 
 
-def timed(sender: Sender, text: str, runs: int, check) -> dict:
+def timed(sender: common.Sender, text: str, runs: int, check) -> dict:
     samples = []
     for k in range(runs):
         event = sender.event(k % 30, text)
@@ -181,7 +161,7 @@ def bench_backend(backend: str, entries: int, runs: int) -> bool:
         core = bot.app.build_core(url, clock, DefaultsConfig())
         server = common.describe_server(core.db.engine, backend)
         bot.app.freeze_start_up_objects()
-        sender = Sender(core)
+        sender = common.Sender(core, CHAT, "Ledger bench commons")
         facts = seed(core, clock, sender, entries, backend)
         gc.collect()
         results = run_all(sender, runs, facts)
@@ -195,7 +175,7 @@ def bench_backend(backend: str, entries: int, runs: int) -> bool:
             tmp.cleanup()
 
 
-def run_all(sender: Sender, runs: int, facts: dict) -> dict:
+def run_all(sender: common.Sender, runs: int, facts: dict) -> dict:
     results = {}
     shown = render.money(facts["balance"], "EUR")
     results["ledger"] = timed(sender, "!ledger", runs, _needs(type(None), f"Balance: {shown}"))
