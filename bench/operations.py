@@ -795,18 +795,6 @@ def report_catchup(r: dict) -> None:
 # --------------------------------------------------------------------------
 # phase 3: start-up time and memory
 
-def vm_hwm_mb() -> float:
-    """Peak RSS of this process image (VmHWM). Unlike ru_maxrss, which Linux carries across execve (so a
-    child forked from a 120 MB benchmark starts at 120 MB), it starts afresh at exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def process_age() -> float | None:
     """Seconds since this process was started (exec'd), from /proc (10 ms resolution)."""
     try:
@@ -829,7 +817,7 @@ def child_startup(url: str) -> dict:
         ready_wall = time.time()
         result = dict(seconds=process_age(), imports=_T_IMPORTED - _T_PROCESS, build_core=t1 - t0,
                       runtime_start=t2 - t1, in_python=t2 - _T_PROCESS, ready_wall=ready_wall,
-                      peak_rss_mb=vm_hwm_mb(), ru_maxrss_mb=peak_rss_mb(), rss_mb=rss_now_mb())
+                      peak_rss_mb=common.vm_hwm_mb(), ru_maxrss_mb=peak_rss_mb(), rss_mb=rss_now_mb())
         try:
             with core.db.engine.connect() as conn:
                 result["groups"] = conn.execute(sql_text("SELECT count(*) FROM groups")).scalar()

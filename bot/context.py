@@ -97,8 +97,7 @@ class Context:
                                 "needs), then write to me again.")
         if named is not None:
             wanted = named.strip()
-            mine = [m for m in mine
-                    if wanted.lstrip("#") == str(m.group_id) or (m.title or "").casefold() == wanted.casefold()]
+            mine = memberships_named(mine, wanted)
             if not mine:
                 raise RuleViolation(f"You are not in a group called “{wanted[:40]}” that I know. "
                                     f"Yours: {_group_list(everywhere)}.")
@@ -109,6 +108,13 @@ class Context:
     def usage_of(self, name: str) -> str:
         command = self.registry.find(name)
         return command.usage(self.prefix) if command else f"{self.prefix}{name}"
+
+
+def memberships_named(memberships: list[Membership], wanted: str) -> list[Membership]:
+    """The memberships in the group `group=` names: by its number (#3) or its title."""
+    wanted = wanted.strip()
+    return [m for m in memberships
+            if wanted.lstrip("#") == str(m.group_id) or (m.title or "").casefold() == wanted.casefold()]
 
 
 def _group_list(memberships: list[Membership]) -> str:

@@ -40,7 +40,7 @@ def advance_assembly(core: Core, session: Session, assembly: Assembly, now: date
     opened, pools = _open_draws_if_due(core, session, group, assembly, now)
     if assembly.frozen_at is None and assemblies.freeze_at(assembly) <= now:
         assemblies.freeze(session, assembly, now)
-    due = assemblies.reminders_due(assembly, settings, now)
+    due = assemblies.pending_reminders(assembly, settings, now)
     if due:
         assembly.reminded_through = due[-1]
     reminding = bool(due) and now < assembly.starts_at
@@ -83,9 +83,8 @@ def _draw_both_now(core: Core, session: Session, group: Group, assembly: Assembl
     results = []
     for job in assemblies.JOBS:  # in turn: the note-taker's pool leaves out the facilitator just drawn
         pool = assemblies.job_pool(session, assembly, job, settings)
-        lottery = assemblies.open_job_draw(session, assembly, job, pool, now, now, skip_window=True)
-        if lottery is not None:
-            results.append(draws.reveal(session, lottery, now, ()))
+        if (drawn := assemblies.draw_job_now(session, assembly, job, pool.candidates, now)) is not None:
+            results.append(drawn)
     if results:
         _announce(core, session, group, assembly, results, [], now, key=f"assembly:{assembly.id}:drawn")
 

@@ -262,7 +262,7 @@ _DUE_LOOKS: dict = {}
 def _due_look(work: tuple, platforms: Platforms):
     """UNION ALL of each kind's earliest-due lookup, tagged with its place in `work` (built once
     per set of kinds and platforms)."""
-    key = (id(work), tuple(platforms) if platforms is not None else None)
+    key = (work, tuple(platforms) if platforms is not None else None)
     if key not in _DUE_LOOKS:
         parts = []
         for order, (due_statement, _, _) in enumerate(work):

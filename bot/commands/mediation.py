@@ -6,7 +6,7 @@ from bot.actions import DirectMessage
 from bot.commands.args import ArgType, Number, Text, Word
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
-from bot.context import Context
+from bot.context import Context, memberships_named
 from bot.governance import mediation
 from bot.governance.errors import RuleViolation
 from bot.render import mediation as render
@@ -91,9 +91,7 @@ def _mediated_by_sender(ctx: Context, number: int, group: str | None) -> tuple[M
     """The sender's mediation with that number, and the membership they mediate it as."""
     memberships = ctx.directory.memberships(ctx.session, ctx.chat.platform, ctx.sender.user_id)
     if group is not None:
-        wanted = group.strip()
-        memberships = [m for m in memberships if wanted.lstrip("#") == str(m.group_id)
-                       or (m.title or "").casefold() == wanted.casefold()]
+        memberships = memberships_named(memberships, group)
     found = mediation.mine(ctx.session, [m.member_id for m in memberships], number)
     if not found:
         raise RuleViolation(f"You are not a mediator of a mediation #{number}.")

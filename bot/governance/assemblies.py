@@ -118,10 +118,9 @@ def wall_clock(day: date, clock: time, zone: ZoneInfo) -> datetime:
 
 
 def _after_words(text: str, count: int) -> str:
-    rest = text.strip()
-    for _ in range(count):
-        rest = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
-    return rest.strip()
+    """The text after its first `count` words, as typed."""
+    parts = text.split(None, count)
+    return parts[count].strip() if len(parts) > count else ""
 
 
 def _short(text: str, limit: int = 30) -> str:
@@ -253,7 +252,7 @@ def freeze_at(assembly: Assembly) -> datetime:
     return max(assembly.created_at, assembly.starts_at - FREEZE_BEFORE)
 
 
-def reminders_due(assembly: Assembly, settings: GroupSettings, until: datetime) -> list[datetime]:
+def pending_reminders(assembly: Assembly, settings: GroupSettings, until: datetime) -> list[datetime]:
     """Reminder times not yet dealt with, up to `until`, earliest first (only before the start)."""
     since = assembly.reminded_through or assembly.created_at
     times = sorted(assembly.starts_at - offset for offset in settings.assembly_reminders)
@@ -268,7 +267,7 @@ def next_step_at(assembly: Assembly, settings: GroupSettings) -> datetime | None
         times.append(draw_at(assembly, settings))
     if assembly.frozen_at is None:
         times.append(freeze_at(assembly))
-    pending = reminders_due(assembly, settings, assembly.starts_at)
+    pending = pending_reminders(assembly, settings, assembly.starts_at)
     if pending:
         times.append(pending[0])
     return min(times)
@@ -326,16 +325,15 @@ def job_pool(session: Session, assembly: Assembly, job: str, settings: GroupSett
     return Pool([(m.id, m.display_name) for m in eligible], last, newcomers_first)
 
 
-def open_job_draw(session: Session, assembly: Assembly, job: str, pool: Pool, now: datetime, draws_at: datetime,
-                  skip_window: bool = False) -> Lottery | None:
+def open_job_draw(session: Session, assembly: Assembly, job: str, pool: Pool, now: datetime,
+                  draws_at: datetime) -> Lottery | None:
     """The lottery for one job (None: nobody to draw). The facilitator is drawn first; the
     note-taker's lottery opens once the facilitator is known, so nobody does both jobs."""
     if job == FACILITATION:
         assembly.drawn_at = now
     if not pool.candidates:
         return None
-    return draws.open_assembly_job(session, assembly, job, pool.candidates, 1, now, draws_at,
-                                   skipped_window=skip_window)
+    return draws.open_assembly_job(session, assembly, job, pool.candidates, 1, now, draws_at)
 
 
 def job_lottery(session: Session, assembly: Assembly, job: str) -> Lottery | None:
@@ -392,10 +390,17 @@ def redraw_job(session: Session, assembly: Assembly, job: str, leaving: Member, 
     gave_back = {leaving.id} | {int(pick) for picks in session.scalars(select(Lottery.picks).where(
         Lottery.assembly_id == assembly.id, Lottery.purpose == job, Lottery.picks.is_not(None)))
         for pick in json.loads(picks)}
-    others = [candidate for candidate in pool.candidates if candidate[0] not in gave_back]
-    if not others:
+    return draw_job_now(session, assembly, job, [c for c in pool.candidates if c[0] not in gave_back], now)
+
+
+def draw_job_now(session: Session, assembly: Assembly, job: str, candidates: list[tuple[int, str]],
+                 now: datetime) -> draws.Drawn | None:
+    """Open and draw a job's lottery at once, with no window for randomness (None: no candidate)."""
+    if job == FACILITATION:
+        assembly.drawn_at = now
+    if not candidates:
         return None
-    lottery = draws.open_assembly_job(session, assembly, job, others, 1, now, now, skipped_window=True)
+    lottery = draws.open_assembly_job(session, assembly, job, candidates, 1, now, now, skipped_window=True)
     return draws.reveal(session, lottery, now, ())
 
 
