@@ -34,8 +34,10 @@ class Scheduler:
         self._asked: datetime | None = None  # a wake-up asked for while a run was under way
 
     def start(self) -> None:
-        self._aps.add_job(self.run_now, IntervalTrigger(seconds=self._sweep_interval.total_seconds()),
-                          id="sweep", max_instances=1, coalesce=True, misfire_grace_time=None)
+        # Two instances: a sweep that comes while a long run is under way finds the lock taken and
+        # returns at once (_sweep), rather than being refused with a warning by APScheduler.
+        self._aps.add_job(self._sweep, IntervalTrigger(seconds=self._sweep_interval.total_seconds()),
+                          id="sweep", max_instances=2, coalesce=True, misfire_grace_time=None)
         self._aps.start()
 
     async def shutdown(self) -> None:
@@ -55,6 +57,11 @@ class Scheduler:
             pass
         self._aps.shutdown(wait=False)
         await asyncio.sleep(0)  # APScheduler shuts down on the next loop turn: let it, while the loop runs
+
+    async def _sweep(self) -> None:
+        """The regular look: skipped while a run is under way (that run re-arms the next wake-up)."""
+        if not self._lock.locked():
+            await self.run_now()
 
     async def run_now(self) -> None:
         async with self._lock:  # sweeps and wake-ups never overlap
