@@ -149,6 +149,7 @@ _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "assembly_every": ((), 'whole days, weeks or months in quotes, like "2w" or "1mo", or "off"'),
     "assembly_reminders": ((list,), 'a list of durations, like ["2d", "1h"], or "off"'),
     "rotation_prefers_new": ((bool,), ON_OFF),
+    "language": ((), 'a language code in quotes, like "en", "es" or "pt_BR"'),
 }
 _LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", ", "assembly_reminders": " "}
 
@@ -204,6 +205,7 @@ class DefaultsConfig(Section):
     assembly_every: str = "off"
     assembly_reminders: str = "2d 1h"
     rotation_prefers_new: str = "on"
+    language: str = "en"
 
     @field_validator("*", mode="before")
     @classmethod

@@ -698,3 +698,35 @@ class Mediation(SQLModel, table=True):
     closed_at: datetime | None = _when(nullable=True)
     closed_by: int | None = Field(default=None, foreign_key="members.id")
     note: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class MemberLanguage(SQLModel, table=True):
+    """The language a person chose for their direct messages (`language pt`), whichever groups they are in."""
+
+    __tablename__ = "member_languages"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(primary_key=True, max_length=255)
+    language: str = Field(max_length=16)
+
+
+class PageToken(SQLModel, table=True):
+    """A group's transparency page and calendar feed are reached with an unguessable token; only its
+    SHA-256 is kept, so a copy of the database does not open the pages. `link reset` replaces it."""
+
+    __tablename__ = "page_tokens"
+
+    group_id: int = Field(foreign_key="groups.id", primary_key=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = _when()
+
+
+class FeedToken(SQLModel, table=True):
+    """A member's personal calendar feed (`calendar` in a private chat), reached with its own token."""
+
+    __tablename__ = "feed_tokens"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(primary_key=True, max_length=255)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = _when()

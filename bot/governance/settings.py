@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from bot import i18n
 from bot.commands.args import ArgError, Quorum, QuorumArg
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.governance.voting import RULE_ALIASES, RULES
@@ -180,6 +181,13 @@ def _durations_or_off(text: str) -> str:
     return _durations(text)
 
 
+def _language(text: str) -> str:
+    language = i18n.normalise(text)
+    if language is None:
+        raise ArgError(f"I don't speak “{text[:20]}” yet; choose one of {', '.join(i18n.available())}")
+    return language
+
+
 _ZONES: set[str] = set()
 
 
@@ -231,6 +239,7 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("assembly_every", "schedule the next assembly this long after each one (2w, 1mo), or off", "2w",
                     _rhythm),
         SettingSpec("assembly_reminders", "reminders before each assembly, or off", "2d 1h", _durations_or_off),
+        SettingSpec("language", "the language the bot speaks in the group", "es", _language),
         SettingSpec("rotation_prefers_new", "members who never facilitated or took minutes are drawn first", "on",
                     _on_off),
     )
@@ -263,6 +272,7 @@ class GroupSettings:
     assembly_every: Rhythm | None  # None: off
     assembly_reminders: tuple[timedelta, ...]  # longest first; () when off
     rotation_prefers_new: bool
+    language: str
     raw: Mapping[str, str]
 
     @classmethod
@@ -291,6 +301,7 @@ class GroupSettings:
             assembly_reminders=() if values["assembly_reminders"] == "off" else tuple(
                 parse_duration(v) for v in values["assembly_reminders"].split()),
             rotation_prefers_new=values["rotation_prefers_new"] == "on",
+            language=values["language"],
             raw=dict(values),
         )
 
