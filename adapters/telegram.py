@@ -53,7 +53,7 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
@@ -507,7 +507,8 @@ class TelegramAdapter:
     # answers it with an empty toast only when the core had nothing to say (a replay).
     acks_inline = True
 
-    def __init__(self, token: str, *, commands: Sequence[tuple[str, str]] = (), base_url: str = "",
+    def __init__(self, token: str, *, commands: Mapping[str | None, Sequence[tuple[str, str]]] | None = None,
+                 base_url: str = "",
                  base_file_url: str = "", mode: str = "polling", webhook_url: str = "", listen: str = "127.0.0.1",
                  port: int = 8443, secret_token: str = "", history_window: timedelta = timedelta(minutes=10),
                  edit_delay: float = 2.0, member_count_ttl: float = 3600.0, poll_timeout: int = 10,
@@ -520,7 +521,8 @@ class TelegramAdapter:
         if base_url:
             builder = builder.base_url(base_url).base_file_url(base_file_url or base_url.replace("/bot", "/file/bot"))
         self.app = builder.build()
-        self.commands = list(commands)
+        # The menu per Telegram language_code (None: everyone else's), as (command, description) pairs.
+        self.commands = {language: list(listed) for language, listed in (commands or {}).items()}
         self.mode, self.webhook_url, self.listen, self.port = mode, webhook_url, listen, port
         self.secret_token = secret_token
         self.history_window = history_window
@@ -576,15 +578,18 @@ class TelegramAdapter:
         await self.app.shutdown()
 
     async def _publish_commands(self) -> None:
-        commands = [BotCommand(name, summary[:256]) for name, summary in self.commands
-                    if re.fullmatch(r"[a-z0-9_]{1,32}", name)][:100]
-        if not commands:
-            return
-        for scope in (BotCommandScopeAllGroupChats(), BotCommandScopeAllPrivateChats()):
-            try:
-                await self.app.bot.set_my_commands(commands, scope=scope)
-            except (BadRequest, NetworkError) as error:
-                log.warning("could not publish the command list: %s", error)
+        """The menu in each language: Telegram shows a user the list for their app's language, and
+        the one without a language_code to everyone else."""
+        for language, listed in self.commands.items():
+            commands = [BotCommand(name, summary[:256]) for name, summary in listed
+                        if re.fullmatch(r"[a-z0-9_]{1,32}", name)][:100]
+            if not commands:
+                continue
+            for scope in (BotCommandScopeAllGroupChats(), BotCommandScopeAllPrivateChats()):
+                try:
+                    await self.app.bot.set_my_commands(commands, scope=scope, language_code=language)
+                except (BadRequest, NetworkError) as error:
+                    log.warning("could not publish the command list: %s", error)
 
     # polling: getUpdates, driven here ----------------------------------------------------------
 

@@ -11,7 +11,9 @@ from typing import Annotated, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bot import i18n
 from bot.events import ChatRef, UserRef
+from bot.i18n import N_
 from bot.render.text import RichText
 
 
@@ -38,8 +40,10 @@ class SendMessage(_Frozen):
     text: RichText
     reply_to: str | None = None
     choices: tuple[Choice, ...] = ()
-    # What tapping a choice does, for platforms that list the choices in words (Matrix: "React to vote: …").
-    choices_do: str = "vote"
+    # What tapping a choice does, for platforms that list the choices in words (Matrix: "React to vote: …");
+    # English, translated by the adapter into `language`.
+    choices_do: str = N_("vote")
+    language: str = Field(default_factory=i18n.current)  # what the text is written in
     # When set, the delivery layer reports the platform message id back to the
     # core under this key, so the message can be edited later (a live tally).
     track: str | None = None
@@ -56,6 +60,7 @@ class EditMessage(_Frozen):
     message_id: str | None = None
     track: str | None = None
     choices: tuple[Choice, ...] = ()
+    language: str = Field(default_factory=i18n.current)
 
 
 class Acknowledge(_Frozen):
@@ -108,6 +113,7 @@ class DirectMessage(_Frozen):
     choices: tuple[Choice, ...] = ()
     # What the group is told instead, when it must not see the private text itself.
     fallback_text: RichText | None = None
+    language: str = Field(default_factory=i18n.current)
 
 
 Action = Annotated[

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.console import PLATFORM as CONSOLE
 from adapters.console import ConsoleAdapter, ConsoleRoom
-from bot import outbox
+from bot import i18n, outbox, transparency
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.commands.catalog import REGISTRY
 from bot.commands.registry import Command, Registry
@@ -27,6 +27,7 @@ from bot.config import AppConfig, DefaultsConfig, MatrixConfig, TelegramConfig, 
 from bot.core import Core
 from bot.durations import parse_duration
 from bot.events import platform_kind
+from bot.i18n import _
 from bot.metrics import ACTIVE, OUTBOX_DEPTH, OUTBOX_OLDEST_SECONDS
 from bot.ops import OpsServer
 from bot.runtime import Runtime
@@ -58,32 +59,41 @@ def freeze_start_up_objects() -> None:
 
 # commons-bot run ------------------------------------------------------------
 
-def published_commands(registry: Registry = REGISTRY) -> list[tuple[str, str]]:
-    """One entry per command word, for menus like Telegram's (`role` stands for its subcommands)."""
+def published_commands(registry: Registry = REGISTRY, default_language: str = i18n.SOURCE_LANGUAGE
+                       ) -> dict[str | None, list[tuple[str, str]]]:
+    """One entry per command word, for menus like Telegram's (`role` stands for its subcommands), in
+    each language: under None the default language's (for everyone else), then one list per shipped
+    language under its two-letter code (Telegram's `language_code`: pt_BR's is `pt`)."""
     families: dict[str, list[Command]] = {}
     for command in registry.visible():
         families.setdefault(command.name.split()[0], []).append(command)
-    published = []
-    for word, members in families.items():
-        bare = next((m for m in members if m.name == word), None)
-        subcommands = [m.name.split(" ", 1)[1] for m in members if m is not bare]
-        if not subcommands:
-            published.append((word, bare.summary))
-        elif bare is not None:  # `audit`: its own summary, then its subcommands
-            published.append((word, (f"{bare.summary}; also {word} " + ", ".join(subcommands))[:256]))
-        else:
-            published.append((word, f"{word} " + ", ".join(subcommands)))
+    published: dict[str | None, list[tuple[str, str]]] = {}
+    for language in (None, *i18n.available()):
+        with i18n.speaking(language or default_language):
+            published[language and language.split("_")[0]] = [_menu_line(word, members)
+                                                               for word, members in families.items()]
     return published
 
 
-def telegram_adapter(config: TelegramConfig):
+def _menu_line(word: str, members: list[Command]) -> tuple[str, str]:
+    bare = next((m for m in members if m.name == word), None)
+    subcommands = [m.name.split(" ", 1)[1] for m in members if m is not bare]
+    if not subcommands:
+        return word, _(bare.summary)
+    if bare is not None:  # `audit`: its own summary, then its subcommands
+        also = _("also {command}").format(command=f"{word} " + ", ".join(subcommands))
+        return word, f"{_(bare.summary)}; {also}"[:256]
+    return word, f"{word} " + ", ".join(subcommands)
+
+
+def telegram_adapter(config: TelegramConfig, language: str = i18n.SOURCE_LANGUAGE):
     from adapters.telegram import TelegramAdapter  # imported only when Telegram is configured
 
     return TelegramAdapter(
-        config.token.get_secret_value(), commands=published_commands(), base_url=config.base_url,
-        mode=config.mode, webhook_url=config.webhook_url, listen=config.listen, port=config.port,
-        secret_token=config.secret_token.get_secret_value(), history_window=parse_duration(config.history_window),
-        platform=platform_key("telegram", config.account))
+        config.token.get_secret_value(), commands=published_commands(default_language=language),
+        base_url=config.base_url, mode=config.mode, webhook_url=config.webhook_url, listen=config.listen,
+        port=config.port, secret_token=config.secret_token.get_secret_value(),
+        history_window=parse_duration(config.history_window), platform=platform_key("telegram", config.account))
 
 
 def matrix_adapter(config: MatrixConfig):
@@ -110,7 +120,7 @@ def configured_adapters(config: AppConfig) -> tuple[list, list[str]]:
         if not config.telegram.token.get_secret_value():
             problems.append("[telegram] needs the token from @BotFather (or COMMONS_TELEGRAM__TOKEN).")
         else:
-            adapters.append(telegram_adapter(config.telegram))
+            adapters.append(telegram_adapter(config.telegram, config.defaults.language))
     if config.matrix is None and config.telegram is None:
         problems.append("No chat platform is configured. Add a [matrix] section (homeserver, user_id, "
                         "password) or a [telegram] section (token) to the configuration file — see "
@@ -173,13 +183,32 @@ async def serve(config: AppConfig) -> int:
         platforms = [adapter.platform for adapter in adapters]
         ops = OpsServer(config.ops.listen, config.ops.port, state, partial(_measure_outbox, core, platforms))
         await ops.start()
+    web = None
     try:
+        if config.web.port:  # the members' pages and calendar feeds (link, calendar)
+            transparency.configure(config.web.public_url or f"http://{config.web.listen}:{config.web.port}")
+            web = web_server(core, config.web.listen, config.web.port)
+            await web.start()
         return await _serve_while_active(config, core, adapters, locks, stopping, state)
     finally:
+        if web is not None:
+            await web.stop()
         if ops is not None:
             await ops.stop()
         guard.release()
         core.db.dispose()
+
+
+def web_server(core: Core, listen: str, port: int, requests_per_minute: int | None = None):
+    """The members' pages and calendar feeds (adapters/web), answering from the core's read model;
+    their charts are drawn in a process of their own, like the chat's."""
+    from adapters.web.server import REQUESTS_PER_MINUTE, WebServer  # imported only when [web] is on
+    from bot.chart_worker import ChartWorker
+
+    reader, charts = transparency.Reader(core.db, core.directory, core.clock), ChartWorker()
+    return WebServer(listen, port, page=reader.page, group_feed=reader.group_feed, personal_feed=reader.personal_feed,
+                     download=reader.download, chart=reader.chart, draw_chart=charts.draw,
+                     requests_per_minute=requests_per_minute or REQUESTS_PER_MINUTE, on_stop=charts.close)
 
 
 async def _measure_outbox(core: Core, platforms: list[str]) -> None:

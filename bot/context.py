@@ -4,17 +4,20 @@ where, and a list to put its replies in."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session
 
+from bot import languages
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, SendMessage
 from bot.commands.registry import Registry
 from bot.events import ChatRef, UserRef
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.groups import Directory, Membership
+from bot.i18n import _
 from bot.render.text import RichText
 from storage.models import Group, Member
 
@@ -81,6 +84,10 @@ class Context:
                                           fallback_chat=(self.group_chat or self.chat) if fallback else None,
                                           fallback_text=fallback))
 
+    def speaking_to(self, user: UserRef) -> AbstractContextManager[None]:
+        """`with ctx.speaking_to(user):` a direct message to `user` is written in their own language."""
+        return languages.speaking_to(self.session, self.directory, user)
+
     def enter_group(self, named: str | None) -> None:
         """Make a private command act on one of the sender's groups (`group=<name or #>`).
 
@@ -89,20 +96,21 @@ class Context:
         if not self.is_private:
             # A button's payload names its group (#id); typed here, group= is a mistake.
             if named is not None and not (self.tapped and named.strip().lstrip("#") == str(self.group_id)):
-                raise RuleViolation("group= is for direct messages; here you are in the group already.")
+                raise RuleViolation(_("group= is for direct messages; here you are in the group already."))
             return
         mine = everywhere = self.directory.memberships(self.session, self.chat.platform, self.sender.user_id)
         if not mine:
-            raise RuleViolation("I don't know you from any group yet. Say something in your group (for example "
-                                "needs), then write to me again.")
+            raise RuleViolation(_("I don't know you from any group yet. Say something in your group (for example "
+                                  "needs), then write to me again."))
         if named is not None:
             wanted = named.strip()
             mine = memberships_named(mine, wanted)
             if not mine:
-                raise RuleViolation(f"You are not in a group called “{wanted[:40]}” that I know. "
-                                    f"Yours: {_group_list(everywhere)}.")
+                raise RuleViolation(_("You are not in a group called “{name}” that I know. Yours: {groups}.").format(
+                    name=wanted[:40], groups=_group_list(everywhere)))
         if len(mine) > 1:
-            raise RuleViolation(f"Which group? Add group=<name or #>: {_group_list(everywhere)}.")
+            raise RuleViolation(_("Which group? Add group=<name or #>: {groups}.").format(
+                groups=_group_list(everywhere)))
         self.group_id, self.member_id, self.group_chat = mine[0].group_id, mine[0].member_id, mine[0].chat
 
     def usage_of(self, name: str) -> str:
@@ -118,4 +126,4 @@ def memberships_named(memberships: list[Membership], wanted: str) -> list[Member
 
 
 def _group_list(memberships: list[Membership]) -> str:
-    return ", ".join(f"{m.title or 'untitled'} (#{m.group_id})" for m in memberships)
+    return ", ".join(f"{m.title or _('untitled')} (#{m.group_id})" for m in memberships)

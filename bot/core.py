@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot import outbox
+from bot import i18n, languages, outbox
 from bot.actions import Acknowledge, Action, EditMessage, Outgoing, SendMessage
 from bot.clock import Clock
 from bot.commands.catalog import REGISTRY
@@ -29,6 +29,7 @@ from bot.governance import assemblies, roles
 from bot.governance import proposals as rules
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
+from bot.i18n import _
 from bot.logs import log_context
 from bot.metrics import COMMANDS
 from bot.render.text import TextBuilder, code, escape
@@ -70,7 +71,7 @@ class Core:
         # a private chat's id: on Telegram it is the member's own id (an anonymous need's author).
         private = getattr(event, "is_private", False)
         with log_context(platform=event.chat.platform, chat_id="private" if private else event.chat.chat_id,
-                         event_id=getattr(event, "event_id", None)):
+                         event_id=getattr(event, "event_id", None)), i18n.speaking(self.language_for(event)):
             if isinstance(event, CommandMessage):
                 return self._command(event)
             if isinstance(event, ChoiceMade):
@@ -78,6 +79,23 @@ class Core:
                 return self._choice(event)
             COMMANDS.labels("membership").inc()
             return self._membership(event)
+
+    def language_for(self, event: Inbound) -> str:
+        """What the replies to `event` are written in: in a group, the group's language; in a
+        private chat, the person's own choice, else their groups' language. Cached: no query
+        for a known chat."""
+        default = self.directory.defaults.get("language", i18n.SOURCE_LANGUAGE)
+        with self.db.transaction() as session:
+            if getattr(event, "is_private", False):
+                user = event.sender
+                own = self.directory.language_of(session, user.platform, user.user_id)
+                return own or languages.of_groups(session, self.directory, user.platform, user.user_id) or default
+            group_id = self.directory.group_id_for(session, event.chat)
+            return default if group_id is None else self.directory.settings(session, group_id).language
+
+    def group_language(self, session: Session, group_id: int | None) -> str | None:
+        """The language of what the scheduler says in or for a group."""
+        return None if group_id is None else self.directory.settings(session, group_id).language
 
     def _command(self, event: CommandMessage) -> list[Outgoing]:
         invocation = self.registry.parse_invocation(event.text, require_prefix=not event.is_private,
@@ -88,17 +106,19 @@ class Core:
             return []  # ordinary chat, or a command for another bot
         prefix = self.prefix_for(event.chat.platform)
         if len(event.text) > MAX_COMMAND_LENGTH:
-            return self._refuse(event, f"That message is {len(event.text):,} characters long; a command "
-                                       f"can be at most {MAX_COMMAND_LENGTH:,}. Nothing was changed.")
+            length, limit = i18n.number(len(event.text)), i18n.number(MAX_COMMAND_LENGTH)
+            return self._refuse(event, _("That message is {length} characters long; a command can be at most "
+                                         "{limit}. Nothing was changed.").format(length=length, limit=limit))
         if invocation.command is None:
             if not event.is_private and self.registry.closest(invocation.name) is None:
                 # Probably another bot's command (groups often have several): stay quiet.
                 return []
             hint = self.registry.suggest(invocation.name, prefix)
-            return self._refuse(event, f"I don't know the command “{invocation.name}”.{hint}")
+            return self._refuse(event, _("I don't know the command “{name}”.").format(name=invocation.name) + hint)
         if event.via_link and invocation.command.name not in LINKABLE:
-            return self._refuse(event, f"A link can open a ballot, not run {invocation.command.name}; nothing was "
-                                       "changed. Send the command yourself if you meant it.")
+            return self._refuse(event, _("A link can open a ballot, not run {command}; nothing was changed. Send "
+                                         "the command yourself if you meant it.").format(
+                                             command=invocation.command.name))
         return self._run(event, invocation, prefix, tapped=False)
 
     def _choice(self, event: ChoiceMade) -> list[Outgoing]:
@@ -120,7 +140,8 @@ class Core:
              tapped_message: str | None = None) -> list[Outgoing]:
         command = invocation.command
         if command.where == "group" and event.is_private:
-            return self._refuse(event, f"{prefix}{command.name} works in a group chat, where everyone can see it.")
+            return self._refuse(event, _("{command} works in a group chat, where everyone can see it.").format(
+                command=prefix + command.name))
         now = self.clock.now()
         ctx: Context | None = None
         try:
@@ -144,7 +165,7 @@ class Core:
             # A private message's text is never logged: it may be a secret ballot.
             log.exception("command %r failed", command.name if event.is_private else event.text[:200])
             self.directory.reset()
-            return self._refuse(event, "Something went wrong on my side; nothing was changed. Please try again.",
+            return self._refuse(event, _("Something went wrong on my side; nothing was changed. Please try again."),
                                 tapped=tapped)
         for callback in ctx.after_commit:
             callback()
@@ -231,8 +252,8 @@ class Core:
         text = TextBuilder().line("⚠️ ", escape(message))
         if command is not None:
             prefix = self.prefix_for(event.chat.platform)
-            text.line("Usage: ", code(command.usage(prefix)))
-            text.line("Example: ", code(prefix + command.example))
+            text.line(_("Usage: {usage}").format(usage=code(command.usage(prefix))))
+            text.line(_("Example: {example}").format(example=code(prefix + _(command.example))))
         if tapped:
             return Acknowledge(chat=event.chat, event_id=event.event_id, text=text.build(), problem=True)
         return SendMessage(chat=event.chat, text=text.build(), reply_to=event.event_id)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from bot.events import ChatRef, UserRef
 from bot.governance import audits
 from bot.governance.settings import GroupSettings
-from storage.models import BotMessage, Group, GroupSetting, Member
+from storage.models import BotMessage, Group, GroupSetting, Member, MemberLanguage
 
 MAX_NAME = 120
 _messages = BotMessage.__table__.c
@@ -54,6 +54,7 @@ class Directory:
         self._titles: dict[int, str | None] = {}
         self._members: dict[tuple[int, str], tuple[int, str, bool]] = {}
         self._settings: dict[int, GroupSettings] = {}
+        self._languages: dict[tuple[str, str], str | None] = {}  # a person's own language, or None
 
     # groups -----------------------------------------------------------------
 
@@ -202,9 +203,23 @@ class Directory:
     def forget_settings(self, group_id: int) -> None:
         self._settings.pop(group_id, None)
 
+    # a person's own language (for their private chat) -----------------------
+
+    def language_of(self, session: Session, platform: str, user_id: str) -> str | None:
+        key = (platform, user_id)
+        if key not in self._languages:
+            row = session.get(MemberLanguage, key)
+            self._languages[key] = row.language if row is not None else None
+        return self._languages[key]
+
+    def remember_language(self, platform: str, user_id: str, language: str | None) -> None:
+        """After `language` committed: the new choice (None: follows their groups)."""
+        self._languages[(platform, user_id)] = language
+
     def reset(self) -> None:
         """Drop every cached id (after a failed transaction we cannot tell what stuck)."""
         self._groups.clear()
         self._titles.clear()
         self._members.clear()
         self._settings.clear()
+        self._languages.clear()

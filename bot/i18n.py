@@ -119,12 +119,14 @@ def _english() -> bool:
     return _current.get() == SOURCE_LANGUAGE
 
 
-def moment(local: datetime) -> str:
-    """`Fri 5 Dec 19:00` (a moment already in the group's zone; the caller adds its zone's name)."""
+def moment(local: datetime, year: bool = False) -> str:
+    """`Fri 5 Dec 19:00`, with `year` `Fri 5 Dec 2026 19:00` (a moment already in the group's zone;
+    the caller adds its zone's name)."""
     if _english():  # as the bot always wrote it (Babel's English abbreviations differ: "Sept")
         clock = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"  # seconds only when they matter
-        return f"{local:%a} {local.day} {local:%b} {clock}"
-    pattern = "EEE d MMM HH:mm:ss" if local.second else "EEE d MMM HH:mm"
+        month = f"{local:%b %Y}" if year else f"{local:%b}"
+        return f"{local:%a} {local.day} {month} {clock}"
+    pattern = ("EEE d MMM y HH:mm" if year else "EEE d MMM HH:mm") + (":ss" if local.second else "")
     return format_datetime(local, pattern, tzinfo=local.tzinfo, locale=_locale())
 
 

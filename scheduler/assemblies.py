@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import outbox
+from bot import languages, outbox
 from bot.actions import DirectMessage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
@@ -146,13 +146,14 @@ def _announce(core: Core, session: Session, group: Group, assembly: Assembly, re
 def tell_job(core: Core, session: Session, group: Group, assembly: Assembly, job: str, member: Member,
              now: datetime) -> None:
     settings = core.directory.settings(session, group.id)
-    text = render.job_message(assembly, job, group.title, assemblies.brief(session, assembly, job),
-                              settings.timezone, now, core.prefix_for(group.platform))
+    user = UserRef(platform=group.platform, user_id=member.user_id)
     # Nothing in it is private (the agenda, the notes any member can read): where the member cannot be
     # written to privately (Telegram, before they open a chat with the bot), it is said in the group.
-    outbox.record(session, key=f"assembly:{assembly.id}:{job}:dm", group_id=group.id, now=now, action=DirectMessage(
-        user=UserRef(platform=group.platform, user_id=member.user_id), text=text,
-        fallback_chat=core.directory.chat_of(group)))
+    with languages.speaking_to(session, core.directory, user):
+        text = render.job_message(assembly, job, group.title, assemblies.brief(session, assembly, job),
+                                  settings.timezone, now, core.prefix_for(group.platform))
+        action = DirectMessage(user=user, text=text, fallback_chat=core.directory.chat_of(group))
+    outbox.record(session, key=f"assembly:{assembly.id}:{job}:dm", group_id=group.id, now=now, action=action)
 
 
 DUE_WORK: tuple = ((assemblies.steps_due, Assembly, advance_assembly),)

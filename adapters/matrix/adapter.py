@@ -73,9 +73,11 @@ from nio import (
 
 from adapters.matrix.html import edit_content, message_content, read_text
 from adapters.matrix.state import AdapterState, Login, VoteReaction
+from bot import i18n
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft, UserRef
+from bot.i18n import _
 from bot.metrics import RATE_LIMITED, RECEIVE_ERRORS
 from bot.render.text import RichText, addressed, escape, join, rich
 
@@ -649,14 +651,19 @@ class MatrixAdapter:
         if room_id not in self.client.rooms:
             self._arriving.setdefault(room_id, asyncio.Event())
 
-    def _with_legend(self, text: RichText, choices: tuple[Choice, ...], does: str = "vote") -> RichText:
-        """Matrix has no buttons: the card says which reaction means what."""
+    def _with_legend(self, text: RichText, choices: tuple[Choice, ...], language: str,
+                     does: str = "vote") -> RichText:
+        """Matrix has no buttons: the card says, in the card's language, which reaction means what."""
         tapped = [escape(choice.label) if choice.label.startswith(choice.symbol)  # "🔒 Vote privately"
                   else f"{choice.symbol} {escape(choice.label)}" for choice in choices if choice.symbol]
-        return join([text, rich(f"React to {escape(does)}: ", " · ".join(tapped))]) if tapped else text
+        if not tapped:
+            return text
+        with i18n.speaking(language):
+            legend = _("React to {action}: ").format(action=escape(_(does)))
+        return join([text, rich(legend, " · ".join(tapped))])
 
     async def _send_message(self, action: SendMessage) -> str:
-        content = message_content(self._with_legend(action.text, action.choices, action.choices_do))
+        content = message_content(self._with_legend(action.text, action.choices, action.language, action.choices_do))
         if action.reply_to and action.reply_to.startswith("$"):
             content["m.relates_to"] = self._reply_relation(action.reply_to)
         event_id = await self._send(action.chat.chat_id, content)
@@ -709,7 +716,8 @@ class MatrixAdapter:
         Its choices are offered as reactions only where they have a symbol (see `_offer_choices`):
         a secret ballot's have none, so it gets no legend and no reactions, only its text."""
         room_id = await self._direct_room(action.user.user_id)
-        event_id = await self._send(room_id, message_content(self._with_legend(action.text, action.choices)))
+        legended = self._with_legend(action.text, action.choices, action.language)
+        event_id = await self._send(room_id, message_content(legended))
         if any(choice.symbol for choice in action.choices):
             await self._offer_choices(room_id, event_id, action.choices)
         return event_id
@@ -766,7 +774,8 @@ class MatrixAdapter:
     async def _send_edit(self, message_id: str, action: EditMessage) -> None:
         if action.choices:
             self.state.save_choices(message_id, {c.symbol: c.payload for c in action.choices if c.symbol})
-        await self._send(action.chat.chat_id, edit_content(message_id, self._with_legend(action.text, action.choices)))
+        await self._send(action.chat.chat_id, edit_content(message_id, self._with_legend(action.text, action.choices,
+                                                                                       action.language)))
 
 
 async def exchange_keys(client: AsyncClient) -> None:

@@ -9,12 +9,13 @@ from bot.commands.registry import Option, Positional
 from bot.context import Context, memberships_named
 from bot.governance import mediation
 from bot.governance.errors import RuleViolation
+from bot.i18n import N_, _
 from bot.render import mediation as render
 from storage.models import Group, Mediation, Member
 
 GROUP = Option("group", Word("group"), label="name")
-PRIVATELY = ("Ask me in a private message, so nothing about it shows here: open a chat with me and write "
-             "mediation [about <text>] [with=<name>]. Nothing was recorded.")
+PRIVATELY = N_("Ask me in a private message, so nothing about it shows here: open a chat with me and write "
+                "{command}. Nothing was recorded.")  # shown as _(PRIVATELY).format(command=…)
 
 
 class About(ArgType):
@@ -29,17 +30,17 @@ class About(ArgType):
         return Text("text", max_length=mediation.MAX_ABOUT).parse(text)
 
 
-@command("mediation", summary="ask privately for peer mediation: two mediators are drawn by lot",
-         example="mediation with=Bob about we keep clashing over the kitchen rota",
+@command("mediation", summary=N_("ask privately for peer mediation: two mediators are drawn by lot"),
+         example=N_("mediation with=Bob about we keep clashing over the kitchen rota"),
          params=(Positional("about", About(), optional=True, rest=True, label="[about <text>]"),
                  Option("with", Text("name", max_length=120), label="name"), GROUP),
          where="any", aliases=("mediate",),
-         details="Only in a private chat with me. Two members who stand for mediation (volunteer mediation) are "
-                 "drawn by lot, never a party to it; they get what you wrote, the group only hears that a "
-                 "mediation is under way, and audits count mediations — never who or what.")
+         details=N_("Only in a private chat with me. Two members who stand for mediation (volunteer mediation) "
+                    "are drawn by lot, never a party to it; they get what you wrote, the group only hears that a "
+                    "mediation is under way, and audits count mediations — never who or what."))
 def ask(ctx: Context, about: str | None, group: str | None, **named) -> None:
     if not ctx.is_private:
-        raise RuleViolation(PRIVATELY)
+        raise RuleViolation(_(PRIVATELY).format(command="mediation [about <text>] [with=<name>]"))
     ctx.sealed = True  # what the requester wrote is blanked from the outbox once delivered
     ctx.enter_group(group)
     other = _other_party(ctx, named["with"])
@@ -50,8 +51,9 @@ def ask(ctx: Context, about: str | None, group: str | None, **named) -> None:
     for mediator in opened.mediators:
         partner = next((m for m in opened.mediators if m.id != mediator.id), None)
         # No fallback into the group: a mention there would name a mediator of a mediation just begun.
-        ctx.actions.append(DirectMessage(user=ctx.user_of(mediator), text=render.for_mediator(
-            opened.mediation, requester, other, partner, title, ctx.prefix)))
+        with ctx.speaking_to(ctx.user_of(mediator)):
+            ctx.actions.append(DirectMessage(user=ctx.user_of(mediator), text=render.for_mediator(
+                opened.mediation, requester, other, partner, title, ctx.prefix)))
     ctx.post(render.under_way())
 
 
@@ -60,31 +62,38 @@ def _other_party(ctx: Context, name: str | None) -> Member | None:
         return None
     found = ctx.directory.resolve_mention(ctx.session, ctx.group_id, name)
     if found is None or not found.active:
-        raise RuleViolation(f"I don't know a member called “{name[:40]}” in {ctx.group.title or 'that group'}. "
-                            "Write their name as the group shows it, or leave with= out.")
+        if ctx.group.title:
+            unknown = _("I don't know a member called “{name}” in {group}. Write their name as the group shows it, "
+                        "or leave with= out.")
+        else:
+            unknown = _("I don't know a member called “{name}” in that group. Write their name as the group shows "
+                        "it, or leave with= out.")
+        raise RuleViolation(unknown.format(name=name[:40], group=ctx.group.title))
     return found
 
 
-@command("mediation done", summary="a mediator closes a mediation (privately), with an optional note",
-         example="mediation done 2 they talked it through and agreed on a new rota",
+@command("mediation done", summary=N_("a mediator closes a mediation (privately), with an optional note"),
+         example=N_("mediation done 2 they talked it through and agreed on a new rota"),
          params=(Positional("number", Number(), label="n"),
                  Positional("note", Text("note", max_length=mediation.MAX_NOTE), optional=True, rest=True),
                  GROUP),
          where="any")
 def done(ctx: Context, number: int, note: str | None, group: str | None) -> None:
     if not ctx.is_private:
-        raise RuleViolation("Close a mediation in a private message to me; nothing about it shows in the group.")
+        raise RuleViolation(_("Close a mediation in a private message to me; nothing about it shows in the group."))
     ctx.sealed = True
     found, mediator = _mediated_by_sender(ctx, number, group)
     mediation.close(ctx.session, found, mediator, note, ctx.now)
     ctx.reply(render.closed_for_mediator(found))
     title = ctx.session.get(Group, found.group_id).title
     requester = ctx.session.get(Member, found.requester_id)
-    ctx.actions.append(DirectMessage(user=ctx.user_of(requester), text=render.closed_for_requester(found, title)))
+    with ctx.speaking_to(ctx.user_of(requester)):
+        ctx.actions.append(DirectMessage(user=ctx.user_of(requester), text=render.closed_for_requester(found, title)))
     for other in mediation.mediators_of(found):
         if other != mediator.id:
-            ctx.actions.append(DirectMessage(user=ctx.user_of(ctx.session.get(Member, other)),
-                                             text=render.closed_for_mediator(found)))
+            user = ctx.user_of(ctx.session.get(Member, other))
+            with ctx.speaking_to(user):
+                ctx.actions.append(DirectMessage(user=user, text=render.closed_for_mediator(found)))
 
 
 def _mediated_by_sender(ctx: Context, number: int, group: str | None) -> tuple[Mediation, Member]:
@@ -94,8 +103,9 @@ def _mediated_by_sender(ctx: Context, number: int, group: str | None) -> tuple[M
         memberships = memberships_named(memberships, group)
     found = mediation.mine(ctx.session, [m.member_id for m in memberships], number)
     if not found:
-        raise RuleViolation(f"You are not a mediator of a mediation #{number}.")
+        raise RuleViolation(_("You are not a mediator of a mediation #{number}.").format(number=number))
     if len(found) > 1:
-        raise RuleViolation(f"You mediate a #{number} in several groups; add group=<name>.")
+        raise RuleViolation(_("You mediate a #{number} in several groups; add {option}.").format(
+            number=number, option="group=<name>"))
     mine = {m.member_id for m in memberships} & set(mediation.mediators_of(found[0]))
     return found[0], ctx.session.get(Member, mine.pop())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.commands.args import ArgError, ArgType
+from bot.i18n import _
 
 PREFIXES = ("!", "/")
 MAX_COMMAND_LENGTH = 4000
@@ -158,7 +159,7 @@ class Command:
             values.setdefault(flag, False)
         for option in self.options.values():
             if option.required and option.key not in values:
-                raise CommandError(f"the option {option.key}= is required", self)
+                raise CommandError(_("the option {option}= is required").format(option=option.key), self)
             values.setdefault(option.key, None)
         values.update(self._parse_positionals(text, words))
         return values
@@ -167,7 +168,8 @@ class Command:
         option = self.options.get(key)
         if option is None:
             known = ", ".join(f"{o.key}=" for o in dict.fromkeys(self.options.values()))
-            raise CommandError(f"{self.name} has no option “{key}=”; its options are {known}", self)
+            raise CommandError(_("{command} has no option “{option}=”; its options are {options}").format(
+                command=self.name, option=key, options=known), self)
         try:
             return {option.key: option.type.parse(raw_value)}
         except ArgError as error:
@@ -179,7 +181,7 @@ class Command:
         for param in self.positionals:
             if position >= len(words):
                 if not param.optional:
-                    raise CommandError(f"the {param.name} is missing", self)
+                    raise CommandError(_("the {name} is missing").format(name=param.name), self)
                 values[param.name] = None
                 continue
             if param.rest:
@@ -194,7 +196,7 @@ class Command:
                 raise CommandError(str(error)[:1].upper() + str(error)[1:], self) from None
         if position < len(words):
             extra = _verbatim(text, words[position:])
-            raise CommandError(f"I did not expect “{extra[:60]}” here", self)
+            raise CommandError(_("I did not expect “{extra}” here").format(extra=extra[:60]), self)
         return values
 
 
@@ -254,17 +256,17 @@ class Registry:
         if not prefix and require_prefix:
             return None
         body = text[len(prefix) :]
-        head, _, rest = body.partition(" ")
+        head, __, rest = body.partition(" ")
         head, newline, after = head.partition("\n")
         if newline:
             rest = after + (" " + rest if rest else "")
-        name, _, addressee = head.partition("@")
+        name, __, addressee = head.partition("@")
         if addressee and bot_username and addressee.lower() != bot_username.lower():
             return None
         if not name or not re.fullmatch(r"[\w-]{1,32}", name):
             return None if prefix or require_prefix else Invocation(None, name[:32], rest, prefix)
         name = name.lower()
-        sub, _, sub_rest = rest.strip().partition(" ")
+        sub, __, sub_rest = rest.strip().partition(" ")
         if sub and (compound := self.find(f"{name} {sub.lower()}")):
             return Invocation(compound, compound.name, sub_rest, prefix)
         return Invocation(self.find(name), name, rest, prefix)
@@ -277,8 +279,8 @@ class Registry:
         """' Did you mean !vote?' for a near miss, else a pointer to help."""
         close = self.closest(name)
         if close:
-            return f" Did you mean {prefix}{close}?"
-        return f" Send {prefix}help for the list."
+            return " " + _("Did you mean {command}?").format(command=f"{prefix}{close}")
+        return " " + _("Send {command} for the list.").format(command=f"{prefix}help")
 
     def visible(self) -> list[Command]:
         return sorted(self.commands.values(), key=lambda c: c.name)

@@ -28,10 +28,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
 from sqlmodel import Session
 
+from bot import i18n
 from bot.governance import draws, record, tasks
 from bot.governance.errors import RuleViolation
 from bot.governance.scope import Platforms, scoped, served
 from bot.governance.settings import GroupSettings, Rhythm
+from bot.i18n import _
 from storage.models import AgendaItem, AgendaSupport, Assembly, Lottery, Member, Proposal
 
 FACILITATION, MINUTES = tasks.FACILITATION, tasks.MINUTES
@@ -67,9 +69,9 @@ def parse_when(text: str, now: datetime, zone: ZoneInfo) -> When:
     clock = _clock(words[used]) if len(words) > used else None
     if clock is None:
         if day is not None or not words:
-            raise RuleViolation("Give a day and a time, like fri 19:00, tomorrow 18:30 or 2027-01-15 18:30.")
-        raise RuleViolation(f"I can't read “{_short(words[0])}” as a day or a time; write it like fri 19:00, "
-                            "tomorrow 18:30 or 2027-01-15 18:30.")
+            raise RuleViolation(_("Give a day and a time, like fri 19:00, tomorrow 18:30 or 2027-01-15 18:30."))
+        raise RuleViolation(_("I can't read “{word}” as a day or a time; write it like fri 19:00, "
+                              "tomorrow 18:30 or 2027-01-15 18:30.").format(word=_short(words[0])))
     if day is None:  # a time alone: the next time the clock shows it
         day = local_now.date() + timedelta(days=0 if local_now.time() < clock else 1)
     elif weekday_only and day == local_now.date() and local_now.time() >= clock:
@@ -94,7 +96,8 @@ def _day(word: str, today: date) -> tuple[date | None, bool]:
         try:
             return date(int(match[1]), int(match[2]), int(match[3])), False
         except ValueError:
-            raise RuleViolation(f"“{_short(word)}” is not a date; write it like 2027-01-15.") from None
+            raise RuleViolation(_("“{word}” is not a date; write it like 2027-01-15.").format(
+                word=_short(word))) from None
     return None, False
 
 
@@ -149,19 +152,24 @@ def schedule(session: Session, group_id: int, settings: GroupSettings, starts_at
              title: str | None, member_id: int | None, now: datetime) -> Assembly:
     zone = settings.timezone
     if starts_at <= now:
-        raise RuleViolation(f"{_local(starts_at, zone)} is in the past; give a time still to come, like fri 19:00.")
+        raise RuleViolation(_("{moment} is in the past; give a time still to come, like fri 19:00.").format(
+            moment=_local(starts_at, zone)))
     if starts_at > now + MAX_AHEAD:
-        raise RuleViolation("That is more than a year away; schedule assemblies up to a year ahead.")
+        raise RuleViolation(_("That is more than a year away; schedule assemblies up to a year ahead."))
     if place and len(place) > MAX_PLACE:
-        raise RuleViolation(f"The place is {len(place):,} characters; keep it under {MAX_PLACE}.")
+        raise RuleViolation(_("The place is {length} characters; keep it under {limit}.").format(
+            length=i18n.number(len(place)), limit=MAX_PLACE))
     if title and len(title) > MAX_TITLE:
-        raise RuleViolation(f"The title is {len(title):,} characters; keep it under {MAX_TITLE}.")
+        raise RuleViolation(_("The title is {length} characters; keep it under {limit}.").format(
+            length=i18n.number(len(title)), limit=MAX_TITLE))
     coming = upcoming(session, group_id, now)
     if len(coming) >= MAX_UPCOMING:
-        raise RuleViolation(f"{MAX_UPCOMING} assemblies are scheduled already; that is as many as I keep ahead.")
+        raise RuleViolation(_("{count} assemblies are scheduled already; that is as many as I keep ahead.").format(
+            count=MAX_UPCOMING))
     clash = next((a for a in coming if a.starts_at == starts_at), None)
     if clash is not None:
-        raise RuleViolation(f"Assembly #{clash.number} is already at {_local(starts_at, zone)}.")
+        raise RuleViolation(_("Assembly #{number} is already at {moment}.").format(
+            number=clash.number, moment=_local(starts_at, zone)))
     number = (session.scalar(select(func.max(Assembly.number)).where(Assembly.group_id == group_id)) or 0) + 1
     assembly = Assembly(group_id=group_id, number=number, starts_at=starts_at, place=place or None,
                         title=title or None, created_by=member_id, created_at=now, reminded_through=now)
@@ -175,16 +183,17 @@ def schedule(session: Session, group_id: int, settings: GroupSettings, starts_at
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
+    return i18n.moment(moment.astimezone(zone).replace(second=0), year=True)
 
 
 def cancel(session: Session, assembly: Assembly, member: Member, now: datetime) -> None:
     if assembly.started_at is not None or assembly.cancelled_at is not None:
-        raise RuleViolation(f"Assembly #{assembly.number} has {'started' if assembly.started_at else 'been cancelled'}"
-                            " already.")
+        done = (_("Assembly #{number} has started already.") if assembly.started_at
+                else _("Assembly #{number} has been cancelled already."))
+        raise RuleViolation(done.format(number=assembly.number))
     if member.id not in (assembly.created_by, assembly.facilitator_id):
-        raise RuleViolation(f"Only whoever scheduled assembly #{assembly.number} or its facilitator can cancel it.")
+        raise RuleViolation(_("Only whoever scheduled assembly #{number} or its facilitator can cancel it.").format(
+            number=assembly.number))
     assembly.cancelled_at, assembly.next_due_at = now, None
     # Its frozen items go back to the pool for the next assembly.
     for item in session.scalars(select(AgendaItem).where(AgendaItem.assembly_id == assembly.id)):
@@ -196,7 +205,7 @@ def cancel(session: Session, assembly: Assembly, member: Member, now: datetime) 
 def find(session: Session, group_id: int, number: int) -> Assembly:
     found = session.scalars(select(Assembly).where(Assembly.group_id == group_id, Assembly.number == number)).first()
     if found is None:
-        raise RuleViolation(f"There is no assembly #{number} in this group.")
+        raise RuleViolation(_("There is no assembly #{number} in this group.").format(number=number))
     return found
 
 
@@ -370,8 +379,8 @@ def release_job(session: Session, group_id: int, member: Member, job: str, now: 
     """`stepdown facilitation|minutes`: whoever was drawn for a coming assembly gives the job back."""
     mine = [a for a in upcoming(session, group_id, now) if job_holder(a, job) == member.id]
     if not mine:
-        raise RuleViolation(f"You are not the {'facilitator' if job == FACILITATION else 'note-taker'} of a "
-                            "coming assembly.")
+        raise RuleViolation(_("You are not the facilitator of a coming assembly.") if job == FACILITATION
+                            else _("You are not the note-taker of a coming assembly."))
     assembly = mine[0]
     if job == FACILITATION:
         assembly.facilitator_id = None
@@ -421,14 +430,15 @@ def leave_notes(session: Session, group_id: int, member: Member, text: str, now:
     """`assembly notes <text>`: for whoever does your job next time. On your latest assembly's job."""
     text = text.strip()
     if len(text) > MAX_NOTES:
-        raise RuleViolation(f"The notes are {len(text):,} characters; keep them under {MAX_NOTES:,}.")
+        raise RuleViolation(_("The notes are {length} characters; keep them under {limit}.").format(
+            length=i18n.number(len(text)), limit=i18n.number(MAX_NOTES)))
     found = session.scalars(select(Assembly).where(
         Assembly.group_id == group_id, Assembly.cancelled_at.is_(None), Assembly.started_at.is_not(None),
         or_(Assembly.facilitator_id == member.id, Assembly.note_taker_id == member.id))
         .order_by(Assembly.starts_at.desc()).limit(1)).first()
     if found is None:
-        raise RuleViolation("Handover notes are left by whoever facilitated or took the minutes of an assembly "
-                            "that has taken place; you have not done either yet.")
+        raise RuleViolation(_("Handover notes are left by whoever facilitated or took the minutes of an assembly "
+                              "that has taken place; you have not done either yet."))
     if found.facilitator_id == member.id:
         found.facilitator_notes, job = text, FACILITATION
     else:
@@ -476,14 +486,14 @@ def item_count(session: Session, assembly: Assembly) -> int:
 def add_item(session: Session, group_id: int, member: Member, text: str, now: datetime) -> tuple[AgendaItem, Assembly]:
     text = " ".join(text.split())
     if not text:
-        raise RuleViolation("Say what the item is, like agenda add repaint the community kitchen.")
+        raise RuleViolation(_("Say what the item is, like agenda add repaint the community kitchen."))
     if len(text) > MAX_ITEM:
-        raise RuleViolation(f"The item is {len(text):,} characters; keep it under {MAX_ITEM} (it may become a "
-                            "proposal's title).")
+        raise RuleViolation(_("The item is {length} characters; keep it under {limit} (it may become a "
+                              "proposal's title).").format(length=i18n.number(len(text)), limit=MAX_ITEM))
     target = _open_agenda(session, group_id, now)
     if pending_count(session, group_id) >= MAX_OPEN_ITEMS:
-        raise RuleViolation(f"The agenda has {MAX_OPEN_ITEMS} items already; back the ones there (agenda +<n>) or "
-                            "withdraw some.")
+        raise RuleViolation(_("The agenda has {count} items already; back the ones there ({command}) or "
+                              "withdraw some.").format(count=MAX_OPEN_ITEMS, command="agenda +<n>"))
     number = (session.scalar(select(func.max(AgendaItem.number)).where(AgendaItem.group_id == group_id)) or 0) + 1
     item = AgendaItem(group_id=group_id, number=number, text=text, author_id=member.id, created_at=now)
     session.add(item)
@@ -495,13 +505,14 @@ def _open_agenda(session: Session, group_id: int, now: datetime) -> Assembly:
     """The coming assembly whose agenda still takes items."""
     coming = upcoming(session, group_id, now)
     if not coming:
-        raise RuleViolation("No assembly is scheduled, so there is no agenda to add to. Schedule one first: "
-                            "assembly <when> [where], like assembly fri 19:00 community hall.")
+        raise RuleViolation(_("No assembly is scheduled, so there is no agenda to add to. Schedule one first: "
+                              "{usage}, like {example}.").format(usage="assembly <when> [where]",
+                                                                 example="assembly fri 19:00 community hall"))
     open_ones = [assembly for assembly in coming if assembly.frozen_at is None]
     if not open_ones:
         first = coming[0]
-        raise RuleViolation(f"The agenda of assembly #{first.number} is closed and no later assembly is scheduled "
-                            "yet; add it once the next one is.")
+        raise RuleViolation(_("The agenda of assembly #{number} is closed and no later assembly is scheduled "
+                              "yet; add it once the next one is.").format(number=first.number))
     return open_ones[0]
 
 
@@ -509,7 +520,7 @@ def find_item(session: Session, group_id: int, number: int) -> AgendaItem:
     item = session.scalars(select(AgendaItem).where(AgendaItem.group_id == group_id,
                                                     AgendaItem.number == number)).first()
     if item is None:
-        raise RuleViolation(f"There is no agenda item #{number} in this group.")
+        raise RuleViolation(_("There is no agenda item #{number} in this group.").format(number=number))
     return item
 
 
@@ -520,10 +531,11 @@ def _bound_assembly(session: Session, item: AgendaItem) -> Assembly | None:
 def support(session: Session, item: AgendaItem, member: Member, now: datetime, back: bool = True) -> bool:
     """Back an item (or stop backing it); False when it changed nothing."""
     if item.withdrawn_at is not None:
-        raise RuleViolation(f"Item #{item.number} was withdrawn by its author.")
+        raise RuleViolation(_("Item #{number} was withdrawn by its author.").format(number=item.number))
     bound = _bound_assembly(session, item)
     if bound is not None:
-        raise RuleViolation(f"The agenda of assembly #{bound.number} is closed; its order is set.")
+        raise RuleViolation(_("The agenda of assembly #{number} is closed; its order is set.").format(
+            number=bound.number))
     existing = session.get(AgendaSupport, (item.id, member.id))
     if back == (existing is not None):
         return False
@@ -539,12 +551,13 @@ def support(session: Session, item: AgendaItem, member: Member, now: datetime, b
 
 def withdraw_item(session: Session, item: AgendaItem, member: Member, now: datetime) -> None:
     if item.author_id != member.id:
-        raise RuleViolation(f"Only whoever added item #{item.number} can withdraw it.")
+        raise RuleViolation(_("Only whoever added item #{number} can withdraw it.").format(number=item.number))
     if item.withdrawn_at is not None:
-        raise RuleViolation(f"Item #{item.number} is withdrawn already.")
+        raise RuleViolation(_("Item #{number} is withdrawn already.").format(number=item.number))
     bound = _bound_assembly(session, item)
     if bound is not None and bound.started_at is not None:
-        raise RuleViolation(f"Assembly #{bound.number} has started; its agenda is what it is. Say it in the meeting.")
+        raise RuleViolation(_("Assembly #{number} has started; its agenda is what it is. Say it in the "
+                              "meeting.").format(number=bound.number))
     item.withdrawn_at = now
 
 
@@ -562,15 +575,16 @@ def close_agenda(session: Session, group_id: int, member: Member, now: datetime)
     """`agenda close`: the facilitator freezes the next assembly's agenda before its time."""
     assembly = next_assembly(session, group_id, now)
     if assembly is None:
-        raise RuleViolation("No assembly is scheduled; there is no agenda to close.")
+        raise RuleViolation(_("No assembly is scheduled; there is no agenda to close."))
     if assembly.frozen_at is not None:
-        raise RuleViolation(f"The agenda of assembly #{assembly.number} is closed already.")
+        raise RuleViolation(_("The agenda of assembly #{number} is closed already.").format(number=assembly.number))
     if assembly.facilitator_id is None:
-        raise RuleViolation(f"The facilitator of assembly #{assembly.number} closes its agenda, and none is drawn "
-                            "yet. Otherwise it closes itself an hour before the start.")
+        raise RuleViolation(_("The facilitator of assembly #{number} closes its agenda, and none is drawn "
+                              "yet. Otherwise it closes itself an hour before the start.").format(
+                                  number=assembly.number))
     if assembly.facilitator_id != member.id:
-        raise RuleViolation(f"Only the facilitator of assembly #{assembly.number} closes its agenda; it also "
-                            "closes itself an hour before the start.")
+        raise RuleViolation(_("Only the facilitator of assembly #{number} closes its agenda; it also "
+                              "closes itself an hour before the start.").format(number=assembly.number))
     return assembly, freeze(session, assembly, now)
 
 
@@ -589,10 +603,11 @@ def start(session: Session, assembly: Assembly, now: datetime) -> list[AgendaIte
 
 def check_proposable(session: Session, item: AgendaItem) -> None:
     if item.withdrawn_at is not None:
-        raise RuleViolation(f"Item #{item.number} was withdrawn by its author.")
+        raise RuleViolation(_("Item #{number} was withdrawn by its author.").format(number=item.number))
     if item.proposal_id is not None:
         number = session.get(Proposal, item.proposal_id).number
-        raise RuleViolation(f"Item #{item.number} is proposal #{number} already.")
+        raise RuleViolation(_("Item #{item} is proposal #{proposal} already.").format(item=item.number,
+                                                                                     proposal=number))
 
 
 # minutes ------------------------------------------------------------------------------------------
@@ -608,7 +623,7 @@ def minutes_target(session: Session, group_id: int, member: Member) -> Assembly:
     drawn — the latest one without a note-taker (whoever writes first takes the notes)."""
     waiting = _awaiting_minutes(session, group_id)
     if not waiting:
-        raise RuleViolation("No assembly is waiting for minutes: they are written once an assembly has started.")
+        raise RuleViolation(_("No assembly is waiting for minutes: they are written once an assembly has started."))
     mine = next((a for a in waiting if a.note_taker_id == member.id), None)
     if mine is not None:
         return mine
@@ -617,16 +632,18 @@ def minutes_target(session: Session, group_id: int, member: Member) -> Assembly:
         latest_one.note_taker_id = member.id
         return latest_one
     taker = session.get(Member, latest_one.note_taker_id)
-    raise RuleViolation(f"Only the note-taker of assembly #{latest_one.number}, {taker.display_name}, records its "
-                        "minutes. Send them your notes, or say them in the meeting.")
+    raise RuleViolation(_("Only the note-taker of assembly #{number}, {note_taker}, records its "
+                          "minutes. Send them your notes, or say them in the meeting.").format(
+                              number=latest_one.number, note_taker=taker.display_name))
 
 
 def append_minutes(session: Session, assembly: Assembly, text: str) -> int:
     text = text.strip()
     combined = f"{assembly.minutes}\n{text}" if assembly.minutes else text
     if len(combined) > MAX_MINUTES:
-        raise RuleViolation(f"The minutes would be {len(combined):,} characters; they can be at most "
-                            f"{MAX_MINUTES:,}. Publish them with minutes done and summarise the rest.")
+        raise RuleViolation(_("The minutes would be {length} characters; they can be at most "
+                              "{limit}. Publish them with minutes done and summarise the rest.").format(
+                                  length=i18n.number(len(combined)), limit=i18n.number(MAX_MINUTES)))
     assembly.minutes = combined
     return len(combined)
 
@@ -642,11 +659,12 @@ def publish_minutes(session: Session, group_id: int, member: Member, now: dateti
     assembly = next((a for a in waiting if a.note_taker_id == member.id), None)
     if assembly is None:
         if waiting:
-            raise RuleViolation(f"Only the note-taker publishes the minutes of assembly #{waiting[0].number}.")
-        raise RuleViolation("No assembly is waiting for minutes.")
+            raise RuleViolation(_("Only the note-taker publishes the minutes of assembly #{number}.").format(
+                number=waiting[0].number))
+        raise RuleViolation(_("No assembly is waiting for minutes."))
     if not assembly.minutes:
-        raise RuleViolation(f"The minutes of assembly #{assembly.number} are empty; write them with minutes <text> "
-                            "first.")
+        raise RuleViolation(_("The minutes of assembly #{number} are empty; write them with {command} "
+                              "first.").format(number=assembly.number, command="minutes <text>"))
     assembly.minutes_done_at = now
     record.append(session, group_id, "assembly.minutes", {
         "assembly": assembly.number, "starts_at": record.stamp(assembly.starts_at),
@@ -691,7 +709,7 @@ def brief(session: Session, assembly: Assembly, job: str) -> Brief:
     notes = None
     if found is not None:
         earlier, written = found
-        notes = (earlier, _name(session, job_holder(earlier, job)) or "the last one", written)
+        notes = (earlier, _name(session, job_holder(earlier, job)) or _("the last one"), written)
     return Brief(items, authors_of(session, items), notes)
 
 

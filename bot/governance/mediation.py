@@ -17,8 +17,10 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
+from bot import i18n
 from bot.governance import lottery, tasks
 from bot.governance.errors import RuleViolation
+from bot.i18n import _, ngettext
 from storage.models import Mediation, Member
 
 MAX_ABOUT = 1000
@@ -37,19 +39,22 @@ class Opened:
 def request(session: Session, group_id: int, requester: Member, other: Member | None, about: str | None,
             now: datetime) -> Opened:
     if about is not None and len(about) > MAX_ABOUT:
-        raise RuleViolation(f"That is {len(about):,} characters; keep it under {MAX_ABOUT:,}. The mediators will "
-                            "hear the rest from you.")
+        raise RuleViolation(_("That is {length} characters; keep it under {limit}. The mediators will "
+                              "hear the rest from you.").format(length=i18n.number(len(about)),
+                                                                limit=i18n.number(MAX_ABOUT)))
     if other is not None and other.id == requester.id:
-        raise RuleViolation("with= names the other person in the conflict, not you.")
+        raise RuleViolation(_("with= names the other person in the conflict, not you."))
     still_open = session.scalar(select(func.count()).select_from(Mediation).where(
         Mediation.requester_id == requester.id, Mediation.closed_at.is_(None)))
     if still_open >= MAX_OPEN_PER_REQUESTER:
-        raise RuleViolation(f"You have {still_open} mediations under way; let the mediators close one first.")
+        raise RuleViolation(ngettext("You have {count} mediation under way; let the mediators close one first.",
+                                     "You have {count} mediations under way; let the mediators close one first.",
+                                     still_open).format(count=still_open))
     parties = {requester.id} | ({other.id} if other else set())
     pool = [member for member in tasks.pool(session, group_id, tasks.MEDIATION) if member.id not in parties]
     if not pool:
-        raise RuleViolation("Nobody else in this group stands as a mediator yet, so I cannot draw any. Nothing "
-                            "was recorded. Members stand with volunteer mediation in the group.")
+        raise RuleViolation(_("Nobody else in this group stands as a mediator yet, so I cannot draw any. Nothing "
+                              "was recorded. Members stand with volunteer mediation in the group."))
     seed = lottery.seed(lottery.new_secret(), [])
     picks = lottery.draw(seed, [member.id for member in pool], MEDIATORS)
     number = (session.scalar(select(func.max(Mediation.number)).where(Mediation.group_id == group_id)) or 0) + 1
@@ -76,9 +81,9 @@ def mine(session: Session, member_ids: list[int], number: int) -> list[Mediation
 
 def close(session: Session, mediation: Mediation, mediator: Member, note: str | None, now: datetime) -> None:
     if mediation.closed_at is not None:
-        raise RuleViolation(f"Mediation #{mediation.number} is closed already.")
+        raise RuleViolation(_("Mediation #{number} is closed already.").format(number=mediation.number))
     if note is not None and len(note) > MAX_NOTE:
-        raise RuleViolation(f"Keep the note under {MAX_NOTE} characters.")
+        raise RuleViolation(_("Keep the note under {limit} characters.").format(limit=MAX_NOTE))
     mediation.closed_at, mediation.closed_by, mediation.note = now, mediator.id, note or None
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
+from bot.i18n import N_
 from storage.models import Member, Role, TaskVolunteer
 
 FACILITATION, MINUTES, MEDIATION = "facilitation", "minutes", "mediation"
@@ -21,8 +22,10 @@ TASKS = (FACILITATION, MINUTES, MEDIATION)
 _ALIASES = {"facilitating": FACILITATION, "facilitate": FACILITATION, "notes": MINUTES, "note-taking": MINUTES,
             "notetaking": MINUTES, "note-taker": MINUTES, "mediator": MEDIATION, "mediators": MEDIATION,
             "mediating": MEDIATION, "mediate": MEDIATION}
-DOING = {FACILITATION: "facilitating assemblies", MINUTES: "taking the minutes of assemblies",
-         MEDIATION: "mediating conflicts between members"}
+# Shown to members (translate where shown: _(NAMES[task]), _(DOING[task])).
+NAMES = {FACILITATION: N_("facilitation"), MINUTES: N_("minutes"), MEDIATION: N_("mediation")}
+DOING = {FACILITATION: N_("facilitating assemblies"), MINUTES: N_("taking the minutes of assemblies"),
+         MEDIATION: N_("mediating conflicts between members")}
 
 
 def task_named(session: Session, group_id: int, word: str) -> str | None:
