@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.i18n import _, ngettext
+
 DAY = 86400
 MONTH, YEAR = 30 * DAY, 365 * DAY
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY, "mo": MONTH, "y": YEAR}
@@ -29,14 +31,14 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower().replace(" ", "")
     if not _WHOLE.fullmatch(cleaned):
-        raise DurationError(f"“{text}” is not a duration; write it like 30s, 15m, 12h, 3d, 2w, 6mo or 1y "
-                            "(m is minutes, mo months)")
+        raise DurationError(_("“{text}” is not a duration; write it like 30s, 15m, 12h, 3d, 2w, 6mo or 1y "
+                              "(m is minutes, mo months)").format(text=text))
     seconds = sum(int(n) * UNITS[unit] for n, unit in _PART.findall(cleaned))
     if seconds <= 0:
-        raise DurationError("a duration must be longer than zero")
+        raise DurationError(_("a duration must be longer than zero"))
     result = timedelta(seconds=seconds)
     if result > MAX_DURATION:
-        raise DurationError("a duration can be at most ten years")
+        raise DurationError(_("a duration can be at most ten years"))
     return result
 
 
@@ -70,12 +72,13 @@ def humanize(value: timedelta) -> str:
     minutes = round(seconds / 60)
     hours = round(seconds / 3600)
     if seconds < 60:
-        return plural(seconds, "second")
+        return ngettext("{count} second", "{count} seconds", seconds).format(count=seconds)
     if minutes < 60:
-        return plural(minutes, "minute")
+        return ngettext("{count} minute", "{count} minutes", minutes).format(count=minutes)
     if hours < 24:
-        return plural(hours, "hour")
-    return plural(round(seconds / 86400), "day")
+        return ngettext("{count} hour", "{count} hours", hours).format(count=hours)
+    days = round(seconds / 86400)
+    return ngettext("{count} day", "{count} days", days).format(count=days)
 
 
 def plural(count: int, unit: str) -> str:

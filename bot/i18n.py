@@ -137,6 +137,13 @@ def day(local: datetime) -> str:
     return format_datetime(local, "d MMM y", tzinfo=local.tzinfo, locale=_locale())
 
 
+def date(local: datetime, year: bool = True) -> str:
+    """`05 Dec 2026`, or `05 Dec` without the year (a date already in the group's zone)."""
+    if _english():
+        return f"{local:%d %b %Y}" if year else f"{local:%d %b}"
+    return format_datetime(local, "dd MMM y" if year else "dd MMM", tzinfo=local.tzinfo, locale=_locale())
+
+
 def number(value: int | float | Decimal) -> str:
     """`1,234` in English, `1.234` in Spanish, `1.234` in Portuguese."""
     if _english():

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import literal, select, type_coerce, union_all
 from sqlmodel import Session
 
-from bot import outbox
+from bot import i18n, languages, outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
@@ -25,6 +25,7 @@ from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
 from bot.governance.scope import Platforms
+from bot.i18n import _
 from bot.logs import log_context
 from bot.metrics import DUE_DONE, DUE_LATENESS_SECONDS
 from bot.render import audits as render_audits
@@ -83,8 +84,9 @@ def warn_before_mandate_ends(core: Core, session: Session, mandate: Mandate, now
     outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(
         chat=core.directory.chat_of(group),
         text=warning(role, mandate, holder, roles.volunteers(session, role), now, settings.timezone, prefix, user)))
-    outbox.record(session, key=key + ":dm", group_id=group.id, now=now, action=DirectMessage(
-        user=user, text=private_warning(role, mandate, group.title, now, settings.timezone)))
+    with languages.speaking_to(session, core.directory, user):
+        told = DirectMessage(user=user, text=private_warning(role, mandate, group.title, now, settings.timezone))
+    outbox.record(session, key=key + ":dm", group_id=group.id, now=now, action=told)
 
 
 def lapse_mandate(core: Core, session: Session, mandate: Mandate, now: datetime) -> None:
@@ -128,10 +130,11 @@ def nudge_need(core: Core, session: Session, need: Need, now: datetime) -> None:
     outbox.record(session, key=f"need:{need.id}:nudge", group_id=group.id, now=now, action=SendMessage(
         chat=core.directory.chat_of(group), text=render_needs.nudge(need, now, prefix)))
     if need.anonymous:
-        author = session.get(Member, need.author_id)
-        outbox.record(session, key=f"need:{need.id}:nudge:dm", group_id=group.id, now=now, action=DirectMessage(
-            user=UserRef(platform=group.platform, user_id=author.user_id),
-            text=render_needs.private_update(need, group.title, "nobody has claimed it yet, so I posted it again.")))
+        author = UserRef(platform=group.platform, user_id=session.get(Member, need.author_id).user_id)
+        with languages.speaking_to(session, core.directory, author):
+            told = DirectMessage(user=author, text=render_needs.private_update(
+                need, group.title, _("nobody has claimed it yet, so I posted it again.")))
+        outbox.record(session, key=f"need:{need.id}:nudge:dm", group_id=group.id, now=now, action=told)
 
 
 def send_digest(core: Core, session: Session, group: Group, now: datetime) -> None:
@@ -144,7 +147,7 @@ def send_digest(core: Core, session: Session, group: Group, now: datetime) -> No
     waits = needs_rules.times_to_met(session, group.id, now - WEEK, now)
     if not (open_needs or open_offers or waits):
         return
-    entries, _ = needs_rules.listing(session, group.id, None, DIGEST_ITEMS)
+    entries, __ = needs_rules.listing(session, group.id, None, DIGEST_ITEMS)
     prefix = core.prefix_for(group.platform)
     text = join([render_needs.digest(entries, open_needs, overdue, open_offers, len(waits),
                                      needs_rules.median_wait(waits), now, prefix),
@@ -194,7 +197,7 @@ def close_audit(core: Core, session: Session, audit: Audit, now: datetime) -> No
     drawn = render_audits.chart(audits.closed_audits(session, group.id, render_audits.MAX_CHART_AUDITS), group.title)
     outbox.record(session, key=f"audit:{audit.id}:chart", group_id=group.id, now=now, action=SendImage(
         chat=chat, filename=f"audit-{audit.number}.png", chart=drawn,
-        caption=plain(f"Audit #{audit.number}: our figures across the audits so far.")))
+        caption=plain(_("Audit #{number}: our figures across the audits so far.").format(number=audit.number))))
     log.info("audit %s of group %s closed", audit.number, group.id)
 
 
@@ -252,7 +255,7 @@ def _earliest_due(session: Session, now: datetime, platforms: Platforms):
         return None
     order, item_id, due = min(((order, item_id, min(due, now)) for order, item_id, due in rows),
                               key=lambda row: (row[2], row[0]))
-    _, model, job = DUE_WORK[order]
+    __, model, job = DUE_WORK[order]
     return due, order, job, session.get(model, item_id)
 
 
@@ -265,7 +268,7 @@ def _due_look(work: tuple, platforms: Platforms):
     key = (work, tuple(platforms) if platforms is not None else None)
     if key not in _DUE_LOOKS:
         parts = []
-        for order, (due_statement, _, _) in enumerate(work):
+        for order, (due_statement, _table, _job) in enumerate(work):
             item_id, due = due_statement(platforms).subquery().c
             parts.append(select(literal(order).label("kind"), item_id.label("item_id"),
                                 type_coerce(due, UTCDateTime()).label("due")))
@@ -303,8 +306,9 @@ def _batch(core: Core, budget: float, max_items: int, platforms: Platforms) -> t
             entry = _earliest_due(session, now, platforms)
             if entry is None:
                 return done, True
-            due, _, job, item = entry
-            with log_context(group_id=item.id if isinstance(item, Group) else getattr(item, "group_id", None)):
+            due, __, job, item = entry
+            group_id = item.id if isinstance(item, Group) else getattr(item, "group_id", None)
+            with log_context(group_id=group_id), i18n.speaking(core.group_language(session, group_id)):
                 job(core, session, item, now)
             session.flush()  # the next look for due work must see this item done (some looks bypass the ORM)
             DUE_LATENESS_SECONDS.observe(max(0.0, (now - due).total_seconds()))

@@ -711,12 +711,14 @@ class MemberLanguage(SQLModel, table=True):
 
 
 class PageToken(SQLModel, table=True):
-    """A group's transparency page and calendar feed are reached with an unguessable token; only its
-    SHA-256 is kept, so a copy of the database does not open the pages. `link reset` replaces it."""
+    """A group's transparency page and calendar feed are reached with an unguessable token, which
+    `link` shows again and `link reset` replaces. Requests are looked up by the token's SHA-256, so
+    how long a lookup takes says nothing about how close a guess was."""
 
     __tablename__ = "page_tokens"
 
     group_id: int = Field(foreign_key="groups.id", primary_key=True)
+    token: str = Field(max_length=64)
     token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     created_at: datetime = _when()
 
@@ -728,5 +730,6 @@ class FeedToken(SQLModel, table=True):
 
     platform: str = Field(primary_key=True, max_length=32)
     user_id: str = Field(primary_key=True, max_length=255)
+    token: str = Field(max_length=64)
     token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     created_at: datetime = _when()

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot import i18n
 from bot.durations import DurationError, parse_duration
+from bot.i18n import _
 
 
 class ArgError(ValueError):
@@ -31,7 +33,7 @@ class Number(ArgType):
     def parse(self, raw: str) -> int:
         text = raw.strip().lstrip("#")
         if not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) < 1:
-            raise ArgError(f"“{_short(raw)}” is not a number like 3 or #3")
+            raise ArgError(_("“{value}” is not a number like 3 or #3").format(value=_short(raw)))
         return int(text)
 
 
@@ -51,11 +53,10 @@ class Text(ArgType):
     def parse(self, raw: str) -> str:
         text = raw.strip()
         if not text:
-            raise ArgError(f"the {self.metavar} is empty")
+            raise ArgError(_("the {name} is empty").format(name=self.metavar))
         if len(text) > self.max_length:
-            raise ArgError(
-                f"the {self.metavar} is {len(text):,} characters long; keep it under {self.max_length:,}"
-            )
+            raise ArgError(_("the {name} is {length} characters long; keep it under {limit}").format(
+                name=self.metavar, length=i18n.number(len(text)), limit=i18n.number(self.max_length)))
         return text
 
 
@@ -69,7 +70,8 @@ class Count(ArgType):
     def parse(self, raw: str) -> int:
         text = raw.strip()
         if not text.isascii() or not text.isdigit() or not self.low <= int(text) <= self.high:
-            raise ArgError(f"“{_short(raw)}” is not a whole number from {self.low} to {self.high}")
+            raise ArgError(_("“{value}” is not a whole number from {low} to {high}").format(
+                value=_short(raw), low=self.low, high=self.high))
         return int(text)
 
 
@@ -94,7 +96,8 @@ class OneOf(ArgType):
     def parse(self, raw: str) -> str:
         value = self.aliases.get(raw.strip().lower())
         if value is None:
-            raise ArgError(f"“{_short(raw)}” is not one of: {', '.join(self.values)}")
+            raise ArgError(_("“{value}” is not one of: {choices}").format(value=_short(raw),
+                                                                         choices=", ".join(self.values)))
         return value
 
 
@@ -124,10 +127,11 @@ class QuorumArg(ArgType):
     def parse(self, raw: str) -> Quorum:
         match = re.fullmatch(r"\s*(\d{1,6})\s*(%?)\s*", raw)
         if not match:
-            raise ArgError(f"“{_short(raw)}” is not a quorum; write a count like 5 or a share like 50%")
+            raise ArgError(_("“{value}” is not a quorum; write a count like 5 or a share like 50%").format(
+                value=_short(raw)))
         amount, percent = int(match[1]), bool(match[2])
         if percent and amount > 100:
-            raise ArgError("a quorum can be at most 100%")
+            raise ArgError(_("a quorum can be at most 100%"))
         return Quorum(amount, percent)
 
 
@@ -141,16 +145,16 @@ class OptionList(ArgType):
     def parse(self, raw: str) -> list[str]:
         options = [part.strip() for part in raw.split(";") if part.strip()]
         if len(options) < 2:
-            raise ArgError('a poll needs at least two options separated by semicolons, like options="Mon; Tue"')
+            raise ArgError(_('a poll needs at least two options separated by semicolons, like options="Mon; Tue"'))
         if len(options) > self.MAX_OPTIONS:
-            raise ArgError(f"a poll can have at most {self.MAX_OPTIONS} options")
+            raise ArgError(_("a poll can have at most {count} options").format(count=self.MAX_OPTIONS))
         if any(len(option) > self.MAX_LENGTH for option in options):
-            raise ArgError(f"each option must be under {self.MAX_LENGTH} characters")
+            raise ArgError(_("each option must be under {count} characters").format(count=self.MAX_LENGTH))
         folded = [option.casefold() for option in options]
         if len(set(folded)) != len(folded):
-            raise ArgError("two options have the same name")
+            raise ArgError(_("two options have the same name"))
         if any(option.isdigit() for option in options):
-            raise ArgError("an option cannot be just a number (numbers pick options when voting)")
+            raise ArgError(_("an option cannot be just a number (numbers pick options when voting)"))
         return options
 
 
@@ -169,9 +173,9 @@ class MentionArg(ArgType):
     def parse(self, raw: str) -> Mention:
         text = raw.strip()
         if not text.lstrip("@"):
-            raise ArgError("name a member, like @bob")
+            raise ArgError(_("name a member, like @bob"))
         if len(text) > 255:
-            raise ArgError("that member name is too long")
+            raise ArgError(_("that member name is too long"))
         return Mention(text)
 
 

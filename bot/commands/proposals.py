@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot import i18n
 from bot.actions import EditMessage, SendFile
 from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, QuorumArg, Text, Word
 from bot.commands.base import command
@@ -13,6 +14,7 @@ from bot.context import Context
 from bot.governance import draws, outcomes, renewals, reviews, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
+from bot.i18n import N_, _, ngettext
 from bot.render import exports
 from bot.render.charter import renewal_card, renewal_choices
 from bot.render.proposals import (
@@ -45,8 +47,8 @@ MAX_REVIEWS_SHOWN = 10
 
 @command(
     "propose",
-    summary="open a proposal for the group to decide",
-    example='propose Buy a chest freezer for the pantry | up to 300 EUR closes=2d rule=consent',
+    summary=N_("open a proposal for the group to decide"),
+    example=N_('propose Buy a chest freezer for the pantry | up to 300 EUR closes=2d rule=consent'),
     params=(
         Positional("title", Text("title", max_length=MAX_TITLE + MAX_DETAILS + 3), rest=True,
                    label="<title> [| details]"),
@@ -59,24 +61,25 @@ MAX_REVIEWS_SHOWN = 10
         Option("review", Duration(), aliases=("sunset",)),
     ),
     aliases=("poll",),
-    details='Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes; '
-            'add method=ranked to let members rank them (counted by instant runoff). secret=yes makes it a '
-            'secret ballot: members vote privately and get a receipt. review=6mo (or 1y, 90d; at least a day) '
-            'is a sunset clause: if it passes, it comes back that long after as "Keep #n …?", and lapses '
-            'unless the group keeps it.',
+    details=N_('Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes; '
+               'add method=ranked to let members rank them (counted by instant runoff). secret=yes makes it a '
+               'secret ballot: members vote privately and get a receipt. review=6mo (or 1y, 90d; at least a day) '
+               'is a sunset clause: if it passes, it comes back that long after as "Keep #n …?", and lapses '
+               'unless the group keeps it.'),
     gate="propose_role", task="opening proposals",
 )
 def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None, quorum: Quorum | None,
             options: list[str] | None, method: str | None, secret: str | None, review: timedelta | None) -> None:
-    title, _, details = title.partition("|")
+    title, __, details = title.partition("|")
     title, details = title.strip(), details.strip() or None
     if not title:
-        raise rules.RuleViolation("The title is empty; write it before the |.")
+        raise rules.RuleViolation(_("The title is empty; write it before the |."))
     if len(title) > MAX_TITLE:
-        raise rules.RuleViolation(f"The title is {len(title):,} characters; keep it under {MAX_TITLE} "
-                                  "and put the rest after a | as details.")
+        raise rules.RuleViolation(_("The title is {length} characters; keep it under {limit} and put the rest after "
+                                    "a | as details.").format(length=i18n.number(len(title)), limit=MAX_TITLE))
     if details and len(details) > MAX_DETAILS:
-        raise rules.RuleViolation(f"The details are {len(details):,} characters; keep them under {MAX_DETAILS:,}.")
+        raise rules.RuleViolation(_("The details are {length} characters; keep them under {limit}.").format(
+            length=i18n.number(len(details)), limit=i18n.number(MAX_DETAILS)))
     if review is not None:
         reviews.check_delay(review)
     settings = ctx.settings
@@ -90,17 +93,17 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
 
 @command(
     "vote",
-    summary="cast or change your ballot while a proposal is open",
-    example="vote 3 yes I can pick it up on Friday",
+    summary=N_("cast or change your ballot while a proposal is open"),
+    example=N_("vote 3 yes I can pick it up on Friday"),
     params=(Positional("number", Number(), label="#"),
             Positional("choice", Word(), label="yes|no|abstain|block|option"),
             Positional("reason", Text("reason", max_length=500), optional=True, rest=True),
             Option("receipt", Word("code")),
             Option("group", Text("group", max_length=80))),
     where="any",
-    details="Answer yes, no, abstain or block; for a choice poll give the option's number or name; for a ranked "
-            "poll list the options best first (vote 3 2 1 4). Vote again to change your ballot. A secret ballot "
-            "is cast in a private chat with me; change it with the receipt I sent you (receipt=…).",
+    details=N_("Answer yes, no, abstain or block; for a choice poll give the option's number or name; for a ranked "
+               "poll list the options best first (vote 3 2 1 4). Vote again to change your ballot. A secret ballot "
+               "is cast in a private chat with me; change it with the receipt I sent you (receipt=…)."),
 )
 def vote(ctx: Context, number: int, choice: str, reason: str | None, receipt: str | None,
          group: str | None) -> None:
@@ -108,32 +111,36 @@ def vote(ctx: Context, number: int, choice: str, reason: str | None, receipt: st
     proposal = rules.find(ctx.session, ctx.group_id, number)
     words = f"{choice} {reason or ''}".strip()
     if proposal.kind == renewals.KIND:
-        raise rules.RuleViolation(f"#{number} is a renewal review: answer with renew keep 1 3 drop 2 "
-                                  "(item numbers from its message).")
+        raise rules.RuleViolation(_("#{number} is a renewal review: answer with renew keep 1 3 drop 2 "
+                                    "(item numbers from its message).").format(number=number))
     if proposal.secret:
         _vote_secretly(ctx, proposal, words, receipt)
         return
     if ctx.is_private:
-        raise rules.RuleViolation(f"#{number} is an open vote: vote in the group, where everyone sees it.")
+        raise rules.RuleViolation(_("#{number} is an open vote: vote in the group, where everyone sees it.").format(
+            number=number))
     if receipt is not None:
-        raise rules.RuleViolation(f"#{number} is an open vote; receipts are for secret ballots.")
+        raise rules.RuleViolation(_("#{number} is an open vote; receipts are for secret ballots.").format(
+            number=number))
     if rules.is_ranked(proposal):
         _rank_openly(ctx, proposal, words)
         return
     chosen, reason = rules.resolve_choice(proposal, words)
     change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, reason, ctx.now, ctx.sender_name)
     counts = rules.counts(ctx.session, proposal)
-    ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)}: {b(chosen)} on #{proposal.number} "
-                          f"({_verb(change)}). {tally_line(counts)}"))
+    ctx.ack(RichText(html=_voted(change).format(name=escape(ctx.sender_name), choice=b(chosen),
+                                               number=proposal.number, previous=escape(change.previous or ""),
+                                               tally=tally_line(counts))))
     refresh_card(ctx, proposal, counts)
 
 
-def _verb(change: rules.BallotChange) -> str:
+def _voted(change: rules.BallotChange) -> str:
+    """The vote's acknowledgement, by what the ballot did (placeholders still to fill)."""
     if change.previous is None:
-        return "counted"
+        return _("🗳 {name}: {choice} on #{number} (counted). {tally}")
     if change.previous == change.current:
-        return "unchanged"
-    return f"changed from {escape(change.previous)}"
+        return _("🗳 {name}: {choice} on #{number} (unchanged). {tally}")
+    return _("🗳 {name}: {choice} on #{number} (changed from {previous}). {tally}")
 
 
 TAPS = ("undo", "clear")
@@ -147,9 +154,10 @@ def _rank_openly(ctx: Context, proposal: Proposal, words: str) -> None:
     else:
         chosen = rules.resolve_ranking(proposal, words)
     change = rules.cast_ballot(ctx.session, proposal, ctx.member_id, chosen, None, ctx.now, ctx.sender_name)
-    shown = rules.describe_choice(proposal, chosen) if chosen else "cleared"
-    ctx.ack(RichText(html=f"🗳 {escape(ctx.sender_name)} ranks #{proposal.number}: {b(shown)}"
-                          f"{'' if change.previous or not chosen else ' (counted)'}"))
+    shown = rules.describe_choice(proposal, chosen) if chosen else _("cleared")
+    ranks = (_("🗳 {name} ranks #{number}: {ranking}") if change.previous or not chosen
+             else _("🗳 {name} ranks #{number}: {ranking} (counted)"))
+    ctx.ack(RichText(html=ranks.format(name=escape(ctx.sender_name), number=proposal.number, ranking=b(shown))))
     refresh_card(ctx, proposal, rules.counts(ctx.session, proposal))
 
 
@@ -157,7 +165,8 @@ def _vote_secretly(ctx: Context, proposal: Proposal, words: str, receipt: str | 
     """Only in the private chat; in the group the member gets their ballot privately instead,
     and nothing of what they typed or tapped is repeated there."""
     if proposal.status != rules.OPEN:
-        raise rules.RuleViolation(f"#{proposal.number} is closed; votes are no longer accepted.")
+        raise rules.RuleViolation(_("#{number} is closed; votes are no longer accepted.").format(
+            number=proposal.number))
     if not ctx.is_private:
         send_private_ballot(ctx, proposal, refused=True)
         return
@@ -171,13 +180,14 @@ def _vote_secretly(ctx: Context, proposal: Proposal, words: str, receipt: str | 
     if cast.receipt is not None:
         ctx.reply(secret_vote_receipt(proposal, described, cast.receipt, ctx.prefix))
     else:
-        ctx.reply(TextBuilder().line("🔒 ", f"Your ballot on #{proposal.number} now says {b(described)} "
-                                            f"(it said {escape(rules.describe_choice(proposal, cast.previous))}). "
-                                            "Your receipt stays the same.").build())
+        ctx.reply(TextBuilder().line("🔒 ", _("Your ballot on #{number} now says {choice} (it said {previous}). "
+                                              "Your receipt stays the same.").format(
+            number=proposal.number, choice=b(described),
+            previous=escape(rules.describe_choice(proposal, cast.previous)))).build())
     if reason:
-        ctx.reply(plain("Your reason was not kept: on a secret ballot it could tell who you are."))
+        ctx.reply(plain(_("Your reason was not kept: on a secret ballot it could tell who you are.")))
     if ctx.tapped:
-        ctx.ack(plain("🔒 Ballot sealed; your receipt is in this chat."))
+        ctx.ack(plain(_("🔒 Ballot sealed; your receipt is in this chat.")))
     refresh_card(ctx, proposal, secret=secrecy.state(ctx.session, proposal, voted=cast.voted))
 
 
@@ -185,44 +195,47 @@ def send_private_ballot(ctx: Context, proposal: Proposal, refused: bool = False)
     """The secret ballot, in the member's private chat with its buttons."""
     text = private_ballot(proposal, ctx.group.title, ctx.prefix)
     if refused:
-        text = join([plain(f"#{proposal.number} is a secret ballot, so nothing you send in the group counts. "
-                           "Vote here instead:"), text])
-    fallback = plain(f"#{proposal.number} is a secret ballot: I could not write to you privately. Open a chat with "
-                     f"me (tap 🔒 Vote privately on the proposal) and vote there.")
+        text = join([plain(_("#{number} is a secret ballot, so nothing you send in the group counts. "
+                             "Vote here instead:").format(number=proposal.number)), text])
+    fallback = plain(_("#{number} is a secret ballot: I could not write to you privately. Open a chat with "
+                       "me (tap 🔒 Vote privately on the proposal) and vote there.").format(number=proposal.number))
     if ctx.tapped:
-        ctx.ack(plain("🔒 Secret ballot: I sent it to you privately." if refused
-                      else "🔒 Your ballot is in your private chat with me."), problem=refused)
+        ctx.ack(plain(_("🔒 Secret ballot: I sent it to you privately.") if refused
+                      else _("🔒 Your ballot is in your private chat with me.")), problem=refused)
     ctx.tell_privately(text, private_choices(proposal), fallback=fallback)
 
 
-@command("proposals", summary="list the open proposals", example="proposals", aliases=("open",))
+@command("proposals", summary=N_("list the open proposals"), example=N_("proposals"), aliases=("open",))
 def list_open(ctx: Context) -> None:
     found = rules.open_in_group(ctx.session, ctx.group_id)
     if not found:
-        ctx.reply(plain(f"No open proposals. Open one with {ctx.usage_of('propose').split(' [')[0]}."))
+        ctx.reply(plain(_("No open proposals. Open one with {usage}.").format(
+            usage=ctx.usage_of("propose").split(" [")[0])))
         return
     zone = ctx.settings.timezone
-    text = TextBuilder().line(b(f"Open proposals ({len(found)})"))
+    text = TextBuilder().line(b(_("Open proposals ({count})").format(count=len(found))))
     voted = rules.voter_counts(ctx.session, found)
     for proposal in found:
-        text.line(f"#{proposal.number} {escape(proposal.title)} — {voted.get(proposal.id, 0)} voted, closes "
-                  f"{when(proposal.closes_at, zone)} ({relative(proposal.closes_at, ctx.now)})")
-    text.line(i(f"{ctx.prefix}proposal <#> shows one with its ballots."))
+        text.line(_("#{number} {title} — {voted} voted, closes {when} ({relative})").format(
+            number=proposal.number, title=escape(proposal.title), voted=voted.get(proposal.id, 0),
+            when=when(proposal.closes_at, zone), relative=relative(proposal.closes_at, ctx.now)))
+    text.line(i(_("{command} shows one with its ballots.").format(command=f"{ctx.prefix}proposal <#>")))
     ctx.reply(text.build())
 
 
-@command("proposal", summary="show one proposal with its tally and who voted", example="proposal 3",
+@command("proposal", summary=N_("show one proposal with its tally and who voted"), example=N_("proposal 3"),
          params=(Positional("number", Number(), label="#"),), aliases=("show",))
 def show(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     text = card(ctx, proposal)
     if proposal.secret:  # who voted, never what
         voted = [escape(m.display_name) for m in secrecy.voters(ctx.session, proposal)]
-        lines = [f"{b('Voted')} ({len(voted)}): {', '.join(voted)}" if voted else i("No ballots yet.")]
+        lines = [_("<b>Voted</b> ({count}): {names}").format(count=len(voted), names=", ".join(voted)) if voted
+                 else i(_("No ballots yet."))]
     else:
         ballots = rules.ballots_with_voters(ctx.session, proposal)
-        lines = [f"{b('Ballots')} ({len(ballots)}):", *_ballot_lines(proposal, ballots)] if ballots \
-            else [i("No ballots yet.")]
+        lines = [_("<b>Ballots</b> ({count}):").format(count=len(ballots)), *_ballot_lines(proposal, ballots)] \
+            if ballots else [i(_("No ballots yet."))]
     decision = rules.decision_of(ctx.session, proposal)
     if decision is not None:
         lines.append(outcome_headline(proposal, decision))
@@ -236,7 +249,7 @@ def _ballot_lines(proposal: Proposal, ballots: list) -> list[str]:
     return voters_list(ballots, list(rules.counts_template(proposal)))
 
 
-@command("withdraw", summary="withdraw your own open proposal", example="withdraw 3",
+@command("withdraw", summary=N_("withdraw your own open proposal"), example=N_("withdraw 3"),
          params=(Positional("number", Number(), label="#"),))
 def withdraw(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
@@ -245,10 +258,10 @@ def withdraw(ctx: Context, number: int) -> None:
     refresh_card(ctx, proposal)
 
 
-@command("close", summary="close your proposal now and count the ballots", example="close 3",
+@command("close", summary=N_("close your proposal now and count the ballots"), example=N_("close 3"),
          params=(Positional("number", Number(), label="#"),),
-         details="The author can close early, and so can the holder of the role set as propose_role; "
-                 "otherwise proposals close at their deadline.")
+         details=N_("The author can close early, and so can the holder of the role set as propose_role; "
+                    "otherwise proposals close at their deadline."))
 def close_early(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     members = ctx.directory.member_count(ctx.session, ctx.group)
@@ -261,55 +274,60 @@ def close_early(ctx: Context, number: int) -> None:
     refresh_card(ctx, proposal)
 
 
-@command("remind", summary="mention the members who have not voted yet", example="remind 3",
+@command("remind", summary=N_("mention the members who have not voted yet"), example=N_("remind 3"),
          params=(Positional("number", Number(), label="#"),))
 def remind(ctx: Context, number: int) -> None:
     proposal = rules.find(ctx.session, ctx.group_id, number)
     if proposal.status != rules.OPEN:
-        raise rules.RuleViolation(f"#{number} is no longer open.")
+        raise rules.RuleViolation(_("#{number} is no longer open.").format(number=number))
     missing = rules.non_voters(ctx.session, proposal)
     if not missing:
-        ctx.reply(plain(f"Everyone the bot knows in this group has voted on #{number}."))
+        ctx.reply(plain(_("Everyone the bot knows in this group has voted on #{number}.").format(number=number)))
         return
     text = TextBuilder()
     names = ", ".join(mention(ctx.user_of(m), m.display_name) for m in missing[:MAX_MENTIONS])
-    more = f" and {len(missing) - MAX_MENTIONS} more" if len(missing) > MAX_MENTIONS else ""
-    text.line(f"⏰ {names}{more}: #{number} {b(proposal.title)} closes "
-              f"{relative(proposal.closes_at, ctx.now)}.")
-    text.line(f"Vote with <code>{escape(ctx.prefix)}vote {number} …</code>")
+    reminder = (_("⏰ {names} and {more} more: #{number} {title} closes {relative}.") if len(missing) > MAX_MENTIONS
+                else _("⏰ {names}: #{number} {title} closes {relative}."))
+    text.line(reminder.format(names=names, more=len(missing) - MAX_MENTIONS, number=number, title=b(proposal.title),
+                              relative=relative(proposal.closes_at, ctx.now)))
+    text.line(_("Vote with <code>{command}</code>").format(command=f"{escape(ctx.prefix)}vote {number} …"))
     ctx.post(text.build())
 
 
-@command("decisions", summary="the decision log: outcomes, dates and counts", example="decisions 10",
+@command("decisions", summary=N_("the decision log: outcomes, dates and counts"), example=N_("decisions 10"),
          params=(Positional("count", Number(), optional=True),))
 def decisions(ctx: Context, count: int | None) -> None:
     count = min(count or 10, 50)
     rows = rules.decision_log(ctx.session, ctx.group_id, count)
     if not rows:
-        ctx.reply(plain("No decisions yet."))
+        ctx.reply(plain(_("No decisions yet.")))
         return
     zone = ctx.settings.timezone
-    text = TextBuilder().line(b(f"Decision log (latest {len(rows)})"))
+    text = TextBuilder().line(b(_("Decision log (latest {count})").format(count=len(rows))))
     for decision, proposal in rows:
-        lapsed = f" · ⌛ lapsed {decision.lapsed_at.astimezone(zone):%Y-%m-%d}" if decision.lapsed_at else ""
+        lapsed = (" · " + _("⌛ lapsed {date}").format(date=f"{decision.lapsed_at.astimezone(zone):%Y-%m-%d}")
+                  if decision.lapsed_at else "")
         text.line(decision_line(proposal, decision, zone) + lapsed)
     coming, total = reviews.coming(ctx.session, ctx.group_id, MAX_REVIEWS_SHOWN)
     if coming:
-        text.line(b("Coming reviews"))
+        text.line(b(_("Coming reviews")))
         for decision, proposal in coming:
-            text.line(f"🔁 Review of #{proposal.number} {escape(proposal.title)} on {when(decision.review_at, zone)} "
-                      f"({relative(decision.review_at, ctx.now)})")
+            text.line(_("🔁 Review of #{number} {title} on {when} ({relative})").format(
+                number=proposal.number, title=escape(proposal.title), when=when(decision.review_at, zone),
+                relative=relative(decision.review_at, ctx.now)))
         if total > len(coming):
-            text.line(i(f"and {total - len(coming)} more"))
-    text.line(i(f"{ctx.prefix}decisions export [md]: the whole log as a CSV or Markdown file."))
+            text.line(i(_("and {count} more").format(count=total - len(coming))))
+    text.line(i(_("{command}: the whole log as a CSV or Markdown file.").format(
+        command=f"{ctx.prefix}decisions export [md]")))
     ctx.reply(text.build())
 
 
 EXPORT_FORMAT = OneOf("csv", "md", aliases={"markdown": "md", "spreadsheet": "csv"})
 
 
-@command("decisions export", summary="the whole decision log as a file: CSV, or md for Markdown",
-         example="decisions export md", params=(Positional("form", EXPORT_FORMAT, optional=True, label="[csv|md]"),))
+@command("decisions export", summary=N_("the whole decision log as a file: CSV, or md for Markdown"),
+         example=N_("decisions export md"),
+         params=(Positional("form", EXPORT_FORMAT, optional=True, label="[csv|md]"),))
 def export_decisions(ctx: Context, form: str | None) -> None:
     rows = reviews.whole_log(ctx.session, ctx.group_id)
     zone = ctx.settings.timezone
@@ -318,8 +336,9 @@ def export_decisions(ctx: Context, form: str | None) -> None:
         filename, mime_type = "decision-log.md", "text/markdown"
     else:
         data, filename, mime_type = exports.csv_file(rows, zone), "decision-log.csv", "text/csv"
-    caption = (f"The decision log: {len(rows)} decision{'s' if len(rows) != 1 else ''}, oldest first."
-               if rows else "No decisions yet: the file has only its headings.")
+    caption = (ngettext("The decision log: {count} decision, oldest first.",
+                        "The decision log: {count} decisions, oldest first.", len(rows)).format(count=len(rows))
+               if rows else _("No decisions yet: the file has only its headings."))
     ctx.actions.append(SendFile(chat=ctx.chat, filename=filename, data=data, mime_type=mime_type,
                                 caption=plain(caption)))
 

@@ -35,12 +35,13 @@ from bot.governance import record, roles
 from bot.governance.errors import RuleViolation
 from bot.governance.proposals import OPEN
 from bot.governance.scope import Platforms, scoped, served
+from bot.i18n import _
 from storage.models import Assembly, Audit, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
 
 ROLE, AUDITOR, TIE, LEDGER = "role", "auditor", "tie", "ledger"
 FACILITATION, MINUTES = "facilitation", "minutes"  # an assembly's facilitator and note-taker
 ASSEMBLY_JOBS = (FACILITATION, MINUTES)
-BOT = "(the bot, at the opening)"  # the name on the bot's own contribution
+BOT = "(the bot, at the opening)"  # the name on the bot's own contribution (logged and hashed: never translated)
 MAX_CONTRIBUTION = 200  # characters of one contribution
 # Contributions one member may add to one lottery. A cap per member, not on the total: a total cap
 # would let one account fill the list and shut every other member out.
@@ -145,14 +146,16 @@ def open_role(session: Session, role: Role, now: datetime, window: timedelta, *,
     """A lottery for every free seat of a role among its eligible volunteers, drawn after `window`."""
     free = roles.free_seats(session, role)
     if not free:
-        raise RuleViolation(f"Every seat of {role.name} is taken; there is nothing to draw.")
+        raise RuleViolation(_("Every seat of {role} is taken; there is nothing to draw.").format(role=role.name))
     pending = open_for_role(session, role)
     if pending is not None:
-        raise RuleViolation(f"Lottery #{pending.number} for {role.name} is open already; it is drawn at the end "
-                            "of its window. Add randomness to it with draw add <anything>.")
+        raise RuleViolation(_("Lottery #{number} for {role} is open already; it is drawn at the end of its window. "
+                              "Add randomness to it with draw add <anything>.").format(number=pending.number,
+                                                                                     role=role.name))
     candidates = role_candidates(session, role, now)
     if not candidates:
-        raise RuleViolation(f"Nobody eligible is standing for {role.name}; volunteer with volunteer {role.key}.")
+        raise RuleViolation(_("Nobody eligible is standing for {role}; volunteer with {command}.").format(
+            role=role.name, command=f"volunteer {role.key}"))
     return _open(session, role.group_id, ROLE, candidates, len(free), now, draws_at or now + window, role=role,
                  skipped_window=skipped_window)
 
@@ -168,7 +171,7 @@ def auditor_candidates(session: Session, group_id: int) -> list[tuple[int, str]]
     holding = select(Mandate.member_id).where(Mandate.group_id == group_id, Mandate.ended_at.is_(None))
     pool = session.execute(select(Member.id, Member.display_name, Member.user_id)
                            .where(Member.group_id == group_id, Member.active, Member.id.not_in(holding))).all()
-    return [(member_id, name) for member_id, name, _ in sorted(pool, key=lambda row: row[2])]
+    return [(member_id, name) for member_id, name, __ in sorted(pool, key=lambda row: row[2])]
 
 
 def open_auditor(session: Session, audit: Audit, now: datetime, window: timedelta) -> Lottery | None:
@@ -240,28 +243,38 @@ def _vote_open(session: Session, lottery: Lottery) -> bool:
 def find(session: Session, group_id: int, number: int) -> Lottery:
     found = session.scalars(select(Lottery).where(Lottery.group_id == group_id, Lottery.number == number)).first()
     if found is None:
-        raise RuleViolation(f"There is no lottery #{number} in this group.")
+        raise RuleViolation(_("There is no lottery #{number} in this group.").format(number=number))
     return found
 
 
 def describe(session: Session, lottery: Lottery) -> str:
     """A lottery in a few words: `#3 (facilitator)`, `#4 (the auditor of audit #2)`, `#5 (ties of vote #7)`."""
     if lottery.purpose == ROLE:
-        what = role_name(session, lottery) or "a role"
+        what = role_name(session, lottery) or _("a role")
     elif lottery.purpose == AUDITOR:
         audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
-        what = f"the auditor of audit #{audit.number}" if audit else "an auditor"
+        what = _("the auditor of audit #{number}").format(number=audit.number) if audit else _("an auditor")
     elif lottery.purpose == LEDGER:
         check = ledger_check_of(session, lottery)
-        what = f"the co-auditor of the {check.month} books" if check else "a co-auditor of the books"
+        what = (_("the co-auditor of the {month} books").format(month=check.month) if check
+                else _("a co-auditor of the books"))
     elif lottery.purpose in ASSEMBLY_JOBS:
-        assembly = session.get(Assembly, lottery.assembly_id) if lottery.assembly_id else None
-        job = "facilitator" if lottery.purpose == FACILITATION else "note-taker"
-        what = f"the {job} of assembly #{assembly.number}" if assembly else f"an assembly's {job}"
+        what = _assembly_job(session, lottery)
     else:
         proposal = session.get(Proposal, lottery.proposal_id) if lottery.proposal_id else None
-        what = f"ties of vote #{proposal.number}" if proposal else "ties of a vote"
+        what = _("ties of vote #{number}").format(number=proposal.number) if proposal else _("ties of a vote")
     return f"#{lottery.number} ({what})"
+
+
+def _assembly_job(session: Session, lottery: Lottery) -> str:
+    assembly = session.get(Assembly, lottery.assembly_id) if lottery.assembly_id else None
+    if lottery.purpose == FACILITATION:
+        if assembly is None:
+            return _("an assembly's facilitator")
+        return _("the facilitator of assembly #{number}").format(number=assembly.number)
+    if assembly is None:
+        return _("an assembly's note-taker")
+    return _("the note-taker of assembly #{number}").format(number=assembly.number)
 
 
 def contribute(session: Session, group_id: int, member: Member, text: str, now: datetime,
@@ -269,29 +282,31 @@ def contribute(session: Session, group_id: int, member: Member, text: str, now: 
     """Add a member's randomness (any text, kept on one line) to the open lottery, or to lottery `number`."""
     text = " ".join(text.split())
     if not text:
-        raise RuleViolation("Add some text: anything at all, like draw add my cat walked on the keyboard.")
+        raise RuleViolation(_("Add some text: anything at all, like draw add my cat walked on the keyboard."))
     if len(text) > MAX_CONTRIBUTION:
-        raise RuleViolation(f"Keep it under {MAX_CONTRIBUTION} characters; any text will do.")
+        raise RuleViolation(_("Keep it under {count} characters; any text will do.").format(count=MAX_CONTRIBUTION))
     if number is None:
         found = open_lotteries(session, group_id, now)
         if not found:
-            raise RuleViolation("No lottery is open in this group right now, so there is nothing to add to. "
-                                "draw <role> opens one.")
+            raise RuleViolation(_("No lottery is open in this group right now, so there is nothing to add to. "
+                                  "draw <role> opens one."))
         if len(found) > 1:
             listing = ", ".join(describe(session, lottery) for lottery in found)
-            raise RuleViolation(f"Several lotteries are open: {listing}. Say which one, like draw add <anything> "
-                                f"lottery={found[0].number}.")
+            raise RuleViolation(_("Several lotteries are open: {lotteries}. Say which one, like {command}.").format(
+                lotteries=listing, command=f"draw add <anything> lottery={found[0].number}"))
         target = found[0]
     else:
         target = find(session, group_id, number)
         if target.drawn_at is not None:
-            raise RuleViolation(f"Lottery #{number} has been drawn already; it takes no more randomness.")
+            raise RuleViolation(_("Lottery #{number} has been drawn already; it takes no more randomness.").format(
+                number=number))
         if not is_open(target, now) or (target.purpose == TIE and not _vote_open(session, target)):
-            raise RuleViolation(f"Lottery #{number} is closed to contributions; it is being drawn.")
+            raise RuleViolation(_("Lottery #{number} is closed to contributions; it is being drawn.").format(
+                number=number))
     rows = json.loads(target.contributions)
     if sum(1 for row in rows if len(row) > 2 and row[2] == member.id) >= MAX_PER_MEMBER:
-        raise RuleViolation(f"You have added {MAX_PER_MEMBER} contributions to lottery #{target.number}; that is "
-                            "as many as one member may add.")
+        raise RuleViolation(_("You have added {count} contributions to lottery #{number}; that is as many as one "
+                              "member may add.").format(count=MAX_PER_MEMBER, number=target.number))
     rows.append([member.display_name, text, member.id])
     target.contributions = json.dumps(rows, ensure_ascii=False)
     return target
@@ -302,10 +317,10 @@ def contribute(session: Session, group_id: int, member: Member, text: str, now: 
 def reveal(session: Session, lottery: Lottery, at: datetime, warnings: tuple[timedelta, ...]) -> Drawn:
     """Reveal the secret, derive the seed and the picks, apply them, and log the draw (once)."""
     if lottery.drawn_at is not None:
-        raise RuleViolation(f"Lottery #{lottery.number} has been drawn already.")
+        raise RuleViolation(_("Lottery #{number} has been drawn already.").format(number=lottery.number))
     candidates, contributions = candidates_of(lottery), contributions_of(lottery)
-    seed = rule.seed(lottery.secret, [text for _, text in contributions])
-    picks = rule.draw(seed, [item for item, _ in candidates], lottery.seats)
+    seed = rule.seed(lottery.secret, [text for __, text in contributions])
+    picks = rule.draw(seed, [item for item, __ in candidates], lottery.seats)
     lottery.seed, lottery.picks, lottery.drawn_at = seed, json.dumps(picks), at
     role = session.get(Role, lottery.role_id) if lottery.role_id else None
     record.append(session, lottery.group_id, "lottery.drawn", {  # the draw, then what it does (mandates …)
@@ -332,11 +347,11 @@ def _seat_picks(session: Session, drawn: Drawn, at: datetime, warnings: tuple[ti
     for member_id in drawn.picks:
         member = session.get(Member, member_id)
         if role is None or role.retired_at is not None:
-            why = "the role was retired"
+            why = _("the role was retired")
         elif member is None or not member.active:
-            why = "they are no longer in the group"
+            why = _("they are no longer in the group")
         elif not roles.is_volunteer(session, role, member_id) and roles.mandate_of(session, role, member_id) is None:
-            why = f"they stopped standing for {role.name}"
+            why = _("they stopped standing for {role}").format(role=role.name)
         else:
             try:
                 drawn.seated.append(roles.seat(session, role, member_id, "lottery", at, warnings))
@@ -352,9 +367,9 @@ def _set_auditor(session: Session, drawn: Drawn) -> Drawn:
     for member_id in drawn.picks:
         member = session.get(Member, member_id)
         if audit is None or audit.closed_at is not None:
-            drawn.unseated.append((member_id, "the audit has closed"))
+            drawn.unseated.append((member_id, _("the audit has closed")))
         elif member is None or not member.active:
-            drawn.unseated.append((member_id, "they are no longer in the group"))
+            drawn.unseated.append((member_id, _("they are no longer in the group")))
         else:
             audit.auditor_id, audit.draw_seed = member_id, drawn.lottery.seed
             audit.draw_candidates = drawn.lottery.candidates
@@ -369,9 +384,9 @@ def _set_checker(session: Session, drawn: Drawn) -> Drawn:
     for member_id in drawn.picks:
         member = session.get(Member, member_id)
         if check is None:
-            drawn.unseated.append((member_id, "the check is gone"))
+            drawn.unseated.append((member_id, _("the check is gone")))
         elif member is None or not member.active:
-            drawn.unseated.append((member_id, "they are no longer in the group"))
+            drawn.unseated.append((member_id, _("they are no longer in the group")))
         else:
             check.auditor_id = member_id
             return Drawn(drawn.lottery, drawn.role, drawn.candidates, drawn.contributions, drawn.picks,
@@ -387,13 +402,13 @@ def _set_assembly_job(session: Session, drawn: Drawn) -> Drawn:
     for member_id in drawn.picks:
         member = session.get(Member, member_id)
         if assembly is None or assembly.cancelled_at is not None:
-            drawn.unseated.append((member_id, "the assembly was cancelled"))
+            drawn.unseated.append((member_id, _("the assembly was cancelled")))
         elif member is None or not member.active:
-            drawn.unseated.append((member_id, "they are no longer in the group"))
+            drawn.unseated.append((member_id, _("they are no longer in the group")))
         elif not facilitation and member_id == assembly.facilitator_id:
-            drawn.unseated.append((member_id, "they facilitate this assembly"))
+            drawn.unseated.append((member_id, _("they facilitate this assembly")))
         elif (assembly.facilitator_id if facilitation else assembly.note_taker_id) is not None:
-            drawn.unseated.append((member_id, "someone took the job meanwhile"))
+            drawn.unseated.append((member_id, _("someone took the job meanwhile")))
         else:
             if facilitation:
                 assembly.facilitator_id = member_id

@@ -26,6 +26,7 @@ from bot.governance import proposals as rules
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import WITHDRAWN, Outcome
+from bot.i18n import N_, _
 from bot.render.charter import change_lines, settled_lines
 from bot.render.common import checkpoint, when
 from bot.render.proposals import decision_counts, outcome_announcement
@@ -61,7 +62,7 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
         return result
     role = session.get(Role, proposal.role_id)
     if role is None or role.retired_at is not None:
-        result.consequences.append("The role was retired meanwhile; nothing changes.")
+        result.consequences.append(_("The role was retired meanwhile; nothing changes."))
         return result
     handler = {"election": _election, "appointment": _appointment, "renewal": _renewal, "recall": _recall}
     handler[proposal.kind](session, proposal, role, outcome, now, settings, prefix, result.consequences)
@@ -81,13 +82,14 @@ def announcement(session: Session, proposal: Proposal, concluded: Concluded, cha
         data = secrecy.ballot_file(proposal, secrecy.sealed_ballots(session, proposal),
                                    partial(rules.describe_choice, proposal))
         actions.append(SendFile(chat=chat, filename=f"ballots-{proposal.number}.csv", data=data, mime_type="text/csv",
-                                caption=plain(f"#{proposal.number}: {decision.voters} ballots, "
-                                              f"{len(secret_voters)} voters.")))
+                                caption=plain(_("#{number}: {ballots} ballots, {voters} voters.").format(
+                                    number=proposal.number, ballots=decision.voters, voters=len(secret_voters)))))
     count = decision_counts(decision).get("count")
     if count and len(count["stages"]) > 1:
         actions.append(SendImage(chat=chat, filename=f"count-{proposal.number}.png",
                                  chart=describe("rounds", count=count, title=f"#{proposal.number} {proposal.title}"),
-                                 caption=plain(f"#{proposal.number}: the count, round by round.")))
+                                 caption=plain(_("#{number}: the count, round by round.").format(
+                                     number=proposal.number))))
     return actions
 
 
@@ -99,11 +101,12 @@ def close_early(session: Session, proposal: Proposal, member_id: int, now: datet
     facilitating = settings.propose_role != "anyone" and roles.holds(session, proposal.group_id,
                                                                      settings.propose_role, member_id)
     if proposal.kind == renewals.KIND:  # every member gets the whole window: what is not kept ends
-        raise RuleViolation(f"#{proposal.number} is the group's renewal review; it closes at its deadline.")
+        raise RuleViolation(_("#{number} is the group's renewal review; it closes at its deadline.").format(
+            number=proposal.number))
     if proposal.author_id != member_id and not facilitating:
         author = session.get(Member, proposal.author_id)
-        raise RuleViolation(f"Only {author.display_name}, who proposed #{proposal.number}, can close it early; "
-                            "otherwise it closes by itself at its deadline.")
+        raise RuleViolation(_("Only {author}, who proposed #{number}, can close it early; otherwise it closes by "
+                              "itself at its deadline.").format(author=author.display_name, number=proposal.number))
     return conclude(session, proposal, now, members, settings, prefix, directory)
 
 
@@ -113,14 +116,14 @@ def _charter(session, proposal, outcome, now, prefix, directory, lines) -> None:
 
     def change_setting(key: str, value: str) -> None:
         setting_changes.change(session, directory, group, key, value, proposal.author_id,
-                               f"decision #{proposal.number}", now)
-        lines.append(f"⚙️ {code(key)} is now {b(value)}.")
+                               f"decision #{proposal.number}", now)  # the name in the group log: not translated
+        lines.append(_("⚙️ {setting} is now {value}.").format(setting=code(key), value=b(value)))
 
     change = charter.settle(session, proposal, outcome.carried, now, change_setting)
     if change is not None:  # a charter is something to renew
         renewals.ensure_scheduled(session, group, directory.settings(session, group.id), now)
     if outcome.carried and change is None:
-        lines.append("A charter was adopted meanwhile; nothing changes. Amend it clause by clause.")
+        lines.append(_("A charter was adopted meanwhile; nothing changes. Amend it clause by clause."))
     lines.extend(change_lines(change, escape(prefix)))
 
 
@@ -130,17 +133,19 @@ def _review(session, proposal, outcome, now, settings, lines) -> None:
     original, decision = reviews.settle(session, proposal, outcome.carried, now)
     title = f"#{original.number} {b(original.title)}"
     if not outcome.carried:
-        lines.append(f"⌛ {title} has lapsed: the group did not keep it. The decision log marks it lapsed.")
+        lines.append(_("⌛ {proposal} has lapsed: the group did not keep it. The decision log marks it lapsed.").format(
+            proposal=title))
     elif decision.review_at is not None:
-        lines.append(f"🔁 {title} stays in force; it comes back for review "
-                     f"{when(decision.review_at, settings.timezone)}.")
+        lines.append(_("🔁 {proposal} stays in force; it comes back for review {when}.").format(
+            proposal=title, when=when(decision.review_at, settings.timezone)))
     else:
-        lines.append(f"🔁 {title} stays in force.")
+        lines.append(_("🔁 {proposal} stays in force.").format(proposal=title))
 
 
 def _election(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
     if not outcome.carried:
-        lines.append(f"No one is seated; open a new election with {escape(prefix)}elect {escape(role.key)}.")
+        lines.append(_("No one is seated; open a new election with {command}.").format(
+            command=f"{escape(prefix)}elect {escape(role.key)}"))
         return
     candidates = json.loads(proposal.candidates)["member_ids"]
     by_option = dict(zip(rules.options_of(proposal), candidates, strict=True))
@@ -152,45 +157,46 @@ def _appointment(session, proposal, role, outcome, now, settings, prefix, lines)
     if outcome.carried:
         _seat(session, role, proposal.subject_member_id, "volunteer", now, settings, lines)
     else:
-        lines.append(f"The seat stays open; an objection was raised. Talk it through, or {escape(prefix)}"
-                     f"elect {escape(role.key)}.")
+        lines.append(_("The seat stays open; an objection was raised. Talk it through, or {command}.").format(
+            command=f"{escape(prefix)}elect {escape(role.key)}"))
 
 
 def _renewal(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
-    mandate, name = _decided_holder(session, proposal, role, outcome, lines, kept="{name}'s mandate ends as planned.",
-                                    gone="{name} no longer holds {role}; nothing to renew.")
+    mandate, name = _decided_holder(session, proposal, role, outcome, lines,
+                                    kept=N_("{name}'s mandate ends as planned."),
+                                    gone=N_("{name} no longer holds {role}; nothing to renew."))
     if mandate is None:
         return
     try:
         roles.renew(session, role, mandate, name, now, settings.mandate_warnings)
     except RuleViolation as refusal:
-        lines.append(f"Not renewed: {escape(str(refusal))}")
+        lines.append(_("Not renewed: {reason}").format(reason=escape(str(refusal))))
         return
-    lines.append(f"🔁 {b(name)} holds {b(role.name)} for another term, until "
-                 f"{when(mandate.ends_at, settings.timezone)} (term {mandate.term_number} in a row).")
+    lines.append(_("🔁 {name} holds {role} for another term, until {when} (term {term} in a row).").format(
+        name=b(name), role=b(role.name), when=when(mandate.ends_at, settings.timezone), term=mandate.term_number))
 
 
 def _recall(session, proposal, role, outcome, now, settings, prefix, lines) -> None:
-    mandate, name = _decided_holder(session, proposal, role, outcome, lines, kept="{name} stays in {role}.",
-                                    gone="{name} no longer holds {role}.")
+    mandate, name = _decided_holder(session, proposal, role, outcome, lines, kept=N_("{name} stays in {role}."),
+                                    gone=N_("{name} no longer holds {role}."))
     if mandate is None:
         return
     roles.recall(session, mandate, now)
-    lines.append(f"{escape(name)} is recalled from {b(role.name)}; the seat is open. "
-                 f"{next_step(role, prefix)}")
+    lines.append(_("{name} is recalled from {role}; the seat is open. {next_step}").format(
+        name=escape(name), role=b(role.name), next_step=next_step(role, prefix)))
 
 
 def _decided_holder(session, proposal, role, outcome, lines, kept: str, gone: str) -> tuple[Mandate | None, str]:
     """The mandate a renewal or recall acts on, if it passed and the holder still holds it;
-    otherwise says why nothing happens (`kept`: it did not pass, `gone`: no mandate left)."""
+    otherwise says why nothing happens (`kept`: it did not pass, `gone`: no mandate left; both marked N_)."""
     mandate, name = _subject_mandate(session, proposal, role)
     words = {"name": escape(name), "role": escape(role.name)}
     if not outcome.carried:
         if mandate is not None:
-            lines.append(kept.format(**words))
+            lines.append(_(kept).format(**words))
         return None, name
     if mandate is None:
-        lines.append(gone.format(**words))
+        lines.append(_(gone).format(**words))
     return mandate, name
 
 
@@ -204,13 +210,14 @@ def _seat(session, role, member_id, filled_by, now, settings, lines) -> None:
     try:
         mandate = roles.seat(session, role, member_id, filled_by, now, settings.mandate_warnings)
     except RuleViolation as refusal:
-        lines.append(f"{escape(member.display_name)} could not be seated: {escape(str(refusal))}")
+        lines.append(_("{name} could not be seated: {reason}").format(name=escape(member.display_name),
+                                                                      reason=escape(str(refusal))))
         return
-    lines.append(f"🎉 {b(member.display_name)} now holds {b(role.name)} until "
-                 f"{when(mandate.ends_at, settings.timezone)}.")
+    lines.append(_("🎉 {name} now holds {role} until {when}.").format(
+        name=b(member.display_name), role=b(role.name), when=when(mandate.ends_at, settings.timezone)))
 
 
 def next_step(role: Role, prefix: str) -> str:
     """How this role's empty seat gets filled, as a hint."""
     command = {"election": "elect", "lottery": "draw", "volunteer": "volunteer"}[role.fill]
-    return f"Next: {escape(prefix)}{command} {escape(role.key)}"
+    return _("Next: {command}").format(command=f"{escape(prefix)}{command} {escape(role.key)}")

@@ -15,6 +15,7 @@ from bot.commands.args import Quorum
 from bot.governance import record, secrecy, voting
 from bot.governance.errors import RuleViolation
 from bot.governance.scope import Platforms, scoped, served
+from bot.i18n import N_, _, ngettext
 from storage.models import Ballot, Decision, Member, Proposal, VoterRoll
 
 OPEN, CLOSED, WITHDRAWN = "open", "closed", "withdrawn"
@@ -51,7 +52,7 @@ def options_of(proposal: Proposal) -> list[str] | None:
 def find(session: Session, group_id: int, number: int) -> Proposal:
     proposal = session.scalars(_FIND, {"group_id": group_id, "number": number}).first()
     if proposal is None:
-        raise RuleViolation(f"There is no proposal #{number} in this group.")
+        raise RuleViolation(_("There is no proposal #{number} in this group.").format(number=number))
     return proposal
 
 
@@ -64,12 +65,14 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
     """Open a vote; a secret one gets its ballot box and a voter roll of `electorate`. `review`: if it
     passes, the decision comes back after that long; `review_of`: the proposal (id) a review reconsiders."""
     if method == RANKED and not options:
-        raise RuleViolation('A ranked poll needs options to rank: options="A; B; C".')
+        raise RuleViolation(_('A ranked poll needs options to rank: options="A; B; C".'))
     open_count = session.scalar(
         select(func.count()).select_from(Proposal).where(Proposal.group_id == group_id, Proposal.status == OPEN)
     )
     if open_count >= MAX_OPEN_PER_GROUP:
-        raise RuleViolation(f"This group already has {open_count} open proposals; close some first.")
+        raise RuleViolation(ngettext("This group already has {count} open proposal; close some first.",
+                                     "This group already has {count} open proposals; close some first.",
+                                     open_count).format(count=open_count))
     number = (session.scalar(select(func.max(Proposal.number)).where(Proposal.group_id == group_id)) or 0) + 1
     proposal = Proposal(group_id=group_id, number=number, title=title, details=details, author_id=author_id,
                         rule=rule, quorum=str(quorum), options="\n".join(options) if options else None,
@@ -145,28 +148,31 @@ def resolve_ranking(proposal: Proposal, words: str) -> str:
     while rest:
         number, rest = _next_option(proposal, options, rest)
         if number in ranking:
-            raise RuleViolation(f"“{options[number - 1][:30]}” is ranked twice; rank each option once.")
+            raise RuleViolation(_("“{option}” is ranked twice; rank each option once.").format(
+                option=options[number - 1][:30]))
         ranking.append(number)
         rest = rest.strip()
     if not ranking:
-        raise RuleViolation(f"Rank the options of #{proposal.number}, best first: for example "
-                            f"vote {proposal.number} 2 1 3.")
+        raise RuleViolation(_("Rank the options of #{number}, best first: for example vote {number} 2 1 3.").format(
+            number=proposal.number))
     return encode_ranking(ranking)
 
 
 def _next_option(proposal: Proposal, options: list[str], text: str) -> tuple[int, str]:
     """The option `text` starts with (its number, or the longest name that starts it) and the rest."""
-    first, _, rest = text.partition(" ")
+    first, __, rest = text.partition(" ")
     if first.lstrip("#").isdigit() and first.isascii():
         number = int(first.lstrip("#"))
         if not 1 <= number <= len(options):
-            raise RuleViolation(f"#{proposal.number} has options 1 to {len(options)}.")
+            raise RuleViolation(_("#{number} has options 1 to {last}.").format(number=proposal.number,
+                                                                             last=len(options)))
         return number, rest
     folded = text.casefold()
     matches = [n for n, o in enumerate(options, 1) if folded == o.casefold() or folded.startswith(o.casefold() + " ")]
     if not matches:
         listing = "; ".join(f"{n} {o}" for n, o in enumerate(options, 1))
-        raise RuleViolation(f"“{first[:30]}” is not an option of #{proposal.number}: {listing}")
+        raise RuleViolation(_("“{word}” is not an option of #{number}: {options}").format(
+            word=first[:30], number=proposal.number, options=listing))
     number = max(matches, key=lambda n: len(options[n - 1]))
     return number, text[len(options[number - 1]):]
 
@@ -189,9 +195,11 @@ def tapped_ranking(proposal: Proposal, current: str | None, tap: str) -> str | N
         return encode_ranking(ranking[:-1]) if len(ranking) > 1 else None
     number = int(tap[1:]) if tap[1:].isdigit() else 0
     if not 1 <= number <= len(options_of(proposal)):
-        raise RuleViolation(f"#{proposal.number} has options 1 to {len(options_of(proposal))}.")
+        raise RuleViolation(_("#{number} has options 1 to {last}.").format(number=proposal.number,
+                                                                         last=len(options_of(proposal))))
     if number in ranking:
-        raise RuleViolation(f"You ranked {options_of(proposal)[number - 1][:40]} already; undo or clear to change.")
+        raise RuleViolation(_("You ranked {option} already; undo or clear to change.").format(
+            option=options_of(proposal)[number - 1][:40]))
     return encode_ranking([*ranking, number])
 
 
@@ -209,12 +217,12 @@ def resolve_choice(proposal: Proposal, words: str) -> tuple[str, str | None]:
     Yes/no proposals take a stance word (with aliases); choice polls take an
     option's number or its name (the longest name that starts the text)."""
     words = words.strip()
-    first, _, rest = words.partition(" ")
+    first, __, rest = words.partition(" ")
     options = options_of(proposal)
     if not options:
         stance = voting.STANCE_ALIASES.get(first.lower())
         if stance is None:
-            raise RuleViolation(f"“{first[:30]}” is not a vote; answer yes, no, abstain or block.")
+            raise RuleViolation(_("“{word}” is not a vote; answer yes, no, abstain or block.").format(word=first[:30]))
         return stance, rest.strip() or None
     if first.lower() in ("abstain", "pass"):
         return voting.ABSTAIN, rest.strip() or None
@@ -257,7 +265,7 @@ def cast_secret(session: Session, proposal: Proposal, member_id: int, choice: st
 
 def _require_voting(proposal: Proposal, now: datetime) -> None:
     if proposal.status != OPEN or now >= proposal.closes_at:
-        raise RuleViolation(f"#{proposal.number} is {_state(proposal)}; votes are no longer accepted.")
+        raise RuleViolation(_(_NOT_VOTING[proposal.status]).format(number=proposal.number))
 
 
 def retract_ballot(session: Session, proposal: Proposal, member_id: int, choice: str, now: datetime) -> bool:
@@ -349,13 +357,13 @@ def non_voters(session: Session, proposal: Proposal) -> list[Member]:
 
 def withdraw(session: Session, proposal: Proposal, member_id: int, now: datetime) -> Decision:
     if proposal.author_id != member_id:
-        raise RuleViolation(f"Only the author of #{proposal.number} can withdraw it.")
+        raise RuleViolation(_("Only the author of #{number} can withdraw it.").format(number=proposal.number))
     if proposal.kind == "review":  # withdrawn, it would leave the decision in force and never back
-        raise RuleViolation(f"#{proposal.number} reviews an earlier decision; it cannot be withdrawn and closes at "
-                            "its deadline.")
+        raise RuleViolation(_("#{number} reviews an earlier decision; it cannot be withdrawn and closes at "
+                              "its deadline.").format(number=proposal.number))
     if proposal.kind == "renewal_review":  # withdrawn, everything would stay without being renewed
-        raise RuleViolation(f"#{proposal.number} is the group's renewal review; it cannot be withdrawn and closes "
-                            "at its deadline.")
+        raise RuleViolation(_("#{number} is the group's renewal review; it cannot be withdrawn and closes "
+                              "at its deadline.").format(number=proposal.number))
     _require_open(proposal)
     if proposal.kind == "charter":  # its clause is free to be amended again
         from bot.governance import charter  # the charter builds on this module
@@ -441,8 +449,11 @@ def _finish(session: Session, proposal: Proposal, outcome: voting.Outcome, now: 
 
 def _require_open(proposal: Proposal) -> None:
     if proposal.status != OPEN:
-        raise RuleViolation(f"#{proposal.number} is already {_state(proposal)}.")
+        raise RuleViolation(_(_ALREADY[proposal.status]).format(number=proposal.number))
 
 
-def _state(proposal: Proposal) -> str:
-    return {OPEN: "closing now", CLOSED: "closed", WITHDRAWN: "withdrawn"}[proposal.status]
+# Refusals by the proposal's status (whole sentences, so each can be translated as one).
+_NOT_VOTING = {OPEN: N_("#{number} is closing now; votes are no longer accepted."),
+               CLOSED: N_("#{number} is closed; votes are no longer accepted."),
+               WITHDRAWN: N_("#{number} is withdrawn; votes are no longer accepted.")}
+_ALREADY = {CLOSED: N_("#{number} is already closed."), WITHDRAWN: N_("#{number} is already withdrawn.")}

@@ -26,6 +26,7 @@ from bot.governance import proposals as rules
 from bot.governance.errors import RuleViolation
 from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
+from bot.i18n import _
 from storage.models import Ballot, Group, Member, Proposal, RenewalItem, Role
 
 KIND = "renewal_review"
@@ -85,7 +86,7 @@ def open_review(session: Session, group: Group, settings: GroupSettings, now: da
                                 label=label[:255]))
     session.flush()
     record.append(session, group.id, "renewal.opened", {
-        "proposal": proposal.number, "items": [label for _, _, label in items]}, now)
+        "proposal": proposal.number, "items": [label for _role, _clause, label in items]}, now)
     return proposal
 
 
@@ -116,10 +117,11 @@ def parse_marks(first: str, words: str, count: int) -> dict[int, bool]:
         elif lowered.isdigit() and lowered.isascii() and 1 <= int(lowered) <= count:
             marks[int(lowered)] = keeping
         else:
-            raise RuleViolation(f"“{word[:20]}” is not an item: give item numbers from 1 to {count}, like "
-                                f"renew keep 1 3 drop 2.")
+            raise RuleViolation(_("“{word}” is not an item: give item numbers from 1 to {count}, like "
+                                  "renew keep 1 3 drop 2.").format(word=word[:20], count=count))
     if not marks:
-        raise RuleViolation(f"Say which items: renew keep 1 3 drop 2 (items 1 to {count}), or renew keep all.")
+        raise RuleViolation(_("Say which items: renew keep 1 3 drop 2 (items 1 to {count}), or renew keep all.").format(
+            count=count))
     return marks
 
 
@@ -137,14 +139,14 @@ def find_review(session: Session, group_id: int, number: int | None) -> Proposal
     if number is not None:
         proposal = rules.find(session, group_id, number)
         if proposal.kind != KIND:
-            raise RuleViolation(f"#{number} is not a renewal review.")
+            raise RuleViolation(_("#{number} is not a renewal review.").format(number=number))
         return proposal
     found = open_reviews(session, group_id)
     if not found:
-        raise RuleViolation("No renewal review is open in this group.")
+        raise RuleViolation(_("No renewal review is open in this group."))
     if len(found) > 1:
-        raise RuleViolation("Several renewal reviews are open: " + ", ".join(f"#{p.number}" for p in found)
-                            + f". Say which: review=#{found[0].number}.")
+        raise RuleViolation(_("Several renewal reviews are open: {reviews}. Say which: review=#{number}.").format(
+            reviews=", ".join(f"#{p.number}" for p in found), number=found[0].number))
     return found[0]
 
 
@@ -176,7 +178,7 @@ def settle(session: Session, proposal: Proposal, decided: list[voting.ItemOutcom
         item.kept = outcome.kept
         role = session.get(Role, item.role_id) if item.role_id else None
         if role is not None and not outcome.kept and role.retired_at is None:
-            names = [member.display_name for _, member in roles.holders(session, role)]
+            names = [member.display_name for __, member in roles.holders(session, role)]
             roles.retire_role(session, role, None, now)
             retired.append((role, names))
         if role is not None and outcome.kept:

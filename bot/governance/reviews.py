@@ -24,6 +24,7 @@ from bot.governance import record
 from bot.governance.errors import RuleViolation
 from bot.governance.scope import Platforms, scoped, served
 from bot.governance.settings import GroupSettings
+from bot.i18n import _
 from storage.models import Decision, Proposal
 
 KIND = "review"
@@ -40,8 +41,11 @@ def check_delay(delay: timedelta) -> timedelta:
     """A review date is for deciding again, not for a vote in an hour: at least a day away."""
     if delay < MIN_REVIEW:
         shown = format_duration(delay)
-        hint = " (m is minutes; write months as mo, like review=6mo)" if "m" in shown else ""
-        raise RuleViolation(f"A review must be at least a day after the decision; {shown} is too soon{hint}.")
+        if "m" in shown:
+            raise RuleViolation(_("A review must be at least a day after the decision; {delay} is too soon (m is "
+                                  "minutes; write months as mo, like review=6mo).").format(delay=shown))
+        raise RuleViolation(_("A review must be at least a day after the decision; {delay} is too soon.").format(
+            delay=shown))
     return delay
 
 

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
+from bot import i18n
 from bot.commands.args import Quorum
 from bot.durations import format_duration
 from bot.governance import record, tasks
 from bot.governance.proposals import OPEN, RuleViolation, open_proposal
 from bot.governance.scope import Platforms, scoped, served
+from bot.i18n import _, ngettext
 from storage.models import Mandate, Member, Proposal, Role, RoleChange, Trainee, Volunteer
 
 FILLS = ("election", "lottery", "volunteer")
@@ -48,8 +50,11 @@ def find_role(session: Session, group_id: int, name: str) -> Role:
                                               Role.retired_at.is_(None))).first()
     if role is None:
         names = [r.name for r in active_roles(session, group_id)]
-        known = f" Roles here: {', '.join(names)}." if names else " This group has no roles yet (role add)."
-        raise RuleViolation(f"There is no role “{name[:32]}”.{known}")
+        if names:
+            raise RuleViolation(_("There is no role “{name}”. Roles here: {roles}.").format(
+                name=name[:32], roles=", ".join(names)))
+        raise RuleViolation(_("There is no role “{name}”. This group has no roles yet (role add).").format(
+            name=name[:32]))
     return role
 
 
@@ -61,18 +66,18 @@ def active_roles(session: Session, group_id: int) -> list[Role]:
 def add_role(session: Session, group_id: int, name: str, terms: RoleTerms, member_id: int,
              now: datetime) -> Role:
     if not NAME.fullmatch(name):
-        raise RuleViolation("A role name is one word of letters, digits, - or _ (up to 32), like facilitator.")
+        raise RuleViolation(_("A role name is one word of letters, digits, - or _ (up to 32), like facilitator."))
     if tasks.is_reserved(name):
-        raise RuleViolation(f"“{name}” is the name of a task members stand for (volunteer {name.lower()}); "
-                            "give the role another name.")
+        raise RuleViolation(_("“{name}” is the name of a task members stand for (volunteer {task}); "
+                              "give the role another name.").format(name=name, task=name.lower()))
     if terms.term is None:
-        raise RuleViolation("Every role needs a term, like term=90d: power expires by default.")
+        raise RuleViolation(_("Every role needs a term, like term=90d: power expires by default."))
     _validate(terms)
     existing = session.scalars(select(Role).where(Role.group_id == group_id, Role.key == name.lower())).first()
     if existing is not None and existing.retired_at is None:
-        raise RuleViolation(f"The role {existing.name} exists already; change it with role edit.")
+        raise RuleViolation(_("The role {role} exists already; change it with role edit.").format(role=existing.name))
     if len(active_roles(session, group_id)) >= MAX_ROLES:
-        raise RuleViolation(f"A group can have at most {MAX_ROLES} roles.")
+        raise RuleViolation(_("A group can have at most {count} roles.").format(count=MAX_ROLES))
     role = existing or Role(group_id=group_id, key=name.lower(), name=name, term_seconds=0, created_at=now)
     role.name, role.retired_at = name, None
     role.term_seconds = int(terms.term.total_seconds())
@@ -96,11 +101,13 @@ def edit_role(session: Session, role: Role, terms: RoleTerms, member_id: int, no
             changes.append(field.replace("_seconds", ""))
             setattr(role, field, value)
     if not changes:
-        raise RuleViolation("Nothing to change; give at least one of term=, seats=, max_terms=, fill=, "
-                            "handover=, trainees_required=.")
+        raise RuleViolation(_("Nothing to change; give at least one of term=, seats=, max_terms=, fill=, "
+                              "handover=, trainees_required=."))
     if role.seats < len(holders(session, role)):
-        raise RuleViolation(f"{role.name} has {len(holders(session, role))} holders now; reduce seats after "
-                            "their mandates end.")
+        count = len(holders(session, role))
+        raise RuleViolation(ngettext("{role} has {count} holder now; reduce seats after their mandates end.",
+                                     "{role} has {count} holders now; reduce seats after their mandates end.",
+                                     count).format(role=role.name, count=count))
     _log(session, role, member_id, "edited", f"changed {', '.join(changes)}: {describe(role)}", now)
     return changes
 
@@ -108,7 +115,7 @@ def edit_role(session: Session, role: Role, terms: RoleTerms, member_id: int, no
 def retire_role(session: Session, role: Role, member_id: int, now: datetime) -> list[Mandate]:
     """Retire a role: its mandates end now; its history stays."""
     ended = []
-    for mandate, _ in holders(session, role):
+    for mandate, __ in holders(session, role):
         _end(session, mandate, now, RETIRED)
         ended.append(mandate)
     role.retired_at = now
@@ -135,13 +142,14 @@ def term_of(role: Role) -> timedelta:
 
 def _validate(terms: RoleTerms) -> None:
     if terms.seats is not None and not 1 <= terms.seats <= MAX_SEATS:
-        raise RuleViolation(f"seats= must be between 1 and {MAX_SEATS}.")
+        raise RuleViolation(_("seats= must be between 1 and {most}.").format(most=MAX_SEATS))
     if terms.max_terms is not None and not 1 <= terms.max_terms <= 20:
-        raise RuleViolation("max_terms= must be between 1 and 20.")
+        raise RuleViolation(_("max_terms= must be between 1 and 20."))
     if terms.trainees_required is not None and not 0 <= terms.trainees_required <= 10:
-        raise RuleViolation("trainees_required= must be between 0 and 10.")
+        raise RuleViolation(_("trainees_required= must be between 0 and 10."))
     if terms.handover is not None and len(terms.handover) > MAX_HANDOVER:
-        raise RuleViolation(f"Keep the handover note under {MAX_HANDOVER:,} characters.")
+        raise RuleViolation(_("Keep the handover note under {count} characters.").format(
+            count=i18n.number(MAX_HANDOVER)))
 
 
 def _log(session: Session, role: Role, member_id: int | None, action: str, summary: str, now: datetime) -> None:
@@ -163,7 +171,7 @@ def mandate_of(session: Session, role: Role, member_id: int) -> Mandate | None:
 
 
 def free_seats(session: Session, role: Role) -> list[int]:
-    taken = {mandate.seat for mandate, _ in holders(session, role)}
+    taken = {mandate.seat for mandate, __ in holders(session, role)}
     return [seat for seat in range(1, role.seats + 1) if seat not in taken]
 
 
@@ -199,7 +207,7 @@ def streak(session: Session, role: Role, member_id: int, now: datetime) -> int:
 
 def eligible(session: Session, role: Role, now: datetime) -> list[Member]:
     """Volunteers who may take a seat now: not holding one, not at their consecutive-term limit."""
-    seated = {mandate.member_id for mandate, _ in holders(session, role)}
+    seated = {mandate.member_id for mandate, __ in holders(session, role)}
     return [m for m in volunteers(session, role)
             if m.id not in seated and streak(session, role, m.id, now) < role.max_terms]
 
@@ -210,25 +218,25 @@ def is_volunteer(session: Session, role: Role, member_id: int) -> bool:
 
 def volunteer(session: Session, role: Role, member_id: int, now: datetime) -> None:
     if mandate_of(session, role, member_id) is not None:
-        raise RuleViolation(f"You already hold {role.name}.")
+        raise RuleViolation(_("You already hold {role}.").format(role=role.name))
     if session.get(Volunteer, (role.id, member_id)) is not None:
-        raise RuleViolation(f"You are already standing for {role.name}.")
+        raise RuleViolation(_("You are already standing for {role}.").format(role=role.name))
     session.add(Volunteer(role_id=role.id, member_id=member_id, since=now))
 
 
 def unvolunteer(session: Session, role: Role, member_id: int) -> None:
     row = session.get(Volunteer, (role.id, member_id))
     if row is None:
-        raise RuleViolation(f"You are not standing for {role.name}.")
+        raise RuleViolation(_("You are not standing for {role}.").format(role=role.name))
     session.delete(row)
 
 
 def shadow(session: Session, role: Role, member_id: int, now: datetime) -> None:
     if mandate_of(session, role, member_id) is not None:
-        raise RuleViolation(f"You hold {role.name} yourself; invite someone else to shadow you.")
+        raise RuleViolation(_("You hold {role} yourself; invite someone else to shadow you.").format(role=role.name))
     row = session.get(Trainee, (role.id, member_id))
-    if row is not None and any(row.since >= m.term_started_at for m, _ in holders(session, role)):
-        raise RuleViolation(f"You are already shadowing {role.name} this term.")
+    if row is not None and any(row.since >= m.term_started_at for m, __ in holders(session, role)):
+        raise RuleViolation(_("You are already shadowing {role} this term.").format(role=role.name))
     if row is None:
         session.add(Trainee(role_id=role.id, member_id=member_id, since=now))
     else:
@@ -242,13 +250,15 @@ def seat(session: Session, role: Role, member_id: int, filled_by: str, now: date
     """Give a member a free seat; refuses when no seat is free or they are at their limit."""
     free = free_seats(session, role)
     if not free:
-        raise RuleViolation(f"Every seat of {role.name} is taken.")
+        raise RuleViolation(_("Every seat of {role} is taken.").format(role=role.name))
     if mandate_of(session, role, member_id) is not None:
-        raise RuleViolation(f"That member already holds {role.name}.")
+        raise RuleViolation(_("That member already holds {role}.").format(role=role.name))
     terms = streak(session, role, member_id, now) + 1
     if terms > role.max_terms:
-        raise RuleViolation(f"That member has held {role.name} {terms - 1} term{'s' if terms > 2 else ''} in a "
-                            f"row; the limit is {role.max_terms}.")
+        held = terms - 1
+        raise RuleViolation(ngettext("That member has held {role} {count} term in a row; the limit is {limit}.",
+                                     "That member has held {role} {count} terms in a row; the limit is {limit}.",
+                                     held).format(role=role.name, count=held, limit=role.max_terms))
     mandate = Mandate(group_id=role.group_id, role_id=role.id, member_id=member_id, seat=free[0],
                       filled_by=filled_by, term_number=terms, started_at=now, term_started_at=now,
                       ends_at=now + term_of(role))
@@ -309,7 +319,7 @@ def open_appointments(session: Session, role: Role, now: datetime, duration: tim
 def step_down(session: Session, role: Role, member_id: int, now: datetime) -> Mandate:
     mandate = mandate_of(session, role, member_id)
     if mandate is None:
-        raise RuleViolation(f"You do not hold {role.name}, so there is nothing to step down from.")
+        raise RuleViolation(_("You do not hold {role}, so there is nothing to step down from.").format(role=role.name))
     _end(session, mandate, now, STEPPED_DOWN)
     return mandate
 
@@ -321,16 +331,21 @@ def recall(session: Session, mandate: Mandate, now: datetime) -> None:
 def check_renewable(session: Session, role: Role, mandate: Mandate, name: str) -> None:
     """Why a renewal may not go ahead: the consecutive-term limit, or too few trainees."""
     if mandate.term_number + 1 > role.max_terms:
-        raise RuleViolation(
-            f"{name} has held {role.name} for {mandate.term_number} term{'s' if mandate.term_number != 1 else ''} "
-            f"in a row and max_terms is {role.max_terms}: the seat rotates to someone else.")
+        raise RuleViolation(ngettext(
+            "{name} has held {role} for {count} term in a row and max_terms is {limit}: the seat rotates to someone "
+            "else.",
+            "{name} has held {role} for {count} terms in a row and max_terms is {limit}: the seat rotates to someone "
+            "else.", mandate.term_number).format(name=name, role=role.name, count=mandate.term_number,
+                                                  limit=role.max_terms))
     if role.trainees_required:
         learned = trainees(session, role, since=mandate.term_started_at)
         if len(learned) < role.trainees_required:
-            raise RuleViolation(
-                f"{role.name} needs {role.trainees_required} trainee{'s' if role.trainees_required != 1 else ''} "
-                f"to have shadowed it this term before it can be renewed; so far {len(learned)} "
-                f"(shadow {role.key}).")
+            raise RuleViolation(ngettext(
+                "{role} needs {count} trainee to have shadowed it this term before it can be renewed; so far "
+                "{learned} (shadow {key}).",
+                "{role} needs {count} trainees to have shadowed it this term before it can be renewed; so far "
+                "{learned} (shadow {key}).", role.trainees_required).format(
+                    role=role.name, count=role.trainees_required, learned=len(learned), key=role.key))
 
 
 def renew(session: Session, role: Role, mandate: Mandate, name: str, now: datetime,
@@ -438,6 +453,7 @@ def require_role(session: Session, group_id: int, role_key: str, member_id: int,
     current = holders(session, role)
     if not current:
         return
-    names = ", ".join(member.display_name for _, member in current)
-    raise RuleViolation(f"In this group, {task} is the {role.name}'s task (held by {names}). To take it on "
-                        f"next: {prefix}volunteer {role.key}")
+    names = ", ".join(member.display_name for __, member in current)
+    raise RuleViolation(_("In this group, {task} is the {role}'s task (held by {holders}). To take it on next: "
+                          "{command}").format(task=_(task), role=role.name, holders=names,
+                                              command=f"{prefix}volunteer {role.key}"))

@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
 from bot.governance.errors import RuleViolation
+from bot.i18n import _
 from bot.render.common import csv_cell
 from storage.models import BallotBox, Member, Proposal, VoterRoll
 
@@ -74,7 +75,7 @@ def state(session: Session, proposal: Proposal, voted: int | None = None) -> Sec
 
 
 def new_receipt() -> str:
-    code = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_LENGTH))
+    code = "".join(secrets.choice(RECEIPT_ALPHABET) for __ in range(RECEIPT_LENGTH))
     return "-".join(code[i:i + 4] for i in range(0, RECEIPT_LENGTH, 4))
 
 
@@ -103,13 +104,14 @@ def cast(session: Session, proposal: Proposal, member_id: int, choice: str, rece
     ballots = _ballots_in(connection, proposal)
     if receipt is not None:
         if not connection.execute(_HAS_VOTED, keys).scalar():
-            raise RuleViolation(f"You have not voted on #{proposal.number} yet; vote without a receipt.")
+            raise RuleViolation(_("You have not voted on #{number} yet; vote without a receipt.").format(
+                number=proposal.number))
         return _change(connection, proposal, ballots, receipt, choice)
     if not connection.execute(_MARK_VOTED, keys).rowcount:
         if connection.execute(_HAS_VOTED, keys).scalar():
-            raise RuleViolation(f"You have already voted on #{proposal.number}, and your ballot is sealed. To "
-                                f"change it, vote again with the receipt I sent you: vote {proposal.number} "
-                                "<choice> receipt=<code>.")
+            raise RuleViolation(_("You have already voted on #{number}, and your ballot is sealed. To change it, "
+                                  "vote again with the receipt I sent you: {command}.").format(
+                number=proposal.number, command=f"vote {proposal.number} <choice> receipt=<code>"))
         connection.execute(_ADD_VOTER, keys)  # a member the bot met after the vote opened
     code = new_receipt()
     bisect.insort(ballots, _line(receipt_hash(code), choice))
@@ -120,7 +122,8 @@ def cast(session: Session, proposal: Proposal, member_id: int, choice: str, rece
 def _change(connection, proposal: Proposal, ballots: list, receipt: str, choice: str) -> Cast:
     index = _find(ballots, receipt_hash(receipt))
     if index is None:
-        raise RuleViolation(f"No ballot on #{proposal.number} has that receipt; check the code I sent you.")
+        raise RuleViolation(_("No ballot on #{number} has that receipt; check the code I sent you.").format(
+            number=proposal.number))
     digest, previous = _parse(ballots[index])
     ballots[index] = _line(digest, choice)
     connection.execute(_STORE, {"proposal": proposal.id, "sealed": "\n".join(ballots)})
@@ -135,7 +138,7 @@ def check(session: Session, proposal: Proposal, receipt: str) -> str | None:
 
 
 def choices(session: Session, proposal: Proposal) -> list[str]:
-    return [choice for _, choice in sealed_ballots(session, proposal)]
+    return [choice for __, choice in sealed_ballots(session, proposal)]
 
 
 def sealed_ballots(session: Session, proposal: Proposal) -> list[tuple[str, str]]:
@@ -166,9 +169,10 @@ def ballot_file(proposal: Proposal, ballots: list[tuple[str, str]], describe) ->
     """Every ballot as CSV, sorted by receipt hash; `describe` turns a stored choice into words."""
     out = io.StringIO()
     title = " ".join(proposal.title.split())  # one line: a newline in the title must not start a row
-    out.write(f"# Proposal #{proposal.number}: {title}\n"
-              "# One row per ballot, sorted by receipt_hash = the first 32 hex digits of the SHA-256 of the\n"
-              "# receipt code in capitals without dashes. Find yours: echo -n ABCDEFGHJKMN | sha256sum | cut -c1-32\n")
+    heading = _("Proposal #{number}: {title}").format(number=proposal.number, title=title)
+    how = _("One row per ballot, sorted by receipt_hash = the first 32 hex digits of the SHA-256 of the\n"
+            "receipt code in capitals without dashes. Find yours: echo -n ABCDEFGHJKMN | sha256sum | cut -c1-32")
+    out.write("".join(f"# {line}\n" for line in f"{heading}\n{how}".split("\n")))  # comment lines, not rows
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["receipt_hash", "choice"])
     for digest, choice in ballots:
@@ -182,7 +186,7 @@ def _ballots_in(connection, proposal: Proposal, lock: bool = True) -> list[str]:
     rewrites the whole box, and splitting lines costs a fraction of parsing them all."""
     found = connection.execute(_BOX_LOCKED if lock else _BOX, {"proposal_id": proposal.id}).scalar()
     if found is None:
-        raise RuleViolation(f"#{proposal.number} has no ballot box; it is not a secret ballot.")
+        raise RuleViolation(_("#{number} has no ballot box; it is not a secret ballot.").format(number=proposal.number))
     return found.split("\n") if found else []
 
 
@@ -191,7 +195,7 @@ def _line(digest: str, choice: str) -> str:
 
 
 def _parse(line: str) -> tuple[str, str]:
-    digest, _, choice = line.partition(" ")
+    digest, __, choice = line.partition(" ")
     return digest, json.loads(choice)
 
 

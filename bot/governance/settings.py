@@ -17,6 +17,7 @@ from bot import i18n
 from bot.commands.args import ArgError, Quorum, QuorumArg
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.governance.voting import RULE_ALIASES, RULES
+from bot.i18n import N_, _
 from bot.money import CURRENCY, MoneyError, parse_cents
 
 
@@ -30,9 +31,9 @@ def _duration(text: str) -> str:
 def _durations(text: str) -> str:
     parts = [part for part in text.replace(",", " ").split() if part]
     if not parts:
-        raise ArgError("give at least one duration, like 7d 1d")
+        raise ArgError(_("give at least one duration, like 7d 1d"))
     if len(parts) > 5:
-        raise ArgError("at most five warnings")
+        raise ArgError(_("at most five warnings"))
     values = sorted({parse_or_fail(part) for part in parts}, reverse=True)
     return " ".join(format_duration(value) for value in values)
 
@@ -48,7 +49,8 @@ def _rule(text: str) -> str:
     value = text.strip().lower()
     value = RULE_ALIASES.get(value, value)
     if value not in RULES:
-        raise ArgError(f"“{text[:40]}” is not a rule; choose one of {', '.join(RULES)}")
+        raise ArgError(_("“{value}” is not a rule; choose one of {rules}").format(value=text[:40],
+                                                                                rules=", ".join(RULES)))
     return value
 
 
@@ -61,7 +63,7 @@ def _role_or_anyone(text: str) -> str:
     if value in ("anyone", "everyone", "all", "none", "off"):
         return "anyone"
     if not re.fullmatch(r"[^\W_][\w-]{0,31}", value):
-        raise ArgError("give a role name, or anyone")
+        raise ArgError(_("give a role name, or anyone"))
     return value
 
 
@@ -71,7 +73,7 @@ def _on_off(text: str) -> str:
         return "on"
     if value in ("off", "no", "false", "0"):
         return "off"
-    raise ArgError("answer on or off")
+    raise ArgError(_("answer on or off"))
 
 
 def _timezone(text: str) -> str:
@@ -79,11 +81,12 @@ def _timezone(text: str) -> str:
     if name.upper() in ("UTC", "GMT", "Z"):
         return "UTC"
     if len(name) > 64 or name not in _zone_names():
-        raise ArgError(f"“{name[:40]}” is not a time zone name; use one like Europe/Berlin or America/Bogota")
+        raise ArgError(_("“{value}” is not a time zone name; use one like Europe/Berlin or America/Bogota").format(
+            value=name[:40]))
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ArgError(f"the time zone “{name[:40]}” is not available") from None
+        raise ArgError(_("the time zone “{value}” is not available").format(value=name[:40])) from None
     return name
 
 
@@ -99,7 +102,7 @@ def _weekly(text: str) -> str:
         return "off"
     match = re.fullmatch(r"([a-z]{3})[a-z]*\s+(\d{1,2})(?::(\d{2}))?", value)
     if not match or match[1] not in WEEKDAYS or int(match[2]) > 23 or int(match[3] or 0) > 59:
-        raise ArgError("give a day and a time like mon 09:00, or off")
+        raise ArgError(_("give a day and a time like mon 09:00, or off"))
     return f"{match[1]} {int(match[2]):02d}:{int(match[3] or 0):02d}"
 
 
@@ -107,19 +110,21 @@ def _areas(text: str) -> str:
     """The areas of life audits ask about, comma-separated: `food, housing, conflict resolution`."""
     areas = list(dict.fromkeys(" ".join(part.lower().split()) for part in text.split(",") if part.strip()))
     if not areas:
-        raise ArgError("give the areas separated by commas, like food, housing, childcare")
+        raise ArgError(_("give the areas separated by commas, like food, housing, childcare"))
     if len(areas) > MAX_AREAS:
-        raise ArgError(f"at most {MAX_AREAS} areas")
+        raise ArgError(_("at most {count} areas").format(count=MAX_AREAS))
     for area in areas:
         if len(area) > MAX_AREA or not re.fullmatch(r"[^\W\d_][\w' -]*", area):
-            raise ArgError(f"“{area[:40]}” is not an area name (words, up to {MAX_AREA} characters)")
+            raise ArgError(_("“{value}” is not an area name (words, up to {count} characters)").format(
+                value=area[:40], count=MAX_AREA))
     return ", ".join(areas)
 
 
 def _currency(text: str) -> str:
     value = text.strip().upper()
     if not CURRENCY.fullmatch(value):
-        raise ArgError(f"“{text[:20]}” is not a currency code; use three letters like EUR, USD or BRL")
+        raise ArgError(_("“{value}” is not a currency code; use three letters like EUR, USD or BRL").format(
+            value=text[:20]))
     return value
 
 
@@ -142,7 +147,7 @@ def _duration_or_off(text: str) -> str:
         return "off"
     value = parse_or_fail(text)
     if value < MIN_RENEWAL:
-        raise ArgError("renew at most once a week (7d); months are written mo, like 6mo, years y")
+        raise ArgError(_("renew at most once a week (7d); months are written mo, like 6mo, years y"))
     return format_duration(value)
 
 
@@ -168,10 +173,10 @@ def _rhythm(text: str) -> str:
         return "off"
     match = re.fullmatch(r"(\d{1,3})\s*(d|w|mo)", value)
     if not match or int(match[1]) == 0:
-        raise ArgError("give whole days, weeks or months, like 2w, 10d or 1mo, or off")
+        raise ArgError(_("give whole days, weeks or months, like 2w, 10d or 1mo, or off"))
     count, unit = int(match[1]), match[2]
     if count * {"d": 1, "w": 7, "mo": 31}[unit] > 366:
-        raise ArgError("at most a year between assemblies")
+        raise ArgError(_("at most a year between assemblies"))
     return f"{count}{unit}"
 
 
@@ -184,7 +189,8 @@ def _durations_or_off(text: str) -> str:
 def _language(text: str) -> str:
     language = i18n.normalise(text)
     if language is None:
-        raise ArgError(f"I don't speak “{text[:20]}” yet; choose one of {', '.join(i18n.available())}")
+        raise ArgError(_("I don't speak “{language}” yet; choose one of {languages}").format(
+            language=text[:20], languages=", ".join(i18n.available())))
     return language
 
 
@@ -209,38 +215,38 @@ class SettingSpec:
 SPECS: dict[str, SettingSpec] = {
     spec.key: spec
     for spec in (
-        SettingSpec("timezone", "time zone for dates the bot shows", "Europe/Lisbon", _timezone),
-        SettingSpec("vote_duration", "how long a proposal stays open by default", "3d", _duration),
-        SettingSpec("rule", "default decision rule", "consent", _rule),
-        SettingSpec("quorum", "ballots a decision needs: a count or a share of members", "40%", _quorum),
-        SettingSpec("mandate_warnings", "reminders before a mandate ends", "7d 1d", _durations),
-        SettingSpec("need_nudge_after", "when an unclaimed need is posted again", "24h", _duration),
-        SettingSpec("audit_every", "how often the sovereignty audit comes round", "90d", _duration),
-        SettingSpec("propose_role", "who may open proposals: anyone, or the holders of a role", "facilitator",
+        SettingSpec("timezone", N_("time zone for dates the bot shows"), "Europe/Lisbon", _timezone),
+        SettingSpec("vote_duration", N_("how long a proposal stays open by default"), "3d", _duration),
+        SettingSpec("rule", N_("default decision rule"), "consent", _rule),
+        SettingSpec("quorum", N_("ballots a decision needs: a count or a share of members"), "40%", _quorum),
+        SettingSpec("mandate_warnings", N_("reminders before a mandate ends"), "7d 1d", _durations),
+        SettingSpec("need_nudge_after", N_("when an unclaimed need is posted again"), "24h", _duration),
+        SettingSpec("audit_every", N_("how often the sovereignty audit comes round"), "90d", _duration),
+        SettingSpec("propose_role", N_("who may open proposals: anyone, or the holders of a role"), "facilitator",
                     _role_or_anyone, names_role=True),
-        SettingSpec("auto_draw", "draw a successor by lot as soon as a lottery seat lapses", "on", _on_off),
-        SettingSpec("digest", "when the weekly needs digest is posted (group time zone), or off", "mon 09:00",
+        SettingSpec("auto_draw", N_("draw a successor by lot as soon as a lottery seat lapses"), "on", _on_off),
+        SettingSpec("digest", N_("when the weekly needs digest is posted (group time zone), or off"), "mon 09:00",
                     _weekly),
-        SettingSpec("audit_window", "how long members have to report figures for an audit", "7d", _duration),
-        SettingSpec("audit_areas", "the areas of life audits ask about", "food, housing, childcare", _areas),
-        SettingSpec("audit_draw", "draw an auditor by lot (not a current role holder) for each audit", "on",
+        SettingSpec("audit_window", N_("how long members have to report figures for an audit"), "7d", _duration),
+        SettingSpec("audit_areas", N_("the areas of life audits ask about"), "food, housing, childcare", _areas),
+        SettingSpec("audit_draw", N_("draw an auditor by lot (not a current role holder) for each audit"), "on",
                     _on_off),
-        SettingSpec("draw_window", "how long members may add randomness to a lottery before it is drawn", "10m",
+        SettingSpec("draw_window", N_("how long members may add randomness to a lottery before it is drawn"), "10m",
                     _duration),
-        SettingSpec("currency", "the currency of the group's books", "EUR", _currency),
-        SettingSpec("ledger_role", "who records money in the ledger: anyone, or the holders of a role", "treasurer",
+        SettingSpec("currency", N_("the currency of the group's books"), "EUR", _currency),
+        SettingSpec("ledger_role", N_("who records money in the ledger: anyone, or the holders of a role"), "treasurer",
                     _role_or_anyone, names_role=True),
-        SettingSpec("spend_limit", "spending above this needs for=#N of a passed decision (0: no limit)", "200",
+        SettingSpec("spend_limit", N_("spending above this needs for=#N of a passed decision (0: no limit)"), "200",
                     _limit),
-        SettingSpec("charter_rule", "the rule charter amendments and renewal reviews are decided by", "two-thirds",
+        SettingSpec("charter_rule", N_("the rule charter amendments and renewal reviews are decided by"), "two-thirds",
                     _rule),
-        SettingSpec("renewal_every", "how often every role and charter clause must be renewed, or off", "1y",
+        SettingSpec("renewal_every", N_("how often every role and charter clause must be renewed, or off"), "1y",
                     _duration_or_off),
-        SettingSpec("assembly_every", "schedule the next assembly this long after each one (2w, 1mo), or off", "2w",
+        SettingSpec("assembly_every", N_("schedule the next assembly this long after each one (2w, 1mo), or off"), "2w",
                     _rhythm),
-        SettingSpec("assembly_reminders", "reminders before each assembly, or off", "2d 1h", _durations_or_off),
-        SettingSpec("language", "the language the bot speaks in the group", "es", _language),
-        SettingSpec("rotation_prefers_new", "members who never facilitated or took minutes are drawn first", "on",
+        SettingSpec("assembly_reminders", N_("reminders before each assembly, or off"), "2d 1h", _durations_or_off),
+        SettingSpec("language", N_("the language the bot speaks in the group"), "es", _language),
+        SettingSpec("rotation_prefers_new", N_("members who never facilitated or took minutes are drawn first"), "on",
                     _on_off),
     )
 }
@@ -309,7 +315,8 @@ class GroupSettings:
 def canonical(key: str, value: str) -> str:
     spec = SPECS.get(key)
     if spec is None:
-        raise ArgError(f"there is no setting “{key[:40]}”; the settings are {', '.join(SPECS)}")
+        raise ArgError(_("there is no setting “{key}”; the settings are {keys}").format(key=key[:40],
+                                                                                      keys=", ".join(SPECS)))
     return spec.canonical(value)
 
 

@@ -18,17 +18,21 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.governance import voting
+from bot.i18n import N_, _, ngettext
 from bot.render.common import csv_cell
-from bot.render.proposals import decision_counts
+from bot.render.proposals import and_list, decision_counts, outcome_word
 from storage.models import Decision, Proposal
 
 Row = tuple[Decision, Proposal]
 COLUMNS = ("number", "title", "outcome", "winners", "counts", "voters", "members", "decided", "review", "lapsed")
+# The Markdown table's headings, to read (the CSV's COLUMNS are keys for spreadsheets: never translated).
+MD_COLUMNS = (N_("Title"), N_("Outcome"), N_("Counts"), N_("Voted"), N_("Decided"), N_("Review"), N_("Lapsed"))
 _MARKUP = re.compile(r"([\\`*_\[\]|~])")  # emphasis, code, links, table cells, strikethrough
 
 
 def counts_text(decision: Decision) -> str:
-    """'3 yes · 1 no · 0 abstain · 0 block' (a ranked poll: first preferences); empty when withdrawn."""
+    """'3 yes · 1 no · 0 abstain · 0 block' (a ranked poll: first preferences); empty when withdrawn.
+    The labels are the choices as members type them, in both files."""
     if decision.outcome == voting.WITHDRAWN:
         return ""
     return " · ".join(f"{n} {label}" for label, n in decision_counts(decision)["counts"].items())
@@ -73,23 +77,25 @@ def _day(moment: datetime | None, zone: ZoneInfo) -> str:
 def _outcome(decision: Decision) -> str:
     winners = winners_of(decision)
     if decision.outcome == voting.CHOSEN and winners:
-        return "chose " + " and ".join(f"**{md(w)}**" for w in winners)
+        return _("chose {winners}").format(winners=and_list([f"**{md(w)}**" for w in winners]))
     if decision.outcome == voting.TIE and winners:
-        return "tie between " + " and ".join(md(w) for w in winners)
-    return md(decision.outcome)
+        return _("tie between {winners}").format(winners=and_list([md(w) for w in winners]))
+    return md(outcome_word(decision.outcome))
 
 
 def markdown_file(rows: list[Row], zone: ZoneInfo, group_title: str | None, now: datetime) -> bytes:
-    lines = [f"# Decision log{': ' + md(group_title) if group_title else ''}", "",
-             f"{len(rows)} decision{'s' if len(rows) != 1 else ''}, exported {_day(now, zone)} "
-             f"(times in {md(str(zone))}).", ""]
+    heading = _("Decision log: {group}").format(group=md(group_title)) if group_title else _("Decision log")
+    summary = ngettext("{count} decision, exported {day} (times in {zone}).",
+                       "{count} decisions, exported {day} (times in {zone}).", len(rows))
+    lines = [f"# {heading}", "", summary.format(count=len(rows), day=_day(now, zone), zone=md(str(zone))), ""]
     if not rows:
-        lines.append("No decisions yet.")
+        lines.append(_("No decisions yet."))
     else:
-        lines += ["| # | Title | Outcome | Counts | Voted | Decided | Review | Lapsed |",
+        lines += ["| # | " + " | ".join(_(column) for column in MD_COLUMNS) + " |",
                   "|---:|---|---|---|---|---|---|---|"]
         for decision, proposal in rows:
-            voted = "" if decision.outcome == voting.WITHDRAWN else f"{decision.voters} of {decision.members}"
+            voted = ("" if decision.outcome == voting.WITHDRAWN
+                     else _("{voters} of {members}").format(voters=decision.voters, members=decision.members))
             lines.append(" | ".join([
                 f"| {proposal.number}", md(proposal.title), _outcome(decision), md(counts_text(decision)), voted,
                 _day(decision.decided_at, zone), _day(decision.review_at, zone),

@@ -1,5 +1,5 @@
 """languages, pages and feeds: each person's own language for direct messages, and the hashed
-tokens that open a group's transparency page and calendar feed and a member's personal feed
+tokens (and their hashes, which requests are looked up by) that open a group's transparency page and calendar feed and a member's personal feed
 
 Revision ID: 0010
 Revises: 0009
@@ -26,6 +26,7 @@ def upgrade() -> None:
     )
     op.create_table('page_tokens',
     sa.Column('group_id', sa.Integer(), nullable=False),
+    sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('created_at', storage.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], ),
@@ -35,6 +36,7 @@ def upgrade() -> None:
     op.create_table('feed_tokens',
     sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('created_at', storage.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('platform', 'user_id'),
