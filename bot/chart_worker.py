@@ -5,6 +5,9 @@ member's command waited behind it (40 audits closing together: 17.7 s); on a
 second thread it would still hold the interpreter's lock most of that time. A
 separate process takes it away entirely. It starts on the first chart (a bot that
 never draws one never pays for matplotlib) and is reused after that.
+
+Nothing sets the language in that process: each chart carries the language it was
+described in (`charts.describe`, in the core), and `charts.draw` speaks it there.
 """
 
 from __future__ import annotations

@@ -144,6 +144,20 @@ def date(local: datetime, year: bool = True) -> str:
     return format_datetime(local, "dd MMM y" if year else "dd MMM", tzinfo=local.tzinfo, locale=_locale())
 
 
+def day_month(local: datetime) -> str:
+    """`5 Mar`."""
+    if _english():
+        return f"{local.day} {local:%b}"
+    return format_datetime(local, "d MMM", tzinfo=local.tzinfo, locale=_locale())
+
+
+def month_year(local: datetime) -> str:
+    """`Mar 26`: a month in short, on a chart's axis."""
+    if _english():
+        return f"{local:%b %y}"
+    return format_datetime(local, "MMM yy", tzinfo=local.tzinfo, locale=_locale())
+
+
 def number(value: int | float | Decimal) -> str:
     """`1,234` in English, `1.234` in Spanish, `1.234` in Portuguese."""
     if _english():

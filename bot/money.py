@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from bot.i18n import _
+
 MAX_CENTS = 10**13  # a hundred billion: far above any group's books, far below a BIGINT
 _AMOUNT = re.compile(r"([+-]?)(\d{1,3}(?:[ _ ]\d{3})+|\d+)(?:[.,](\d+))?")
 CURRENCY = re.compile(r"[A-Z]{3}")
@@ -24,18 +26,19 @@ def parse_cents(text: str, *, signed: bool = True) -> int:
     raw = text.strip()
     match = _AMOUNT.fullmatch(raw)
     if not match or (match[1] and not signed):
-        shown = raw[:20]
-        example = "+120 or -45.50" if signed else "200 or 49.99"
-        raise MoneyError(f"“{shown}” is not an amount; write it like {example}")
+        message = (_("“{amount}” is not an amount; write it like +120 or -45.50") if signed
+                   else _("“{amount}” is not an amount; write it like 200 or 49.99"))
+        raise MoneyError(message.format(amount=raw[:20]))
     whole, fraction = re.sub(r"[ _ ]", "", match[2]), match[3] or ""
     if len(fraction) > 2:
-        raise MoneyError(f"“{raw[:20]}” has more than two decimals; amounts are in cents, like 45.50")
+        raise MoneyError(_("“{amount}” has more than two decimals; amounts are in cents, like 45.50")
+                         .format(amount=raw[:20]))
     try:
         cents = int(Decimal(f"{whole}.{fraction or '0'}") * 100)
     except InvalidOperation:  # pragma: no cover - the pattern only lets digits through
-        raise MoneyError(f"“{raw[:20]}” is not an amount") from None
+        raise MoneyError(_("“{amount}” is not an amount").format(amount=raw[:20])) from None
     if cents >= MAX_CENTS:
-        raise MoneyError("that amount is too large for the books")
+        raise MoneyError(_("that amount is too large for the books"))
     return -cents if match[1] == "-" else cents
 
 

@@ -20,12 +20,13 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import outbox
+from bot import languages, outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
 from bot.core import Core
 from bot.events import UserRef
 from bot.governance import draws
 from bot.governance import ledger as books
+from bot.i18n import _
 from bot.render import ledger as render
 from bot.render.text import plain
 from storage.models import Group, LedgerCheck, Lottery, Member
@@ -45,7 +46,7 @@ def post_statement(core: Core, session: Session, group: Group, now: datetime) ->
     found = books.statement(session, group.id, month, zone)
     if not found.entries or books.check_for(session, group.id, month) is not None:
         return
-    _, lottery = books.open_check(session, group.id, month, now, settings.draw_window)
+    _check, lottery = books.open_check(session, group.id, month, now, settings.draw_window)
     prefix, chat = core.prefix_for(group.platform), core.directory.chat_of(group)
     others = len(draws.open_lotteries(session, group.id, now)) > 1
     key = f"ledger:{group.id}:{month}:statement"
@@ -53,7 +54,7 @@ def post_statement(core: Core, session: Session, group: Group, now: datetime) ->
         chat=chat, text=render.monthly(found, settings.currency, lottery, now, zone, prefix, others)))
     outbox.record(session, key=key + ":chart", group_id=group.id, now=now, action=SendImage(
         chat=chat, filename=f"ledger-{month}.png", chart=render.chart(found, settings.currency, group.title),
-        caption=plain(f"{render.month_name(month)}: in and out by category.")))
+        caption=plain(_("{month}: in and out by category.").format(month=render.month_name(month)))))
     log.info("ledger statement %s of group %s posted", month, group.id)
 
 
@@ -88,7 +89,7 @@ def _drawn(session: Session, lottery: Lottery, check: LedgerCheck) -> draws.Draw
     """A draw done already, as `draws.reveal` returned it (for its announcement)."""
     picks = [int(pick) for pick in json.loads(lottery.picks or "[]")]
     auditor = session.get(Member, check.auditor_id) if check.auditor_id else None
-    unseated = [(pick, "they are no longer in the group") for pick in picks if auditor is None]
+    unseated = [(pick, _("they are no longer in the group")) for pick in picks if auditor is None]
     return draws.Drawn(lottery, None, draws.candidates_of(lottery), draws.contributions_of(lottery), picks,
                        unseated=unseated, auditor=auditor)
 
@@ -101,9 +102,10 @@ def _remind(core: Core, session: Session, group: Group, check: LedgerCheck, now:
     prefix, key = core.prefix_for(group.platform), f"ledger:{group.id}:{check.month}:reminder"
     outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(
         chat=core.directory.chat_of(group), text=render.reminder(check, auditor, group.platform, prefix)))
-    outbox.record(session, key=key + ":dm", group_id=group.id, now=now, action=DirectMessage(
-        user=UserRef(platform=group.platform, user_id=auditor.user_id),
-        text=render.private_reminder(check, group.title, prefix)))
+    user = UserRef(platform=group.platform, user_id=auditor.user_id)
+    with languages.speaking_to(session, core.directory, user):
+        told = DirectMessage(user=user, text=render.private_reminder(check, group.title, prefix))
+    outbox.record(session, key=key + ":dm", group_id=group.id, now=now, action=told)
 
 
 DUE_WORK: tuple = (

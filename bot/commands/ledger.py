@@ -11,11 +11,12 @@ from bot.commands.registry import Option, Positional
 from bot.context import Context
 from bot.governance import ledger, roles
 from bot.governance.errors import RuleViolation
+from bot.i18n import N_, _
 from bot.money import MoneyError, parse_cents
 from bot.render import ledger as render
 from bot.render.text import plain
 
-TASK = "recording money"
+TASK = N_("recording money")
 _MINUS = str.maketrans({"−": "-", "–": "-"})  # phones turn a typed minus into these
 _NEED = re.compile(r"need\s*[#-]?\s*(\d{1,9})", re.I)
 
@@ -26,16 +27,17 @@ class Entry(ArgType):
     metavar = "±amount description"
 
     def parse(self, raw: str) -> tuple[int, str]:
-        amount, _, description = raw.strip().partition(" ")
+        amount, _space, description = raw.strip().partition(" ")
         amount = amount.translate(_MINUS)
         try:
             cents = parse_cents(amount)
         except MoneyError as error:
             raise ArgError(str(error)) from None
         if amount[:1] not in "+-":
-            raise ArgError(f"write + for money in or - for money out, like +{amount} or -{amount}")
+            raise ArgError(_("write + for money in or - for money out, like +{amount} or -{amount}")
+                           .format(amount=amount))
         if not description.strip():
-            raise ArgError("say what the money is for, like +120 Sunday kitchen donations")
+            raise ArgError(_("say what the money is for, like +120 Sunday kitchen donations"))
         return cents, description
 
 
@@ -51,23 +53,24 @@ class ForWhat(ArgType):
         try:
             return ledger.Reference("decision", Number().parse(text))
         except ArgError:
-            raise ArgError(f"write for=#12 for a decision or for=need5 for a need (not “{text[:20]}”)") from None
+            raise ArgError(_("write for=#12 for a decision or for=need5 for a need (not “{text}”)")
+                           .format(text=text[:20])) from None
 
 
-@command("ledger", summary="the group's books: the balance, this month, the last entries — or record money",
-         example="ledger -45.50 freezer repair for=#12 category=kitchen",
+@command("ledger", summary=N_("the group's books: the balance, this month, the last entries — or record money"),
+         example=N_("ledger -45.50 freezer repair for=#12 category=kitchen"),
          params=(Positional("entry", Entry(), optional=True, rest=True, label="[<±amount> <description>]"),
                  Option("category", Word("category"), aliases=("cat",), label="word"),
                  Option("for", ForWhat())),
          aliases=("books",),
-         details="+ records money in, - money out, in the group's currency. for= cites a decision that passed "
-                 "(#12) or a need (need5); spending above the group's spend_limit needs a decision. Entries are "
-                 "never edited: ledger undo reverses one.")
+         details=N_("+ records money in, - money out, in the group's currency. for= cites a decision that passed "
+                    "(#12) or a need (need5); spending above the group's spend_limit needs a decision. Entries are "
+                    "never edited: ledger undo reverses one."))
 def show_or_record(ctx: Context, entry: tuple[int, str] | None, category: str | None, **cited) -> None:
     reference = cited["for"]
     if entry is None:
         if category is not None or reference is not None:
-            raise RuleViolation("category= and for= go with an amount, like ledger -45.50 freezer repair for=#12.")
+            raise RuleViolation(_("category= and for= go with an amount, like ledger -45.50 freezer repair for=#12."))
         found = ledger.summary(ctx.session, ctx.group_id, ctx.now, ctx.settings.timezone)
         ctx.reply(render.summary(found, ctx.settings.currency, ctx.settings.timezone, ctx.prefix))
         return
@@ -80,44 +83,46 @@ def show_or_record(ctx: Context, entry: tuple[int, str] | None, category: str | 
     ctx.ack(render.recorded(added, ledger.line_of(ctx.session, added)))
 
 
-@command("ledger undo", summary="reverse a ledger entry (entries are never edited or deleted)",
-         example="ledger undo 5 typed 450 instead of 45",
+@command("ledger undo", summary=N_("reverse a ledger entry (entries are never edited or deleted)"),
+         example=N_("ledger undo 5 typed 450 instead of 45"),
          params=(Positional("entry", Number(), label="entry#"),
                  Positional("reason", Text("reason", max_length=ledger.MAX_REASON), rest=True)),
          gate="ledger_role", task=TASK)
 def undo(ctx: Context, entry: int, reason: str) -> None:
-    reversal, _ = ledger.undo(ctx.session, ctx.group, ctx.member(), entry, reason, ctx.settings, ctx.now)
+    reversal, _original = ledger.undo(ctx.session, ctx.group, ctx.member(), entry, reason, ctx.settings, ctx.now)
     ctx.ack(render.recorded(reversal, ledger.line_of(ctx.session, reversal)))
 
 
-@command("ledger csv", summary="every ledger entry as a spreadsheet file", example="ledger csv")
+@command("ledger csv", summary=N_("every ledger entry as a spreadsheet file"), example=N_("ledger csv"))
 def export_csv(ctx: Context) -> None:
     if not ledger.has_entries(ctx.session, ctx.group_id):
-        raise RuleViolation("The books are empty; there is nothing to export yet.")
+        raise RuleViolation(_("The books are empty; there is nothing to export yet."))
     data = render.csv_file(ledger.all_lines(ctx.session, ctx.group_id))
     ctx.actions.append(SendFile(chat=ctx.chat, filename=f"ledger-{ctx.group_id}.csv", data=data,
                                 mime_type="text/csv",
-                                caption=plain(f"Every entry of the books, in {ctx.settings.currency}.")))
+                                caption=plain(_("Every entry of the books, in {currency}.")
+                                              .format(currency=ctx.settings.currency))))
 
 
-@command("ledger statement", summary="a month's opening and closing balance, money in and out, spending by "
-         "decision, with a chart", example="ledger statement 2026-03",
+@command("ledger statement", summary=N_("a month's opening and closing balance, money in and out, spending by "
+                                          "decision, with a chart"), example=N_("ledger statement 2026-03"),
          params=(Positional("month", Word("month"), optional=True, label="[YYYY-MM|month name|last]"),))
 def month_statement(ctx: Context, month: str | None) -> None:
     zone, currency = ctx.settings.timezone, ctx.settings.currency
     wanted = ledger.parse_month(month, ctx.now, zone)
     found = ledger.statement(ctx.session, ctx.group_id, wanted, zone)
-    heading = f"Statement for {render.month_name(wanted)}" + (" so far" if wanted == ledger.month_of(ctx.now, zone)
-                                                                 else "")
+    heading = (_("Statement for {month} so far") if wanted == ledger.month_of(ctx.now, zone)
+               else _("Statement for {month}")).format(month=render.month_name(wanted))
     ctx.reply(render.statement(found, currency, ctx.prefix, heading))
     if found.entries:
         ctx.actions.append(SendImage(chat=ctx.chat, filename=f"ledger-{wanted}.png",
                                      chart=render.chart(found, currency, ctx.group.title),
-                                     caption=plain(f"{render.month_name(wanted)}: in and out by category.")))
+                                     caption=plain(_("{month}: in and out by category.")
+                                                   .format(month=render.month_name(wanted)))))
 
 
-@command("ledger check", summary="the co-auditor drawn for a month answers: ok, or a concern",
-         example="ledger check the 450.00 freezer has no receipt",
+@command("ledger check", summary=N_("the co-auditor drawn for a month answers: ok, or a concern"),
+         example=N_("ledger check the 450.00 freezer has no receipt"),
          params=(Positional("answer", Text("answer", max_length=ledger.MAX_NOTE), rest=True, label="ok|concern"),))
 def check(ctx: Context, answer: str) -> None:
     member = ctx.member()

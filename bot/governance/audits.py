@@ -23,10 +23,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
+from bot import i18n
 from bot.governance import draws, mediation, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
 from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
+from bot.i18n import _
 from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
 
 MAX_COUNT = 1_000_000
@@ -150,7 +152,8 @@ def start(session: Session, group: Group, settings: GroupSettings, now: datetime
           started_by: int | None) -> Audit:
     current = open_audit(session, group.id)
     if current is not None:
-        raise RuleViolation(f"Audit #{current.number} is open already; report figures with audit <area> <count>.")
+        raise RuleViolation(_("Audit #{number} is open already; report figures with audit <area> <count>.")
+                            .format(number=current.number))
     last = latest(session, group.id)
     audit = Audit(group_id=group.id, number=(last.number + 1) if last else 1,
                   period_start=last.closes_at if last else group.created_at, started_at=now,
@@ -173,15 +176,16 @@ def area_named(audit: Audit, text: str) -> str:
     for area in areas_of(audit):
         if area == wanted or area.replace(" ", "-") == wanted or area.replace(" ", "_") == wanted:
             return area
-    raise RuleViolation(f"This audit does not track “{text[:40]}”. Its areas: {', '.join(areas_of(audit))}. "
-                        "(The group changes the list for the next audit with set audit_areas.)")
+    raise RuleViolation(_("This audit does not track “{area}”. Its areas: {areas}. "
+                          "(The group changes the list for the next audit with set audit_areas.)")
+                        .format(area=text[:40], areas=", ".join(areas_of(audit))))
 
 
 def report(session: Session, audit: Audit, member_id: int, area: str, count: int, note: str | None,
            now: datetime) -> bool:
     """Record a member's figure for an area; reporting the same area again replaces it. True if replaced."""
     if not 0 <= count <= MAX_COUNT:
-        raise RuleViolation(f"Give a count from 0 to {MAX_COUNT:,}.")
+        raise RuleViolation(_("Give a count from 0 to {maximum}.").format(maximum=i18n.number(MAX_COUNT)))
     entry = session.scalars(select(AuditEntry).where(AuditEntry.audit_id == audit.id,
                                                      AuditEntry.member_id == member_id,
                                                      AuditEntry.area == area)).first()
@@ -201,7 +205,7 @@ def entries(session: Session, audit: Audit) -> list[tuple[AuditEntry, str]]:
 
 def reported_totals(audit: Audit, rows: list[tuple[AuditEntry, str]]) -> dict[str, int]:
     totals = {area: 0 for area in areas_of(audit)}
-    for entry, _ in rows:
+    for entry, _name in rows:
         totals[entry.area] = totals.get(entry.area, 0) + entry.count
     return totals
 

@@ -23,10 +23,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from bot import i18n
 from bot.governance import proposals as rules
 from bot.governance import record
 from bot.governance.errors import RuleViolation
 from bot.governance.settings import SPECS, GroupSettings
+from bot.i18n import _
 from storage.models import CharterAmendment, CharterClause, CharterVersion, Proposal
 
 KIND = "charter"
@@ -84,10 +86,20 @@ def find_clause(session: Session, group_id: int, number: int) -> CharterClause:
     clause = session.scalars(select(CharterClause).where(CharterClause.group_id == group_id,
                                                          CharterClause.number == number)).first()
     if clause is None or clause.removed_version is not None:
-        listing = ", ".join(str(c.number) for c in clauses(session, group_id)) or "none yet"
-        gone = " was removed" if clause is not None else " does not exist"
-        raise RuleViolation(f"Clause {number}{gone}; the charter's clauses are: {listing}.")
+        raise RuleViolation(_no_clause(number, removed=clause is not None,
+                                       listing=", ".join(str(c.number) for c in clauses(session, group_id))))
     return clause
+
+
+def _no_clause(number: int, removed: bool, listing: str) -> str:
+    """The refusal to touch a clause that is not in the charter (`listing`: the numbers that are)."""
+    if removed:
+        message = (_("Clause {number} was removed; the charter's clauses are: {listing}.") if listing
+                   else _("Clause {number} was removed; the charter's clauses are: none yet."))
+    else:
+        message = (_("Clause {number} does not exist; the charter's clauses are: {listing}.") if listing
+                   else _("Clause {number} does not exist; the charter's clauses are: none yet."))
+    return message.format(number=number, listing=listing)
 
 
 def protecting(session: Session, group_id: int, key: str) -> CharterClause | None:
@@ -125,8 +137,8 @@ class Draft:
 
 def draft_adopt(session: Session, group_id: int) -> Draft:
     if clauses(session, group_id):
-        raise RuleViolation("This group has a charter already; change it clause by clause with charter add, "
-                            "charter amend or charter remove.")
+        raise RuleViolation(_("This group has a charter already; change it clause by clause with charter add, "
+                              "charter amend or charter remove."))
     listing = "\n".join(f"{n}. {text}" for n, text in enumerate(TEMPLATE, 1))
     return Draft(ADOPT, f"Adopt the starting charter ({len(TEMPLATE)} clauses)", listing, target="charter")
 
@@ -134,18 +146,20 @@ def draft_adopt(session: Session, group_id: int) -> Draft:
 def draft_add(session: Session, group_id: int, text: str) -> Draft:
     text = _clause_text(text)
     if len(clauses(session, group_id)) >= MAX_CLAUSES:
-        raise RuleViolation(f"The charter has {MAX_CLAUSES} clauses; keep it short: amend or remove one first.")
+        raise RuleViolation(_("The charter has {count} clauses; keep it short: amend or remove one first.")
+                            .format(count=MAX_CLAUSES))
     return Draft(ADD, "Charter: add a clause", text, text=text)
 
 
 def draft_amend(session: Session, group_id: int, number: int, text: str, prefix: str) -> Draft:
     clause = find_clause(session, group_id, number)
     if clause.setting_key:
-        raise RuleViolation(f"Clause {number} protects the setting {clause.setting_key}; change the value with "
-                            f"{prefix}set {clause.setting_key} <value>, which opens a charter proposal.")
+        raise RuleViolation(_("Clause {number} protects the setting {key}; change the value with {command} <value>, "
+                              "which opens a charter proposal.")
+                            .format(number=number, key=clause.setting_key, command=f"{prefix}set {clause.setting_key}"))
     text = _clause_text(text)
     if text == clause.text:
-        raise RuleViolation(f"Clause {number} says exactly that already.")
+        raise RuleViolation(_("Clause {number} says exactly that already.").format(number=number))
     return Draft(AMEND, f"Charter: amend clause {number}", f"Now: {clause.text}\nProposed: {text}",
                  target=f"clause:{number}", clause=number, text=text)
 
@@ -160,7 +174,8 @@ def draft_remove(session: Session, group_id: int, number: int) -> Draft:
 def draft_protect(session: Session, group_id: int, key: str, value: str) -> Draft:
     found = protecting(session, group_id, key)
     if found is not None:
-        raise RuleViolation(f"The setting {key} is protected already, by clause {found.number}.")
+        raise RuleViolation(_("The setting {key} is protected already, by clause {number}.")
+                            .format(key=key, number=found.number))
     text = setting_text(key, value)
     return Draft(PROTECT, f"Charter: protect the setting {key} (now {value})", text, target=f"setting:{key}",
                  text=text, setting_key=key, setting_value=value)
@@ -177,10 +192,10 @@ def draft_setting(session: Session, group_id: int, key: str, old: str, new: str)
 def _clause_text(text: str) -> str:
     text = " ".join(text.split())
     if not text:
-        raise RuleViolation("Write the clause's text, in plain words.")
+        raise RuleViolation(_("Write the clause's text, in plain words."))
     if len(text) > MAX_CLAUSE:
-        raise RuleViolation(f"The clause is {len(text):,} characters; keep it under {MAX_CLAUSE} — short rules "
-                            "are the ones people remember.")
+        raise RuleViolation(_("The clause is {length} characters; keep it under {maximum} — short rules are the ones "
+                              "people remember.").format(length=i18n.number(len(text)), maximum=MAX_CLAUSE))
     return text
 
 
@@ -207,10 +222,16 @@ def _refuse_second_amendment(session: Session, group_id: int, draft: Draft) -> N
         CharterAmendment.is_open)).first()
     if open_one is not None:
         number = session.get(Proposal, open_one.proposal_id).number
-        what = {"charter": "Adopting the charter", "clause": f"Clause {draft.clause}",
-                "setting": f"The setting {draft.setting_key}"}[draft.target.split(":")[0]]
-        raise RuleViolation(f"{what} is already under discussion in #{number}; vote on that one first "
-                            "(two amendments of the same thing at once would undo each other).")
+        refusals = {
+            "charter": _("Adopting the charter is already under discussion in #{number}; vote on that one first "
+                         "(two amendments of the same thing at once would undo each other)."),
+            "clause": _("Clause {clause} is already under discussion in #{number}; vote on that one first "
+                        "(two amendments of the same thing at once would undo each other)."),
+            "setting": _("The setting {key} is already under discussion in #{number}; vote on that one first "
+                         "(two amendments of the same thing at once would undo each other)."),
+        }
+        raise RuleViolation(refusals[draft.target.split(":")[0]].format(number=number, clause=draft.clause,
+                                                                         key=draft.setting_key))
 
 
 # deciding ------------------------------------------------------------------------------------

@@ -26,11 +26,13 @@ from sqlalchemy import Select, and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from bot import i18n
 from bot.governance import draws, needs, proposals, record
 from bot.governance.errors import RuleViolation
 from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
-from bot.governance.voting import CHOSEN, PASSED, WITHDRAWN
+from bot.governance.voting import BLOCKED, CHOSEN, NO_QUORUM, PASSED, REJECTED, TIE, WITHDRAWN
+from bot.i18n import _
 from bot.money import format_cents
 from bot.render.common import when
 from storage.models import Decision, Group, LedgerCheck, LedgerEntry, Lottery, Member, Need, Proposal
@@ -88,15 +90,16 @@ def parse_month(text: str | None, now: datetime, zone: ZoneInfo) -> str:
         return shift(current, -1)
     if match := _MONTH.fullmatch(word):
         if not 1 <= int(match[2]) <= 12:
-            raise RuleViolation(f"“{text[:20]}” is not a month; write it like 2026-03 or march.")
+            raise RuleViolation(_("“{month}” is not a month; write it like 2026-03 or march.").format(month=text[:20]))
         if word > current:
-            raise RuleViolation(f"{word} has not begun yet; the books go up to {current}.")
+            raise RuleViolation(_("{month} has not begun yet; the books go up to {current}.")
+                                .format(month=word, current=current))
         return word
     for index, name in enumerate(MONTH_NAMES, 1):
         if len(word) >= 3 and name.startswith(word):
             found = f"{current[:4]}-{index:02d}"
             return found if found <= current else shift(found, -12)
-    raise RuleViolation(f"“{text[:20]}” is not a month; write it like 2026-03, march, or last.")
+    raise RuleViolation(_("“{month}” is not a month; write it like 2026-03, march, or last.").format(month=text[:20]))
 
 
 # what an entry is for --------------------------------------------------------------------------
@@ -130,16 +133,33 @@ def cite(session: Session, group_id: int, reference: Reference | None, zone: Zon
     proposal = proposals.find(session, group_id, reference.number)
     decision = session.scalars(select(Decision).where(Decision.proposal_id == proposal.id)).first()
     if proposal.status == proposals.OPEN:
-        raise RuleViolation(f"Proposal #{proposal.number} is still open: it closes {when(proposal.closes_at, zone)}. "
-                            "Record the money once it has passed.")
+        raise RuleViolation(_("Proposal #{number} is still open: it closes {when}. Record the money once it has "
+                              "passed.").format(number=proposal.number, when=when(proposal.closes_at, zone)))
     if proposal.status == proposals.WITHDRAWN or decision is None or decision.outcome == WITHDRAWN:
-        raise RuleViolation(f"Proposal #{proposal.number} was withdrawn, so it decided nothing to spend on.")
+        raise RuleViolation(_("Proposal #{number} was withdrawn, so it decided nothing to spend on.")
+                            .format(number=proposal.number))
     if decision.outcome not in (PASSED, CHOSEN):
-        raise RuleViolation(f"Proposal #{proposal.number} did not pass ({decision.outcome}); money can only be "
-                            "recorded for a decision that passed.")
+        raise RuleViolation(_did_not_pass(proposal.number, decision.outcome))
     if decision.lapsed_at is not None:
-        raise RuleViolation(f"Decision #{proposal.number} has lapsed: the group did not keep it at its review.")
+        raise RuleViolation(_("Decision #{number} has lapsed: the group did not keep it at its review.")
+                            .format(number=proposal.number))
     return Cited(proposal=proposal)
+
+
+def _did_not_pass(number: int, outcome: str) -> str:
+    """The refusal to record money for a proposal that did not pass, naming how it ended."""
+    refusals = {
+        REJECTED: _("Proposal #{number} did not pass (rejected); money can only be recorded for a decision that "
+                    "passed."),
+        BLOCKED: _("Proposal #{number} did not pass (blocked); money can only be recorded for a decision that "
+                   "passed."),
+        NO_QUORUM: _("Proposal #{number} did not pass (no quorum); money can only be recorded for a decision that "
+                     "passed."),
+        TIE: _("Proposal #{number} did not pass (tie); money can only be recorded for a decision that passed."),
+    }
+    fallback = _("Proposal #{number} did not pass ({outcome}); money can only be recorded for a decision that "
+                 "passed.")
+    return refusals.get(outcome, fallback).format(number=number, outcome=outcome)
 
 
 # recording -------------------------------------------------------------------------------------
@@ -147,9 +167,10 @@ def cite(session: Session, group_id: int, reference: Reference | None, zone: Zon
 def clean_description(text: str) -> str:
     text = " ".join(text.split())
     if not text:
-        raise RuleViolation("Say what the money is for, like ledger +120 Sunday kitchen donations.")
+        raise RuleViolation(_("Say what the money is for, like ledger +120 Sunday kitchen donations."))
     if len(text) > MAX_DESCRIPTION:
-        raise RuleViolation(f"The description is {len(text):,} characters long; keep it under {MAX_DESCRIPTION}.")
+        raise RuleViolation(_("The description is {length} characters long; keep it under {maximum}.")
+                            .format(length=i18n.number(len(text)), maximum=MAX_DESCRIPTION))
     return text
 
 
@@ -158,8 +179,8 @@ def clean_category(text: str | None) -> str | None:
         return None
     text = " ".join(text.split()).lower()
     if not text or len(text) > MAX_CATEGORY or not _CATEGORY.fullmatch(text):
-        raise RuleViolation(f"A category is a word or a few (up to {MAX_CATEGORY} characters), like "
-                            "category=food.")
+        raise RuleViolation(_("A category is a word or a few (up to {maximum} characters), like category=food.")
+                            .format(maximum=MAX_CATEGORY))
     return text
 
 
@@ -168,7 +189,7 @@ def record_entry(session: Session, group: Group, member: Member, amount_cents: i
                  prefix: str) -> LedgerEntry:
     """Income (+) or spending (−), checked against the spend limit, then appended and logged."""
     if amount_cents == 0:
-        raise RuleViolation("An entry of 0 changes nothing; write the amount like +120 or -45.50.")
+        raise RuleViolation(_("An entry of 0 changes nothing; write the amount like +120 or -45.50."))
     description, category = clean_description(description), clean_category(category)
     _check_spend_limit(amount_cents, description, cited, settings, prefix)
     return _append(session, group, member, amount_cents, description, category, cited, None, settings, now)
@@ -181,9 +202,14 @@ def _check_spend_limit(amount_cents: int, description: str, cited: Cited, settin
         return
     currency = settings.currency
     spend = format_cents(-amount_cents, currency)
-    need = "Citing a need is not enough: " if cited.need is not None else ""
-    raise RuleViolation(f"{need}Spending over {format_cents(limit, currency)} needs a decision: propose it first "
-                        f"({prefix}propose Spend {spend} on {description[:60]}), then record it with for=#N.")
+    if cited.need is not None:
+        message = _("Citing a need is not enough: Spending over {limit} needs a decision: propose it first "
+                    "({command} Spend {amount} on {description}), then record it with for=#N.")
+    else:
+        message = _("Spending over {limit} needs a decision: propose it first "
+                    "({command} Spend {amount} on {description}), then record it with for=#N.")
+    raise RuleViolation(message.format(limit=format_cents(limit, currency), command=f"{prefix}propose", amount=spend,
+                                       description=description[:60]))
 
 
 def undo(session: Session, group: Group, member: Member, number: int, reason: str, settings: GroupSettings,
@@ -192,16 +218,16 @@ def undo(session: Session, group: Group, member: Member, number: int, reason: st
     original = find(session, group.id, number)
     if original.reverses_id is not None:
         reversed_number = session.get(LedgerEntry, original.reverses_id).number
-        raise RuleViolation(f"#{number} is itself the undo of #{reversed_number}; an undo cannot be undone — "
-                            "record a new entry instead.")
+        raise RuleViolation(_("#{number} is itself the undo of #{original}; an undo cannot be undone — "
+                              "record a new entry instead.").format(number=number, original=reversed_number))
     already = session.scalar(select(LedgerEntry.number).where(LedgerEntry.reverses_id == original.id))
     if already is not None:
-        raise RuleViolation(f"#{number} was already undone by #{already}.")
+        raise RuleViolation(_("#{number} was already undone by #{reversal}.").format(number=number, reversal=already))
     reason = " ".join(reason.split())
     if not reason:
-        raise RuleViolation("Say why it is undone, like ledger undo 5 typed the wrong amount.")
+        raise RuleViolation(_("Say why it is undone, like ledger undo 5 typed the wrong amount."))
     if len(reason) > MAX_REASON:
-        raise RuleViolation(f"Keep the reason under {MAX_REASON} characters.")
+        raise RuleViolation(_("Keep the reason under {maximum} characters.").format(maximum=MAX_REASON))
     proposal = session.get(Proposal, original.proposal_id) if original.proposal_id else None
     need = session.get(Need, original.need_id) if original.need_id else None
     reversal = _append(session, group, member, -original.amount_cents, f"Reversal of #{number}: {reason}",
@@ -239,7 +265,7 @@ def find(session: Session, group_id: int, number: int) -> LedgerEntry:
     entry = session.scalars(select(LedgerEntry).where(LedgerEntry.group_id == group_id,
                                                       LedgerEntry.number == number)).first()
     if entry is None:
-        raise RuleViolation(f"There is no ledger entry #{number} in this group.")
+        raise RuleViolation(_("There is no ledger entry #{number} in this group.").format(number=number))
     return entry
 
 
@@ -458,7 +484,7 @@ def answer(session: Session, group_id: int, member: Member, text: str, now: date
     text = " ".join(text.split())
     verdict = OK if text.lower().rstrip(".!") in ("ok", "okay", "fine", "✅", "👍") else CONCERN
     if verdict == CONCERN and len(text) > MAX_NOTE:
-        raise RuleViolation(f"Keep the concern under {MAX_NOTE} characters.")
+        raise RuleViolation(_("Keep the concern under {maximum} characters.").format(maximum=MAX_NOTE))
     check.verdict, check.note = verdict, text if verdict == CONCERN else None
     check.answered_at, check.remind_at = now, None
     record.append(session, group_id, "ledger.checked", {
@@ -477,13 +503,14 @@ def _check_to_answer(session: Session, group_id: int, member: Member, zone: Zone
     drawn = [check for check in waiting if check.auditor_id is not None]
     if drawn:
         names = ", ".join(f"{_name(session, check.auditor_id)} ({check.month})" for check in drawn)
-        raise RuleViolation(f"Only the co-auditor drawn by lot checks a month's books: {names}.")
+        raise RuleViolation(_("Only the co-auditor drawn by lot checks a month's books: {names}.").format(names=names))
     pending = [check for check in waiting if check.lottery_id is not None]
     if pending:
         lottery = session.get(Lottery, pending[0].lottery_id)
-        raise RuleViolation(f"The co-auditor of {pending[0].month} is drawn {when(lottery.draws_at, zone)}.")
-    raise RuleViolation("No month's books are waiting for a check; a statement and its check come at the start "
-                        "of each month.")
+        raise RuleViolation(_("The co-auditor of {month} is drawn {when}.")
+                            .format(month=pending[0].month, when=when(lottery.draws_at, zone)))
+    raise RuleViolation(_("No month's books are waiting for a check; a statement and its check come at the start "
+                          "of each month."))
 
 
 def _name(session: Session, member_id: int) -> str:

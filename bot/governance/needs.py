@@ -17,9 +17,11 @@ from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from bot import i18n
 from bot.governance import record
 from bot.governance.proposals import RuleViolation
 from bot.governance.scope import Platforms, scoped, served
+from bot.i18n import _
 from storage.models import Member, Need, NeedEvent
 
 NEED, OFFER = "need", "offer"
@@ -48,8 +50,8 @@ def category_of(text: str | None) -> str:
         return "other"
     value = text.strip().lower()
     if not CATEGORY.fullmatch(value):
-        raise RuleViolation(f"“{text[:30]}” is not a category; use one word, like "
-                            f"{', '.join(CATEGORIES[:-1])} or other.")
+        raise RuleViolation(_("“{category}” is not a category; use one word, like {categories} or other.")
+                            .format(category=text[:30], categories=", ".join(CATEGORIES[:-1])))
     return value
 
 
@@ -58,7 +60,8 @@ def post(session: Session, *, group_id: int, author_id: int, kind: str, text: st
     active = session.scalar(select(func.count()).select_from(Need)
                             .where(Need.group_id == group_id, Need.status.in_(ACTIVE)))
     if active >= MAX_ACTIVE_PER_GROUP:
-        raise RuleViolation(f"This group has {active:,} open needs and offers; close some first.")
+        raise RuleViolation(_("This group has {count} open needs and offers; close some first.")
+                            .format(count=i18n.number(active)))
     number = (session.scalar(select(func.max(Need.number)).where(Need.group_id == group_id)) or 0) + 1
     need = Need(group_id=group_id, number=number, kind=kind, text=text, category=category, urgent=urgent,
                 author_id=author_id, anonymous=anonymous, created_at=now,
@@ -72,7 +75,10 @@ def post(session: Session, *, group_id: int, author_id: int, kind: str, text: st
 def find(session: Session, group_id: int, number: int, kind: str | None = None) -> Need:
     need = session.scalars(select(Need).where(Need.group_id == group_id, Need.number == number)).first()
     if need is None or (kind is not None and need.kind != kind):
-        raise RuleViolation(f"There is no {kind or 'need or offer'} #{number} in this group.")
+        missing = {NEED: _("There is no need #{number} in this group."),
+                   OFFER: _("There is no offer #{number} in this group.")}
+        raise RuleViolation(missing.get(kind, _("There is no need or offer #{number} in this group."))
+                            .format(number=number))
     return need
 
 
@@ -80,32 +86,49 @@ def claim(session: Session, need: Need, member_id: int, now: datetime, offer: Ne
     """Take a need (or an offer) on; `offer` records which offer meets this need."""
     if need.status == CLAIMED:
         if need.claimer_id == member_id:
-            raise RuleViolation(f"You have already claimed #{need.number}.")
-        raise RuleViolation(f"#{need.number} is already claimed by {name_of(session, need.claimer_id)}.")
+            raise RuleViolation(_("You have already claimed #{number}.").format(number=need.number))
+        raise RuleViolation(_("#{number} is already claimed by {name}.").format(
+            number=need.number, name=name_of(session, need.claimer_id)))
     _require_active(need)
     if need.author_id == member_id and not need.anonymous:
         # (An anonymous author is treated like anyone: a different reply would give them away.)
-        raise RuleViolation(f"#{need.number} is your own {need.kind}; mark it met with met {need.number} "
-                            "when it is sorted.")
+        own = (_("#{number} is your own need; mark it met with met {number} when it is sorted.") if need.kind == NEED
+               else _("#{number} is your own offer; mark it met with met {number} when it is sorted."))
+        raise RuleViolation(own.format(number=need.number))
     if offer is not None:
         if need.kind != NEED or offer.kind != OFFER:
-            raise RuleViolation(f"Match a need with an offer: claim <need#> with <offer#> "
-                                f"(#{need.number} is a{'n' if need.kind == OFFER else ''} {need.kind}, "
-                                f"#{offer.number} a{'n' if offer.kind == OFFER else ''} {offer.kind}).")
+            raise RuleViolation(_mismatch(need, offer))
         if offer.status not in ACTIVE:
-            raise RuleViolation(f"Offer #{offer.number} is {offer.status}.")
+            ended = (_("Offer #{number} is met.") if offer.status == MET
+                     else _("Offer #{number} is cancelled."))
+            raise RuleViolation(ended.format(number=offer.number))
     need.status, need.claimer_id, need.claimed_at, need.nudge_at = CLAIMED, member_id, now, None
     need.offer_id = offer.id if offer is not None else None
     _log(session, need, "claimed", member_id, now, offer)
 
 
+def _mismatch(need: Need, offer: Need) -> str:
+    """The refusal of `claim <need#> with <offer#>` given two needs, two offers, or the other way round."""
+    if need.kind == NEED:
+        message = _("Match a need with an offer: claim <need#> with <offer#> (#{first} is a need, #{second} a need).")
+    elif offer.kind == NEED:
+        message = _("Match a need with an offer: claim <need#> with <offer#> (#{first} is an offer, #{second} a need).")
+    else:
+        message = _("Match a need with an offer: claim <need#> with <offer#> "
+                    "(#{first} is an offer, #{second} an offer).")
+    return message.format(first=need.number, second=offer.number)
+
+
 def unclaim(session: Session, need: Need, member_id: int, now: datetime, nudge_after: timedelta) -> None:
     """The claimer gives it back, or the author releases it; it waits for someone else."""
     if need.status != CLAIMED:
-        raise RuleViolation(f"#{need.number} is not claimed by anyone" +
-                            ("." if need.status == OPEN else f"; it is {need.status}."))
+        unclaimed = {OPEN: _("#{number} is not claimed by anyone."),
+                     MET: _("#{number} is not claimed by anyone; it is met."),
+                     CANCELLED: _("#{number} is not claimed by anyone; it is cancelled.")}
+        raise RuleViolation(unclaimed[need.status].format(number=need.number))
     if member_id not in (need.claimer_id, need.author_id):
-        raise RuleViolation(f"Only whoever claimed #{need.number}, or its author, can release it.")
+        raise RuleViolation(_("Only whoever claimed #{number}, or its author, can release it.")
+                            .format(number=need.number))
     need.status, need.claimer_id, need.claimed_at, need.offer_id = OPEN, None, None, None
     if need.kind == NEED and need.nudged_at is None:
         need.nudge_at = now + nudge_after
@@ -115,7 +138,8 @@ def unclaim(session: Session, need: Need, member_id: int, now: datetime, nudge_a
 def mark_met(session: Session, need: Need, member_id: int, now: datetime) -> None:
     _require_active(need)
     if member_id not in (need.claimer_id, need.author_id):
-        raise RuleViolation(f"Only the author of #{need.number} or whoever claimed it can mark it met.")
+        raise RuleViolation(_("Only the author of #{number} or whoever claimed it can mark it met.")
+                            .format(number=need.number))
     need.status, need.met_at, need.nudge_at = MET, now, None
     _log(session, need, "met", member_id, now)
     # The group log keeps that it was met, not by or for whom (a need may have been posted privately).
@@ -126,7 +150,7 @@ def mark_met(session: Session, need: Need, member_id: int, now: datetime) -> Non
 def cancel(session: Session, need: Need, member_id: int, now: datetime) -> None:
     _require_active(need)
     if member_id != need.author_id:
-        raise RuleViolation(f"Only the author of #{need.number} can cancel it.")
+        raise RuleViolation(_("Only the author of #{number} can cancel it.").format(number=need.number))
     need.status, need.cancelled_at, need.nudge_at = CANCELLED, now, None
     _log(session, need, "cancelled", member_id, now)
 
@@ -138,7 +162,8 @@ def nudged(session: Session, need: Need, now: datetime) -> None:
 
 def _require_active(need: Need) -> None:
     if need.status not in ACTIVE:
-        raise RuleViolation(f"#{need.number} is already {need.status}.")
+        done = _("#{number} is already met.") if need.status == MET else _("#{number} is already cancelled.")
+        raise RuleViolation(done.format(number=need.number))
 
 
 def _log(session: Session, need: Need, action: str, member_id: int | None, now: datetime,
@@ -149,7 +174,7 @@ def _log(session: Session, need: Need, action: str, member_id: int | None, now: 
 
 def name_of(session: Session, member_id: int | None) -> str:
     member = session.get(Member, member_id) if member_id is not None else None
-    return member.display_name if member else "someone"
+    return member.display_name if member else _("someone")
 
 
 # reading -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ bot.render.text); short enough to read on a phone.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -47,6 +48,39 @@ def tally_line(counts: dict[str, int]) -> str:
 
 def quorum_label(quorum: str) -> str:
     return _("none") if quorum == "0" else escape(quorum)
+
+
+# Why a decision came out as it did is stored with it, in English, and hashed into the group log;
+# it is translated when shown. The fixed reasons (voting.py, renewals, a withdrawal) …
+_REASONS = (N_("nobody chose an option"), N_("more yes than no"), N_("nobody voted yes"), N_("a tie does not pass"),
+            N_("more no than yes"), N_("at least two thirds said yes"), N_("fewer than two thirds said yes"),
+            N_("no one blocked"), N_("consensus needs no one against"), N_("nobody said yes"),
+            N_("everyone who voted agreed"), N_("nobody ranked an option"), N_("nobody kept it"),
+            N_("nothing was kept"), N_("withdrawn by its author"))
+# … and the ones with figures in them, read back from the stored English.
+_FIGURED = (
+    (re.compile(r"(\d+) of the (\d+) ballots needed"),
+     lambda m: _("{voters} of the {needed} ballots needed").format(voters=m[1], needed=m[2])),
+    (re.compile(r"(\d+) blocks?"),
+     lambda m: ngettext("{count} block", "{count} blocks", int(m[1])).format(count=m[1])),
+    (re.compile(r"instant runoff, (\d+) rounds?"),
+     lambda m: ngettext("instant runoff, {count} round", "instant runoff, {count} rounds", int(m[1])).format(
+         count=m[1])),
+    (re.compile(r"STV \(Scottish rules\), quota (\S+) for (\d+) seats"),
+     lambda m: _("STV (Scottish rules), quota {quota} for {seats} seats").format(quota=m[1], seats=m[2])),
+)
+
+
+def explained(reason: str) -> str:
+    """A decision's stored reason in the reader's language (as stored when it is not one we know); plain
+    text, to be escaped by whoever shows it."""
+    if reason in _REASONS:
+        return _(reason)
+    for pattern, translate in _FIGURED:
+        match = pattern.fullmatch(reason)
+        if match:
+            return translate(match)
+    return reason
 
 
 def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: datetime, zone: ZoneInfo,
@@ -202,7 +236,7 @@ def outcome_announcement(proposal: Proposal, decision: Decision, zone: ZoneInfo,
                    else _("{tally} ({voters} of {members} members voted)"))
         text.line(turnout.format(tally=tally_line(data["counts"]), voters=decision.voters, members=decision.members))
     if data.get("explanation"):
-        text.line(i(data["explanation"]))  # stored with the decision and in the group log: English
+        text.line(i(explained(data["explanation"])))
     for line in count_lines(data.get("count")):
         text.line(line)
     if secret_voters is not None and decision.outcome != voting.WITHDRAWN:

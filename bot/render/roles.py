@@ -140,12 +140,18 @@ def lottery_details(drawn: draws.Drawn, candidates_label: str = BY_PLATFORM_ID) 
 NON_HOLDERS = N_("Candidates (members who hold no role), in order of their platform id")
 
 
+# A pick that cannot take the task, per task lottery (`task_draw_tail`'s `cannot`).
+CANNOT = {"audit": N_("⚠️ <b>{name}</b> was drawn but cannot audit: {reason}."),
+          "check": N_("⚠️ <b>{name}</b> was drawn but cannot check: {reason}.")}
+
+
 def task_draw_tail(drawn: draws.Drawn, cannot: str, command: str) -> list[str]:
     """The end of a task lottery's announcement (an auditor, a co-auditor): picks that could not take
-    the task and why (`cannot`: "audit"), then everything needed to recompute the draw."""
+    the task and why (`cannot`: "audit" or "check", a key of CANNOT), then everything needed to
+    recompute the draw."""
     names = dict(drawn.candidates)
-    lines = [_("⚠️ <b>{name}</b> was drawn but cannot {task}: {reason}.").format(
-        name=escape(names[member_id]), task=cannot, reason=escape(why)) for member_id, why in drawn.unseated]
+    lines = [_(CANNOT[cannot]).format(name=escape(names[member_id]), reason=escape(why))
+             for member_id, why in drawn.unseated]
     return lines + lottery_details(drawn, NON_HOLDERS) + rule_lines(drawn, command)
 
 
