@@ -48,8 +48,13 @@ def catalog(language: str):
         return read_po(po, locale=language)
 
 
+_PERCENT = re.compile(r"%\((\w+)\)[sd]")  # the page templates' placeholders (Jinja's newstyle gettext)
+
+
 def placeholders(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    """`{name}` placeholders (the bot's texts) and `%(name)s` ones (the page's templates)."""
+    return ({name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+            | {f"%{name}" for name in _PERCENT.findall(text)})
 
 
 def tags(text: str) -> Counter:
@@ -91,12 +96,12 @@ def test_translations_keep_the_placeholders(language):
         for form in forms:
             try:
                 found = placeholders(form)
-                form.format(**{name: "x" for name in found})
+                form.format(**{name: "x" for name in found if not name.startswith("%")})
             except (ValueError, IndexError, KeyError) as error:
                 wrong.append((ids[0], form, str(error)))
                 continue
             # A plural form may leave the count out ("one vote"); nothing else may go missing or appear.
-            if not found <= expected or expected - found - {"count"}:
+            if not found <= expected or expected - found - {"count", "%num"}:
                 wrong.append((ids[0], form, sorted(expected ^ found)))
     assert not wrong, f"{len(wrong)} {language} translations change placeholders, e.g. {wrong[:3]}"
 

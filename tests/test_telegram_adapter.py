@@ -82,6 +82,11 @@ async def test_commands_are_answered_in_html_and_published(emu, rig):
     assert "/vote <#> <yes|no|abstain|block|option> [reason…]" in reply["plain"]
     names = [c["command"] for c in emu.commands['{"type":"all_group_chats"}']]
     assert {"propose", "vote", "roles", "role"} <= set(names)
+    # The same menu in each shipped language, for members whose app speaks it (Spanish, Portuguese).
+    for code in ("es", "pt"):
+        menu = {c["command"]: c["description"] for c in emu.commands['{"type":"all_group_chats"}|' + code]}
+        assert set(menu) == set(names) and menu["propose"] != "open a proposal for the group to decide"
+        assert emu.commands['{"type":"all_private_chats"}|' + code]
     assert not emu.errors
 
 
