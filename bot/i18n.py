@@ -78,6 +78,12 @@ def translations(language: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+def preload() -> None:
+    """Read every shipped catalog now (at start-up), not on the first message in each language."""
+    for language in available():
+        translations(language)
+
+
 def current() -> str:
     return _current.get()
 

@@ -24,6 +24,7 @@ from bot.render.roles import (
     handover_block,
     history_lines,
     lottery_opened,
+    role_terms,
     stepped_down,
 )
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, plain
@@ -64,7 +65,7 @@ def role_add(ctx: Context, name: str, sunset: timedelta | None, **values) -> Non
         reviews.check_delay(sunset)
     role = roles.add_role(ctx.session, ctx.group_id, name, _terms(values), ctx.member_id, ctx.now)
     lines = [_("🆕 {member} defined the role {role}: {terms}.").format(
-        member=escape(ctx.sender_name), role=b(role.name), terms=escape(roles.describe(role)))]
+        member=escape(ctx.sender_name), role=b(role.name), terms=escape(role_terms(role)))]
     if sunset is not None:
         role.sunset_at = ctx.now + sunset
         lines.append(_("🌅 Sunset {date}: the group keeps it then, or it is retired.").format(
@@ -82,7 +83,7 @@ def role_edit(ctx: Context, name: str, **values) -> None:
     changed = roles.edit_role(ctx.session, role, _terms(values), ctx.member_id, ctx.now)
     _announce(ctx, _("✏️ {member} changed {role} ({fields}): {terms}.").format(
                   member=escape(ctx.sender_name), role=b(role.name), fields=escape(", ".join(changed)),
-                  terms=escape(roles.describe(role))),
+                  terms=escape(role_terms(role))),
               i(_("Current mandates keep their end date; a new term applies from the next mandate.")))
 
 

@@ -3,7 +3,7 @@ and lapses. Written once in the HTML subset; user text always escaped."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot import i18n
@@ -35,6 +35,20 @@ def role_header(role: Role) -> str:
     limit = ngettext("max {count} term in a row", "max {count} terms in a row", role.max_terms).format(
         count=role.max_terms)
     return f"🔁 {b(role.name)} · {term} · {seats} · {escape(role.fill)} · {limit}"
+
+
+def role_terms(role: Role) -> str:
+    """How a role is filled, in words (plain text): what `role add` and `role edit` announce.
+    The role's change log keeps the English of `roles.describe`."""
+    parts = [_("term {term}").format(term=format_duration(timedelta(seconds=role.term_seconds))),
+             ngettext("{count} seat", "{count} seats", role.seats).format(count=role.seats),
+             ngettext("max {count} term in a row", "max {count} terms in a row", role.max_terms).format(
+                 count=role.max_terms),
+             _("fill by {fill}").format(fill=role.fill)]
+    if role.trainees_required:
+        parts.append(ngettext("{count} trainee before renewal", "{count} trainees before renewal",
+                              role.trainees_required).format(count=role.trainees_required))
+    return ", ".join(parts)
 
 
 def calendar_entry(role: Role, holders: list[tuple[Mandate, Member]], volunteers: list[Member],
