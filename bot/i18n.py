@@ -171,6 +171,14 @@ def number(value: int | float | Decimal) -> str:
     return format_decimal(value, locale=_locale())
 
 
+def amount(cents: int) -> str | None:
+    """`1.234,50` (Spanish, Portuguese): a sum of money in the language's own separators, or None in
+    English, whose form the books have always used (`1 234.50`)."""
+    if _english():
+        return None
+    return format_decimal(Decimal(cents) / 100, format="#,##0.00", locale=_locale())
+
+
 def span(delta: timedelta) -> str:
     """`3 days`, `2 hours`: how long, in words (rounded, for people)."""
     return format_timedelta(delta, threshold=1.5, locale=_locale())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from bot import i18n
 from bot.i18n import _
 
 MAX_CENTS = 10**13  # a hundred billion: far above any group's books, far below a BIGINT
@@ -45,7 +46,8 @@ def parse_cents(text: str, *, signed: bool = True) -> int:
 def format_cents(cents: int, currency: str, *, sign: bool = False) -> str:
     """4550 → `45.50 EUR`; with `sign`, `+45.50 EUR` / `−45.50 EUR` (a true minus, readable on phones)."""
     whole, rest = divmod(abs(cents), 100)
-    shown = f"{whole:,}.{rest:02d}".replace(",", " ")  # a thin space groups thousands in every locale
+    # In English a thin space groups thousands; other languages write their own separators (1.234,50).
+    shown = i18n.amount(abs(cents)) or f"{whole:,}.{rest:02d}".replace(",", " ")
     if cents < 0:
         prefix = "−"
     else:

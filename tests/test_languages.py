@@ -12,6 +12,7 @@ from bot import i18n
 from bot.app import published_commands
 from bot.config import DefaultsConfig
 from bot.i18n import _, ngettext
+from bot.money import format_cents
 from tests.harness import Room, group_messages, private_to
 
 
@@ -93,9 +94,11 @@ def test_plurals_numbers_and_dates_follow_the_language():
             two = ngettext("{count} day", "{count} days", 2).format(count=2)
             assert one != two and "1" in one and "2" in two and "day" not in two
             assert i18n.number(12345) == "12.345"
+            assert format_cents(123450, "EUR", sign=True) == "+1.234,50 EUR"
     with i18n.speaking("en"):
         assert i18n.number(12345) == "12,345"
         assert ngettext("{count} day", "{count} days", 2).format(count=2) == "2 days"
+        assert format_cents(123450, "EUR", sign=True) == "+1 234.50 EUR"
     friday = datetime(2026, 12, 4, 19, 0, tzinfo=timezone.utc)
     with i18n.speaking("pt_BR"):
         assert i18n.moment(friday).lower().startswith("sex")  # sexta-feira
