@@ -125,6 +125,23 @@ class OpsConfig(Section):
     log_format: Literal["text", "json"] = "text"
 
 
+class WebConfig(Section):
+    """The members' pages and calendar feeds (adapters/web): served on listen:port, linked as public_url."""
+
+    listen: str = "127.0.0.1"
+    port: int = 0  # 0: no members' page, no calendar feeds
+    public_url: str = ""  # how members reach it, e.g. https://commons.example.org ("": http://listen:port)
+
+    @field_validator("public_url")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise _problem(f"got {_shown(value)}; accepted: an address in quotes, like "
+                           '"https://commons.example.org", or "" for http://listen:port')
+        return value
+
+
 # Per [defaults] key: the TOML types taken besides a string, and the accepted forms errors name.
 _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "timezone": ((), 'a time zone name in quotes, like "Europe/Lisbon" or "UTC"'),
@@ -226,6 +243,7 @@ class AppConfig(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     defaults: DefaultsConfig = DefaultsConfig()
     ops: OpsConfig = OpsConfig()
+    web: WebConfig = WebConfig()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -237,6 +255,7 @@ class AppConfig(BaseSettings):
 SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseConfig, "matrix": MatrixConfig, "telegram": TelegramConfig,
     "scheduler": SchedulerConfig, "defaults": DefaultsConfig, "ops": OpsConfig,
+    "web": WebConfig,
 }
 
 

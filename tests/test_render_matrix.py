@@ -237,7 +237,8 @@ def texts_of(action: Action) -> list[tuple[str, RichText]]:
     found = [(action.kind, action.text)]
     if isinstance(action, (SendMessage, EditMessage)) and action.choices:
         # Matrix has no buttons: the card carries a legend of reactions.
-        found.append((action.kind + " with legend", MatrixAdapter._with_legend(None, action.text, action.choices)))
+        found.append((action.kind + " with legend",
+                      MatrixAdapter._with_legend(None, action.text, action.choices, action.language)))
     if isinstance(action, DirectMessage):
         # When the member cannot be written to privately, it is said in the group, to them.
         found.append(("dm in the group", addressed(action.user, action.text)))

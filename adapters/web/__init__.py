@@ -1,0 +1,1 @@
+"""The members' pages and calendar feeds over HTTP (see server.py)."""
