@@ -27,7 +27,6 @@ import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -268,27 +267,15 @@ async def over_http(server, token: str, runs: int) -> dict:
 
 
 def bench_backend(backend: str, runs: int) -> bool:
-    clock = ManualClock(START)
-    pg = tmp = core = None
-    try:
-        if backend == "sqlite":
-            tmp = tempfile.TemporaryDirectory(prefix="commons-pages-")
-            url = f"sqlite:///{tmp.name}/bench.db"
-        else:
-            pg = common.start_postgres()
-            url = pg.create_database("commons_pages_bench")
-        core = bot.app.build_core(url, clock, DefaultsConfig())
-        server_line = common.describe_server(core.db.engine, backend)
-        sender = common.Sender(core, CHAT, "Pages bench commons")
-        facts = seed(core, clock, sender, backend)
-        return asyncio.run(measure(core, backend, server_line, facts, runs))
-    finally:
-        if core is not None:
+    with common.throwaway_database(backend) as url:
+        core = bot.app.build_core(url, ManualClock(START), DefaultsConfig())
+        try:
+            server_line = common.describe_server(core.db.engine, backend)
+            sender = common.Sender(core, CHAT, "Pages bench commons")
+            facts = seed(core, core.clock, sender, backend)
+            return asyncio.run(measure(core, backend, server_line, facts, runs))
+        finally:
             core.db.dispose()
-        if pg is not None:
-            pg.stop()
-        if tmp is not None:
-            tmp.cleanup()
 
 
 async def measure(core, backend: str, server_line: str, facts: dict, runs: int) -> bool:

@@ -52,7 +52,10 @@ def build_core(database_url: str, clock: Clock, defaults: DefaultsConfig,
 def freeze_start_up_objects() -> None:
     """Move everything alive after start-up (modules, mappers, compiled statements)
     out of the garbage collector's reach, so full collections stay short and a
-    command that allocates a lot does not pause for tens of milliseconds."""
+    command that allocates a lot does not pause for tens of milliseconds. The
+    language catalogs are read first, so they are among them (and the first
+    message in each language does not wait for its catalog)."""
+    i18n.preload()
     gc.collect()
     gc.freeze()
 

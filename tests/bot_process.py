@@ -428,12 +428,12 @@ async def crash_burst(synapse: SynapseServer, workdir: Path, voters: int = 60, b
         token = bot.sync_token()
         if token is not None:
             votes = set(result.votes.values())
-            for _ in range(20):  # a loaded homeserver may page its newest events a moment late
+            for _ in range(60):  # a loaded homeserver may page its newest events late (seen: over 5 s)
                 again = [e["event_id"] for e in await http.after(owner.access_token, room, token)
                          if e["event_id"] in votes]
                 if len(again) >= voters - result.counted_after_kill:
                     break
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.5)
             result.unconfirmed = len(again)
             result.replayed = len(bot.processed_ids(again))
         result.sent_seconds = max(done) - first

@@ -84,14 +84,19 @@ def test_every_text_has_a_translation(language):
     assert not missing, f"{len(missing)} texts have no {language} translation, e.g. {missing[:5]}"
 
 
+def translations_of(language: str):
+    """(English texts, translated forms) of each translated entry: one text and one form, or the
+    singular and plural and every plural form."""
+    for message in catalog(language):
+        if message.id and message.string:
+            yield ((message.id if isinstance(message.id, tuple) else (message.id,)),
+                   (message.string if isinstance(message.string, tuple) else (message.string,)))
+
+
 @pytest.mark.parametrize("language", SHIPPED)
 def test_translations_keep_the_placeholders(language):
     wrong = []
-    for message in catalog(language):
-        if not message.id or not message.string:
-            continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+    for ids, forms in translations_of(language):
         expected = set().union(*(placeholders(text) for text in ids))
         for form in forms:
             try:
@@ -109,11 +114,7 @@ def test_translations_keep_the_placeholders(language):
 @pytest.mark.parametrize("language", SHIPPED)
 def test_translations_keep_the_markup(language):
     wrong = []
-    for message in catalog(language):
-        if not message.id or not message.string:
-            continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+    for ids, forms in translations_of(language):
         english = tags(ids[0])
         for form in forms:
             # The same tags as the English (usage words like <name> count too: they must stay),

@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from adapters.web.server import CSP
-from bot import transparency
+from bot import i18n, transparency
 from bot.governance import record
+from bot.i18n import _
 from storage.models import PageToken
 from tests.browser import CHROMEDRIVER, CHROMIUM, Browser, chromium, serving
 from tests.harness import Room, group_messages
@@ -268,6 +269,10 @@ async def test_the_page_is_in_the_groups_language(database_url, browser):
         assert "Comprar una nevera" in await browser.text_of("#proposals")
         assert "tesorera" in await browser.text_of("#roles")
         assert "Europe/Madrid" in await browser.text_of("header")
+        with i18n.speaking("es"):  # the headings and labels from the Spanish catalog, not the English
+            for english, where in (("Open proposals", "#proposals"), ("Needs and offers", "#needs")):
+                assert _(english) != english and _(english) in await browser.text_of(where)
+        assert "Open proposals" not in await browser.source()
         assert await browser.script("return document.documentElement.scrollWidth") <= 360
         await browser.screenshot(f"page-es-360-{room.core.db.backend}.png")
 
