@@ -76,6 +76,7 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryA
 from telegram.ext import Application, BaseRateLimiter
 from telegram.warnings import PTBUserWarning
 
+from bot import i18n
 from bot.actions import Acknowledge, Action, Choice, DirectMessage, EditMessage, SendFile, SendImage, SendMessage
 from bot.adapter import Sink
 from bot.events import (
@@ -88,6 +89,7 @@ from bot.events import (
     UserRef,
     platform_kind,
 )
+from bot.i18n import N_, _
 from bot.metrics import RATE_LIMITED, RECEIVE_ERRORS
 from bot.render.text import MENTION, MENTION_SCHEME, RichText, escape, mentioned
 
@@ -106,7 +108,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 GIVE_UP_AFTER = 5  # failed attempts before an update is set aside
 LONGEST_PAUSE = 30.0  # seconds, between retries
 STOP_TIMEOUT = 15.0  # seconds an update being applied may take to finish at stop
-NOT_RECORDED = "⚠ That did not go through. Please try again."
+NOT_RECORDED = N_("⚠ That did not go through. Please try again.")
 MAX_START = 64  # a deep link's start parameter: 1–64 of [A-Za-z0-9_-]
 _START_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _START = re.compile(r"/start(?:@(\w+))?(?:\s+(\S+))?\s*", re.IGNORECASE)
@@ -393,7 +395,7 @@ def _button(choice: Choice, username: str) -> InlineKeyboardButton:
 
 def message_ref(event_id: str) -> tuple[int, int] | None:
     """(chat id, message id) from an event id made by this adapter."""
-    chat, _, message = event_id.rpartition(":")
+    chat, __, message = event_id.rpartition(":")
     try:
         return int(chat), int(message)
     except ValueError:
@@ -564,7 +566,7 @@ class TelegramAdapter:
         if self._poller is not None:
             if self._fetching:
                 self._poller.cancel()
-            done, _ = await asyncio.wait({self._poller}, timeout=STOP_TIMEOUT)
+            done, __ = await asyncio.wait({self._poller}, timeout=STOP_TIMEOUT)
             if not done:
                 log.warning("an update was still being applied after %.0f s; it will be delivered again",
                             STOP_TIMEOUT)
@@ -720,11 +722,14 @@ class TelegramAdapter:
     async def _dropped(self, update: Incoming) -> None:
         """A dropped button press is still answered, so the member knows to try again."""
         if isinstance(update, Update):
-            query_id = update.callback_query.id if update.callback_query else None
+            query = update.callback_query.to_dict() if update.callback_query else {}
         else:
-            query_id = (update.get("callback_query") or {}).get("id")
-        if query_id:
-            await self._answer(str(query_id), NOT_RECORDED)
+            query = update.get("callback_query") or {}
+        if query.get("id"):
+            # The core could not say which group it was, so the toast is in the member's app language.
+            spoken = i18n.normalise((query.get("from") or {}).get("language_code") or "")
+            with i18n.speaking(spoken):
+                await self._answer(str(query["id"]), _(NOT_RECORDED))
 
     # inbound ---------------------------------------------------------------------------------
 

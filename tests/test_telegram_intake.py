@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 
 from adapters.telegram import NOT_RECORDED, SECRET_HEADER, Intake
+from bot import i18n
 from bot.clock import ManualClock
 from bot.events import CommandMessage, MemberCount
+from bot.i18n import _
 from tests.harness import START
 from tests.telegram_emulator import BotApiEmulator
 from tests.test_telegram_adapter import Rig as AdapterRig
@@ -54,7 +56,7 @@ async def emu():
     async with BotApiEmulator(webhook_retry_delay=0.05) as emulator:
         emulator.add_chat(GROUP, "Co-op", member_count=10)
         emulator.add_user(ALICE, "Alice")
-        emulator.add_user(BOB, "Bob")
+        emulator.add_user(BOB, "Bob", language_code="pt-br")  # his app speaks Portuguese
         yield emulator
 
 
@@ -97,7 +99,9 @@ async def test_a_bad_update_is_set_aside_then_dropped_and_the_group_moves_on(emu
     asked = emu.send_text(GROUP, ALICE, "/proposals")
     await answer_to(emu, asked)
     await emu.wait_for(lambda: press in emu.answers)
-    assert emu.answers[press]["text"] == NOT_RECORDED  # the member learns it did not count
+    # The member learns it did not count, in his app's language (no group could be asked for its own).
+    with i18n.speaking("pt_BR"):
+        assert emu.answers[press]["text"] == _(NOT_RECORDED) != NOT_RECORDED
     assert len(rig.refused) == 6 and rig.ballots() == 0
     assert len(rig.adapter.intake.dropped) == 1
     await emu.wait_for(lambda: emu.pending_updates == 0)
