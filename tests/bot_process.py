@@ -149,7 +149,10 @@ class BotProcess:
         path = self.workdir / "store" / "commons-matrix.db"
         if not path.exists():
             return None
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        # Not read-only: a SIGKILL in the middle of a token write leaves a hot journal, which only a
+        # writer may roll back (read-only, SQLite refuses: "attempt to write a readonly database"),
+        # as the restarted bot will.
+        connection = sqlite3.connect(path, timeout=5)
         try:
             row = connection.execute("SELECT token FROM sync WHERE id = 1").fetchone()
         except sqlite3.OperationalError:
