@@ -127,7 +127,7 @@ def main() -> int:
         database.dispose()
         found = start_ups(args.rounds, url)
         print(f"start-up to ready, {args.rounds} cold processes each, alternated (median; min–max):")
-        for mode, label in (("en", "English only"), ("all", f"{len(i18n.available())} catalogs")):
+        for mode, label in (("en", "English only"), ("all", f"{len(i18n.available())} languages")):
             ready = [r["ready"] for r in found[mode]]
             hwm = [r["hwm_mb"] for r in found[mode]]
             catalogs = [r["catalogs"] * 1000 for r in found[mode]]
@@ -138,7 +138,7 @@ def main() -> int:
                        / statistics.median(r["ready"] for r in found["en"]))
         hwm_delta = (statistics.median(r["hwm_mb"] for r in found["all"])
                      - statistics.median(r["hwm_mb"] for r in found["en"]))
-        print(f"  catalogs / English only: start-up ×{ready_ratio:.2f}, peak RSS {hwm_delta:+.1f} MB")
+        print(f"  all languages / English only: start-up ×{ready_ratio:.2f}, peak RSS {hwm_delta:+.1f} MB")
         timings = replies(args.replies, url)
     print(f"per reply through Core.handle on SQLite, {args.replies} each (ms):")
     for command in ("!help", "!proposals"):
