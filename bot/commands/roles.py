@@ -226,7 +226,8 @@ def elect(ctx: Context, role: str, method: str | None, secret: str | None) -> No
     settings = ctx.settings
     proposal = rules.open_proposal(
         ctx.session, group_id=ctx.group_id, author_id=ctx.member_id,
-        title=f"Election: {found.name} ({seats} seat{'s' if seats != 1 else ''})", details=None,
+        title=ngettext("Election: {role} ({count} seat)", "Election: {role} ({count} seats)", seats).format(
+            role=found.name, count=seats), details=None,
         rule=settings.rule, quorum=settings.quorum, options=_labels(candidates), now=ctx.now,
         duration=settings.vote_duration, kind="election", role_id=found.id,
         candidates={"member_ids": [m.id for m in candidates], "seats": seats},
@@ -246,7 +247,8 @@ def renew(ctx: Context, role: str, member) -> None:
     duration = _until_end(ctx, mandate)
     proposal = rules.open_proposal(
         ctx.session, group_id=ctx.group_id, author_id=ctx.member_id,
-        title=f"Renew {holder.display_name} as {found.name} for another term", details=None,
+        title=_("Renew {member} as {role} for another term").format(member=holder.display_name, role=found.name),
+        details=None,
         rule=ctx.settings.rule, quorum=ctx.settings.quorum, options=None, now=ctx.now, duration=duration,
         kind="renewal", role_id=found.id, subject_member_id=holder.id)
     _post_card(ctx, proposal)
@@ -266,7 +268,8 @@ def recall(ctx: Context, role: str, member_and_reason: str | None) -> None:
     _no_open(ctx, found, "recall", holder)
     proposal = rules.open_proposal(
         ctx.session, group_id=ctx.group_id, author_id=ctx.member_id,
-        title=f"Recall {holder.display_name} from {found.name}", details=reason, rule=ctx.settings.rule,
+        title=_("Recall {member} from {role}").format(member=holder.display_name, role=found.name),
+        details=reason, rule=ctx.settings.rule,
         quorum=ctx.settings.quorum, options=None, now=ctx.now, duration=ctx.settings.vote_duration,
         kind="recall", role_id=found.id, subject_member_id=holder.id)
     _post_card(ctx, proposal)

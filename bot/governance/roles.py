@@ -295,9 +295,11 @@ def open_appointment(session: Session, role: Role, member_id: int, now: datetime
     if any(p.subject_member_id == member_id for p in pending):
         return None
     member = session.get(Member, member_id)
+    # The bot's own title and details are written in the group's language, like a member's.
+    title = _("Seat {member} as {role}").format(member=member.display_name, role=role.name)
     return open_proposal(
-        session, group_id=role.group_id, author_id=member_id, title=f"Seat {member.display_name} as {role.name}",
-        details="A volunteer takes the seat unless someone blocks.", rule="consent", quorum=Quorum(0, False),
+        session, group_id=role.group_id, author_id=member_id, title=title,
+        details=_("A volunteer takes the seat unless someone blocks."), rule="consent", quorum=Quorum(0, False),
         options=None, now=now, duration=duration, kind="appointment", role_id=role.id, subject_member_id=member_id)
 
 
