@@ -33,7 +33,7 @@ from bot.governance.renewals import TITLE as RENEWAL_TITLE
 from bot.governance.settings import GroupSettings
 from bot.groups import Directory
 from bot.i18n import N_, _
-from bot.transparency import END_REASONS, settings_of
+from bot.transparency import END_REASONS
 from storage.models import Audit, Group, Mandate, Member, Role
 
 RECENT = timedelta(days=90)  # mandates that ended this recently stay in the feed
@@ -178,7 +178,7 @@ def _names(session: Session, group_id: int) -> dict[int, str]:
 
 def group_feed(session: Session, directory: Directory, group_id: int, now: datetime) -> bytes:
     group = session.get(Group, group_id)
-    settings = settings_of(session, directory, group_id)
+    settings = directory.read_settings(session, group_id)
     names = _names(session, group_id)
     with i18n.speaking(settings.language):
         calendar = _calendar(group.title or _("Commons group"), settings.timezone.key)
@@ -193,7 +193,7 @@ def personal_feed(session: Session, directory: Directory, platform: str, user_id
     """A member's terms, and the open proposals and coming assemblies of each group they are in."""
     own = languages.chosen(session, platform, user_id)
     memberships = directory.memberships(session, platform, user_id)
-    spoken = {membership.group_id: settings_of(session, directory, membership.group_id) for membership in memberships}
+    spoken = {membership.group_id: directory.read_settings(session, membership.group_id) for membership in memberships}
     # As in a private chat: the person's own language, else their groups' if they all speak one.
     common = {settings.language for settings in spoken.values()}
     with i18n.speaking(own or (common.pop() if len(common) == 1 else directory.defaults.get("language"))):

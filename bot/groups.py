@@ -47,6 +47,9 @@ _MEMBERSHIPS = (select(_groups.id, _groups.title, _groups.platform, _groups.chat
                        _members.active).order_by(_groups.id))
 
 
+_SETTINGS = select(GroupSetting.key, GroupSetting.value).where(GroupSetting.group_id == bindparam("group_id"))
+
+
 class Directory:
     def __init__(self, defaults: Mapping[str, str]) -> None:
         self.defaults = dict(defaults)
@@ -194,11 +197,14 @@ class Directory:
         cached = self._settings.get(group_id)
         if cached is not None:
             return cached
-        rows = session.scalars(select(GroupSetting).where(GroupSetting.group_id == group_id))
-        values = self.defaults | {row.key: row.value for row in rows}
-        settings = GroupSettings.from_values(values)
-        self._settings[group_id] = settings
+        settings = self._settings[group_id] = self.read_settings(session, group_id)
         return settings
+
+    def read_settings(self, session: Session, group_id: int) -> GroupSettings:
+        """The group's settings read afresh, leaving the cache alone (for a thread other than the
+        core's: what it cached just after a `set` committed would stay stale for the core)."""
+        rows = session.connection().execute(_SETTINGS, {"group_id": group_id}).all()
+        return GroupSettings.from_values(self.defaults | dict(rows))
 
     def forget_settings(self, group_id: int) -> None:
         self._settings.pop(group_id, None)

@@ -38,16 +38,15 @@ from bot.clock import Clock
 from bot.governance import assemblies, audits, ledger, needs, record, reviews, roles, voting
 from bot.governance import proposals as rules
 from bot.governance.chain import Head
-from bot.governance.settings import GroupSettings
 from bot.groups import Directory
 from bot.i18n import N_
 from bot.render import exports
+from bot.render.proposals import OUTCOME_WORDS
 from storage.db import Database
 from storage.models import (
     Decision,
     FeedToken,
     Group,
-    GroupSetting,
     LedgerEntry,
     Mandate,
     Member,
@@ -174,23 +173,10 @@ def person_for_token(session: Session, token: str) -> tuple[str, str] | None:
     return row.platform, row.user_id
 
 
-def settings_of(session: Session, directory: Directory, group_id: int) -> GroupSettings:
-    """The group's settings, as `Directory.settings` reads them but without filling its cache: pages are
-    read on a thread of their own, and a value cached there just after a `set` committed (and the core
-    dropped the old one) would stay stale for the core."""
-    rows = session.connection().execute(_SETTINGS, {"group_id": group_id}).all()
-    return GroupSettings.from_values(directory.defaults | dict(rows))
-
-
-_SETTINGS = select(GroupSetting.key, GroupSetting.value).where(GroupSetting.group_id == bindparam("group_id"))
-
-
 # What the page shows -----------------------------------------------------------------------------
 # Words stored as data (outcomes, rules, reasons …), marked for the catalog and translated where shown.
 
-OUTCOMES = {voting.PASSED: N_("passed"), voting.REJECTED: N_("rejected"), voting.BLOCKED: N_("blocked"),
-            voting.NO_QUORUM: N_("no quorum"), voting.CHOSEN: N_("chosen"), voting.TIE: N_("tie"),
-            voting.WITHDRAWN: N_("withdrawn")}
+OUTCOMES = OUTCOME_WORDS  # as the chat's outcome lines name them
 STANCES = {voting.YES: N_("yes"), voting.NO: N_("no"), voting.ABSTAIN: N_("abstain"), voting.BLOCK: N_("block")}
 RULE_NAMES = {"majority": N_("majority"), "two-thirds": N_("two-thirds"), "consent": N_("consent"),
               "consensus": N_("consensus")}
@@ -453,7 +439,7 @@ _BOOKS = select(func.min(LedgerEntry.recorded_at), func.max(LedgerEntry.number))
 def build_page(session: Session, directory: Directory, group_id: int, now: datetime) -> Page:
     """Everything the members' page shows, read in one transaction."""
     group = session.get(Group, group_id)
-    settings = settings_of(session, directory, group_id)
+    settings = directory.read_settings(session, group_id)
     zone = settings.timezone
     connection, by_group = session.connection(), {"group_id": group_id}
     names = dict(connection.execute(_NAMES, by_group).all())
@@ -631,7 +617,7 @@ def download(session: Session, directory: Directory, group_id: int, name: str, n
     if name not in ("decisions.csv", "decisions.md"):
         return None
     rows = reviews.whole_log(session, group_id)
-    zone = settings_of(session, directory, group_id).timezone
+    zone = directory.read_settings(session, group_id).timezone
     if name == "decisions.md":
         group = session.get(Group, group_id)
         return Download("decision-log.md", "text/markdown; charset=utf-8",
@@ -653,7 +639,7 @@ def chart(session: Session, directory: Directory, group_id: int, name: str, now:
     wanted = _LEDGER_CHART.fullmatch(name)
     if wanted is None or not 1 <= int(wanted[1][5:]) <= 12:
         return None
-    settings = settings_of(session, directory, group_id)
+    settings = directory.read_settings(session, group_id)
     shown = ledger.statement(session, group_id, wanted[1], settings.timezone)
     if not shown.entries:
         return None
