@@ -27,6 +27,7 @@ HELP = """Console room commands:
   :as NAME     speak as another member (they join the room)
   :wait 3d     move the simulated clock forward (30s 15m 12h 3d 2w 6mo 1y)
   :who         who is in the room
+  :room NAME   go to another room (another group: federations), :room alone back to the first
   :dm TEXT     say TEXT to the bot privately, as the current member (e.g. :dm need "…" group=#1)
   :help        this text        :quit  leave
 Everything else is sent to the room; bot commands start with ! (try !help)."""
@@ -54,7 +55,8 @@ class ConsoleAdapter:
         if isinstance(action, SendMessage):
             message_id = f"m{next(self._ids)}"
             private = action.chat.chat_id.startswith(PRIVATE)
-            self._print(f"bot → {action.chat.chat_id[len(PRIVATE):]} (private)" if private else "bot", action.text)
+            self._print(f"bot → {action.chat.chat_id[len(PRIVATE):]} (private)" if private else _bot_in(action.chat),
+                        action.text)
             if action.choices:
                 self.write("      " + " ".join(f"[{choice.label}]" for choice in action.choices))
             return message_id
@@ -66,7 +68,7 @@ class ConsoleAdapter:
         elif isinstance(action, DirectMessage):
             self._print(f"bot → {action.user.user_id} (private)", action.text)
         elif isinstance(action, (SendImage, SendFile)):
-            self._print("bot", action.caption or RichText(html=""))
+            self._print(_bot_in(action.chat), action.caption or RichText(html=""))
             self.write(f"      📎 {self._save(action.filename, action.data)}")
         return None
 
@@ -85,8 +87,14 @@ class ConsoleAdapter:
         return str(path)
 
 
+def _bot_in(chat: ChatRef) -> str:
+    """The bot's header in a room: "bot" in the first room, "bot [north]" in another."""
+    return "bot" if chat == ROOM else f"bot [{chat.chat_id}]"
+
+
 class ConsoleRoom:
-    """Turns typed lines into events for one room; `:wait` moves the clock via `advance`."""
+    """Turns typed lines into events for a room (`:room` moves to another one, a group of its
+    own); `:wait` moves the clock via `advance`."""
 
     def __init__(self, adapter: ConsoleAdapter, sink: Sink,
                  advance: Callable[[timedelta], Awaitable[None]], member: str = "alice") -> None:
@@ -94,7 +102,8 @@ class ConsoleRoom:
         self.sink = sink
         self.advance = advance
         self.member = member
-        self.members: set[str] = set()
+        self.chat = ROOM
+        self.members: set[tuple[ChatRef, str]] = set()
         self._events = itertools.count(1)
         self.session = uuid.uuid4().hex[:12]  # keeps event ids unique across console runs
 
@@ -108,8 +117,9 @@ class ConsoleRoom:
         if not line.strip():
             return True
         await self._join(self.member)
-        await self.sink(CommandMessage(chat=ROOM, sender=self._user(self.member), sender_name=self.member,
-                                       text=line, event_id=self._event_id(), chat_title="Console room"))
+        title = "Console room" if self.chat == ROOM else self.chat.chat_id
+        await self.sink(CommandMessage(chat=self.chat, sender=self._user(self.member), sender_name=self.member,
+                                       text=line, event_id=self._event_id(), chat_title=title))
         return True
 
     async def _meta(self, line: str) -> bool:
@@ -133,18 +143,24 @@ class ConsoleRoom:
             await self.sink(CommandMessage(chat=ChatRef(platform=PLATFORM, chat_id=PRIVATE + self.member.lower()),
                                            sender=self._user(self.member), sender_name=self.member, text=rest,
                                            event_id=self._event_id(), is_private=True))
+        elif verb == "room":
+            name = rest.split()[0][:40].lower() if rest else ROOM.chat_id
+            self.chat = ChatRef(platform=PLATFORM, chat_id=name)
+            self.adapter.write(f"  (you are now in {name})")
         elif verb == "who":
-            self.adapter.write(f"  (in the room: {', '.join(sorted(self.members)) or 'nobody yet'})")
+            here = sorted(name for chat, name in self.members if chat == self.chat)
+            self.adapter.write(f"  (in the room: {', '.join(here) or 'nobody yet'})")
         else:
             self.adapter.write(HELP)
         return True
 
     async def _join(self, name: str) -> None:
-        if name in self.members:
+        if (self.chat, name) in self.members:
             return
-        self.members.add(name)
-        await self.sink(MemberJoined(chat=ROOM, user=self._user(name), display_name=name,
-                                     event_id=f"join-{self.session}-{name}"))
+        self.members.add((self.chat, name))
+        room = "" if self.chat == ROOM else f"{self.chat.chat_id}-"
+        await self.sink(MemberJoined(chat=self.chat, user=self._user(name), display_name=name,
+                                     event_id=f"join-{self.session}-{room}{name}"))
 
     @staticmethod
     def _user(name: str) -> UserRef:

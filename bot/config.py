@@ -156,7 +156,7 @@ _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "digest": ((), 'a weekday and time in quotes, like "mon 09:00", or "off"'),
     "audit_window": ((), DURATION),
     "audit_areas": ((list,), 'a list of areas, like ["food", "housing"]'),
-    "audit_draw": ((bool,), ON_OFF),
+    "audit_draw": ((bool,), ON_OFF + ', or "federation"'),
     "draw_window": ((), DURATION),
     "currency": ((), 'a three-letter currency code in quotes, like "EUR"'),
     "ledger_role": ((), '"anyone" or a role name in quotes'),
@@ -167,6 +167,8 @@ _FORMS: dict[str, tuple[tuple[type, ...], str]] = {
     "assembly_reminders": ((list,), 'a list of durations, like ["2d", "1h"], or "off"'),
     "rotation_prefers_new": ((bool,), ON_OFF),
     "language": ((), 'a language code in quotes, like "en", "es" or "pt_BR"'),
+    "federation_rule": ((), '"majority", "two-thirds" or "consensus" (of the federation\'s groups)'),
+    "split_at": ((int,), 'a number of members, like 150, or "off"'),
 }
 _LIST_SEPARATOR = {"mandate_warnings": " ", "audit_areas": ", ", "assembly_reminders": " "}
 
@@ -223,6 +225,8 @@ class DefaultsConfig(Section):
     assembly_reminders: str = "2d 1h"
     rotation_prefers_new: str = "on"
     language: str = "en"
+    federation_rule: str = "majority"
+    split_at: str = "150"
 
     @field_validator("*", mode="before")
     @classmethod

@@ -62,7 +62,8 @@ class Context:
         return member
 
     def user_of(self, member: Member) -> UserRef:
-        return UserRef(platform=self.chat.platform, user_id=member.user_id)
+        """The account a member is reached at (in a group linked across platforms, maybe not this chat's)."""
+        return account_of(member)
 
     def reply(self, text: RichText, choices: tuple[Choice, ...] = (), track: str | None = None,
               choices_do: str = "vote") -> None:
@@ -116,6 +117,10 @@ class Context:
     def usage_of(self, name: str) -> str:
         command = self.registry.find(name)
         return command.usage(self.prefix) if command else f"{self.prefix}{name}"
+
+
+def account_of(member: Member) -> UserRef:
+    return UserRef(platform=member.platform, user_id=member.user_id)
 
 
 def memberships_named(memberships: list[Membership], wanted: str) -> list[Membership]:

@@ -124,7 +124,8 @@ class Directory:
             select(Member).where(Member.group_id == group_id, Member.user_id == user.user_id)
         ).first()
         if member is None:
-            member = Member(group_id=group_id, user_id=user.user_id, display_name=name, joined_at=now)
+            member = Member(group_id=group_id, user_id=user.user_id, platform=user.platform, display_name=name,
+                            joined_at=now)
             session.add(member)
             session.flush()
         else:

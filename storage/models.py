@@ -44,6 +44,10 @@ class Member(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     group_id: int = Field(foreign_key="groups.id", index=True)
     user_id: str = Field(max_length=255)
+    # The platform of `user_id`: a group linked across platforms has members from each. (User ids of
+    # different platforms never look alike — "@ana:example.org", "123456" — so the unique key stays
+    # (group_id, user_id).)
+    platform: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     display_name: str = Field(max_length=255)
     active: bool = True
     joined_at: datetime = _when()
@@ -108,6 +112,10 @@ class Proposal(SQLModel, table=True):
     review_seconds: int | None = None
     # A review ("Keep #12 …?"): the proposal whose decision it reviews.
     review_of: int | None = Field(default=None, foreign_key="proposals.id")
+    # This group's copy of a question put to the whole federation (`share=federation`).
+    question_id: int | None = Field(default=None, foreign_key="federation_questions.id", index=True)
+    # `federation join` / `federation leave` / `mandate`: the federation it is about.
+    federation_id: int | None = Field(default=None, foreign_key="federations.id")
 
 
 class Ballot(SQLModel, table=True):
@@ -315,6 +323,10 @@ class Role(SQLModel, table=True):
     # `role add … sunset=6mo`: at this date the role goes to a renewal review of its own, and is
     # retired unless the group keeps it (bot.governance.renewals).
     sunset_at: datetime | None = _when(nullable=True, index=True)
+    # `delegate=yes`: the holder speaks for the group in its federation, within `mandate`
+    # (set by a group decision; ends with the holder's mandate, a recall included).
+    delegate: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    mandate: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Mandate(SQLModel, table=True):
@@ -419,6 +431,8 @@ class Need(SQLModel, table=True):
     # When an unclaimed need is posted again (once); cleared when claimed or closed.
     nudge_at: datetime | None = _when(nullable=True)
     nudged_at: datetime | None = _when(nullable=True)
+    # `share=federation`: this group's copy of another group's need (claims go to the original).
+    shared_of: int | None = Field(default=None, foreign_key="needs.id", index=True)
 
 
 class NeedEvent(SQLModel, table=True):
@@ -733,3 +747,82 @@ class FeedToken(SQLModel, table=True):
     token: str = Field(max_length=64)
     token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     created_at: datetime = _when()
+
+
+class GroupChat(SQLModel, table=True):
+    """A further chat of one group: a Telegram group linked to a Matrix room (`link platform`).
+    The group's first chat stays on its `groups` row."""
+
+    __tablename__ = "group_chats"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    chat_id: str = Field(primary_key=True, max_length=255)
+    group_id: int = Field(foreign_key="groups.id", index=True)
+    linked_at: datetime = _when()
+
+
+class LinkedAccount(SQLModel, table=True):
+    """One person's accounts on several platforms (`link me`): accounts with the same `person`
+    are one member wherever they meet."""
+
+    __tablename__ = "linked_accounts"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(primary_key=True, max_length=255)
+    person: str = Field(max_length=32, index=True)
+    linked_at: datetime = _when()
+
+
+class LinkCode(SQLModel, table=True):
+    """A code given out to be typed elsewhere: to link a chat, an account or to join a federation.
+    Only its hash is kept; it works until `expires_at`, once (`used_at`) unless `reusable`."""
+
+    __tablename__ = "link_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    purpose: str = Field(max_length=16)  # platform | account | federation
+    platform: str = Field(max_length=32)  # where it was given
+    user_id: str = Field(max_length=255)  # to whom
+    group_id: int | None = Field(default=None, foreign_key="groups.id")
+    federation_id: int | None = Field(default=None, foreign_key="federations.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_at: datetime | None = _when(nullable=True)
+
+
+class Federation(SQLModel, table=True):
+    """Independent groups that put questions to each other and send recallable delegates."""
+
+    __tablename__ = "federations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    created_at: datetime = _when()
+
+
+class FederationGroup(SQLModel, table=True):
+    """A group's place in a federation (one federation per group)."""
+
+    __tablename__ = "federation_groups"
+
+    group_id: int = Field(foreign_key="groups.id", primary_key=True)
+    federation_id: int = Field(foreign_key="federations.id", index=True)
+    joined_at: datetime = _when()
+
+
+class FederationQuestion(SQLModel, table=True):
+    """A question put to every group of a federation: each group decides its own copy (a
+    proposal with `question_id`) by its own rule; the federation's outcome counts the groups."""
+
+    __tablename__ = "federation_questions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    federation_id: int = Field(foreign_key="federations.id", index=True)
+    origin_group_id: int = Field(foreign_key="groups.id")
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    rule: str = Field(max_length=16)  # of groups: majority | two-thirds | consensus
+    opened_at: datetime = _when()
+    decided_at: datetime | None = _when(nullable=True)
+    outcome: str | None = Field(default=None, max_length=32)
+    groups_for: int | None = None
+    groups_total: int | None = None

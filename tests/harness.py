@@ -41,9 +41,13 @@ class Room:
     async def stop(self) -> None:
         await self.session.stop()
 
-    async def say(self, line: str, as_: str | None = None) -> str:
-        """What the bot printed in answer to one line, as text."""
+    async def say(self, line: str, as_: str | None = None, room: str | None = None) -> str:
+        """What the bot printed in answer to one line, as text (`room=`: said in that room, a group
+        of its own, which stays the current room; "room" is the first one)."""
         mark = len(self.output)
+        if room is not None:
+            await self.session.room.say(f":room {room}")
+            mark = len(self.output)
         await self.session.room.say(line, as_=as_)
         return "\n".join(self.output[mark:])
 
@@ -90,6 +94,12 @@ def messages(output: str) -> list[str]:
 
 def group_messages(output: str) -> list[str]:
     return [m for m in messages(output) if "(private)" not in m.split("\n")[0]]
+
+
+def in_room(output: str, room: str) -> list[str]:
+    """The bot's messages posted in one room ("room" is the first one)."""
+    header = "  bot ▸" if room == "room" else f"  bot [{room}] ▸"
+    return [m for m in messages(output) if m.startswith(header)]
 
 
 def private_to(output: str, name: str) -> list[str]:

@@ -20,6 +20,8 @@ from bot.governance.voting import RULE_ALIASES, RULES
 from bot.i18n import N_, _
 from bot.money import CURRENCY, MoneyError, parse_cents
 
+GROUP_RULES = ("majority", "two-thirds", "consensus")  # how many of a federation's groups must pass
+
 
 def _duration(text: str) -> str:
     try:
@@ -186,6 +188,33 @@ def _durations_or_off(text: str) -> str:
     return _durations(text)
 
 
+def _audit_draw(text: str) -> str:
+    """on, off, or federation: the auditor drawn among the members of the federation's other groups."""
+    value = text.strip().lower()
+    if value == "federation":
+        return value
+    try:
+        return _on_off(value)
+    except ArgError:
+        raise ArgError(_("say on, off or federation")) from None
+
+
+def _group_rule(text: str) -> str:
+    value = text.strip().lower()
+    if value not in GROUP_RULES:
+        raise ArgError(_("choose one of {rules}").format(rules=", ".join(GROUP_RULES)))
+    return value
+
+
+def _split_at(text: str) -> str:
+    value = text.strip().lower()
+    if value in ("off", "no", "none", "0"):
+        return "off"
+    if not value.isdigit() or not 10 <= int(value) <= 100_000:
+        raise ArgError(_("give a number of members from 10 up, like 150, or off"))
+    return str(int(value))
+
+
 def _language(text: str) -> str:
     language = i18n.normalise(text)
     if language is None:
@@ -229,8 +258,9 @@ SPECS: dict[str, SettingSpec] = {
                     _weekly),
         SettingSpec("audit_window", N_("how long members have to report figures for an audit"), "7d", _duration),
         SettingSpec("audit_areas", N_("the areas of life audits ask about"), "food, housing, childcare", _areas),
-        SettingSpec("audit_draw", N_("draw an auditor by lot (not a current role holder) for each audit"), "on",
-                    _on_off),
+        SettingSpec("audit_draw", N_("draw an auditor by lot for each audit (not a current role holder): on, off, "
+                                     "or federation to draw among the federation's other groups"), "federation",
+                    _audit_draw),
         SettingSpec("draw_window", N_("how long members may add randomness to a lottery before it is drawn"), "10m",
                     _duration),
         SettingSpec("currency", N_("the currency of the group's books"), "EUR", _currency),
@@ -248,6 +278,10 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("language", N_("the language the bot speaks in the group"), "es", _language),
         SettingSpec("rotation_prefers_new", N_("members who never facilitated or took minutes are drawn first"), "on",
                     _on_off),
+        SettingSpec("federation_rule", N_("how many of a federation's groups must pass a shared proposal (the "
+                                          "strictest of its groups' choices applies)"), "two-thirds", _group_rule),
+        SettingSpec("split_at", N_("suggest splitting into federated cells when the group passes this many members, "
+                                   "or off"), "150", _split_at),
     )
 }
 
@@ -269,6 +303,7 @@ class GroupSettings:
     audit_window: timedelta
     audit_areas: tuple[str, ...]
     audit_draw: bool
+    audit_from_federation: bool  # `audit_draw federation`: the auditor comes from another group
     draw_window: timedelta
     currency: str
     ledger_role: str
@@ -279,6 +314,8 @@ class GroupSettings:
     assembly_reminders: tuple[timedelta, ...]  # longest first; () when off
     rotation_prefers_new: bool
     language: str
+    federation_rule: str  # majority | two-thirds | consensus (of groups)
+    split_at: int | None  # None: off
     raw: Mapping[str, str]
 
     @classmethod
@@ -296,7 +333,8 @@ class GroupSettings:
             digest=_weekly_parts(values["digest"]),
             audit_window=parse_duration(values["audit_window"]),
             audit_areas=tuple(values["audit_areas"].split(", ")),
-            audit_draw=values["audit_draw"] == "on",
+            audit_draw=values["audit_draw"] in ("on", "federation"),
+            audit_from_federation=values["audit_draw"] == "federation",
             draw_window=parse_duration(values["draw_window"]),
             currency=values["currency"],
             ledger_role=values["ledger_role"],
@@ -308,6 +346,8 @@ class GroupSettings:
                 parse_duration(v) for v in values["assembly_reminders"].split()),
             rotation_prefers_new=values["rotation_prefers_new"] == "on",
             language=values["language"],
+            federation_rule=values["federation_rule"],
+            split_at=None if values["split_at"] == "off" else int(values["split_at"]),
             raw=dict(values),
         )
 
