@@ -55,6 +55,7 @@ class Core:
         self.directory = Directory(defaults)
         # How commands are written on each platform, for usage lines and hints (configuration).
         self.prefixes = dict(prefixes or {})
+        outbox.use_prefixes(self.prefixes, frozenset(name.split(" ")[0] for name in registry.commands))
 
     def prefix_for(self, platform: str) -> str:
         return self.prefixes.get(platform, "!")
@@ -154,7 +155,8 @@ class Core:
                     roles.require_role(session, ctx.group_id, getattr(ctx.settings, command.gate), ctx.member_id,
                                        command.task, prefix)
                 command.handler(ctx, **arguments)
-                outgoing = outbox.add_all(session, ctx.actions, group_id=ctx.group_id, now=now, sealed=ctx.sealed)
+                outgoing = outbox.add_all(session, ctx.actions, group_id=ctx.group_id, now=now, sealed=ctx.sealed,
+                                          origin=event.chat)
         except Replayed:
             return []
         except CommandError as error:
@@ -191,7 +193,7 @@ class Core:
             with self.db.transaction() as session:
                 self._claim(session, event.chat.platform, event.event_id, now)
                 group = self.directory.find_group(session, event.chat)
-                member = group and self.directory.find_member(session, group.id, event.sender.user_id)
+                member = group and self.directory.find_member(session, group.id, event.sender)
                 if member is None:
                     return []
                 proposal = rules.find(session, group.id, arguments["number"])
@@ -213,7 +215,7 @@ class Core:
             with self.db.transaction() as session:
                 self._claim(session, event.chat.platform, event.event_id, now)
                 group = self.directory.find_group(session, event.chat)
-                member = group and self.directory.find_member(session, group.id, event.sender.user_id)
+                member = group and self.directory.find_member(session, group.id, event.sender)
                 if member is not None:
                     assemblies.support(session, assemblies.find_item(session, group.id, number), member, now,
                                        back=False)
@@ -272,8 +274,9 @@ class Core:
                     self.directory.member_for(session, group.id, event.user, event.display_name, now,
                                               after_commit.append)
                 else:
-                    member = self.directory.find_member(session, group.id, event.user.user_id)
-                    if member is not None:
+                    member = self.directory.find_member(session, group.id, event.user)
+                    # Leaving one chat of a linked group, as the person's other account: still a member.
+                    if member is not None and member.user_id == event.user.user_id:
                         member.active = False
                     after_commit.append(partial(self.directory.forget_member, group.id, event.user.user_id))
         except Replayed:
@@ -306,9 +309,7 @@ class Core:
         with self.db.transaction() as session:
             outbox.mark_sent(session, ids, self.clock.now())
             for chat, key, message_id in tracked:
-                group_id = self.directory.group_id_for(session, chat)
-                if group_id is not None:
-                    self.directory.remember_message(session, group_id, key, message_id)
+                self.directory.remember_message(session, chat, key, message_id)
 
     def delivery_failed(self, item_id: int, error: str, permanent: bool, max_attempts: int) -> int:
         """Count a failed attempt; the last one allowed, or a permanent error, marks the action
@@ -322,8 +323,7 @@ class Core:
     def tracked_message(self, chat: ChatRef, key: str) -> str | None:
         """The platform id of a tracked message, once it was sent."""
         with self.db.transaction() as session:
-            group_id = self.directory.group_id_for(session, chat)
-            return None if group_id is None else self.directory.message_id(session, group_id, key)
+            return self.directory.message_id(session, chat, key)
 
     def awaits_send(self, target: str) -> bool:
         with self.db.transaction() as session:

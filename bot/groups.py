@@ -8,6 +8,7 @@ the only source of truth for everything that can change.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import NamedTuple
@@ -18,7 +19,7 @@ from sqlmodel import Session
 from bot.events import ChatRef, UserRef
 from bot.governance import audits
 from bot.governance.settings import GroupSettings
-from storage.models import BotMessage, Group, GroupSetting, Member, MemberLanguage
+from storage.models import BotMessage, Group, GroupChat, GroupSetting, LinkedAccount, Member, MemberLanguage
 
 MAX_NAME = 120
 _messages = BotMessage.__table__.c
@@ -40,11 +41,26 @@ class Membership(NamedTuple):
 
 
 # Built once, on the tables (no ORM objects): every command sent privately (a secret vote) runs it.
-_groups, _members = Group.__table__.c, Member.__table__.c
+_groups, _members, _chats = Group.__table__.c, Member.__table__.c, GroupChat.__table__.c
+_accounts = LinkedAccount.__table__
+# A person's accounts: this one, and those linked to it (`link me`).
+_PERSON = (select(_accounts.c.person).where(_accounts.c.platform == bindparam("platform"),
+                                            _accounts.c.user_id == bindparam("user_id")).scalar_subquery())
+_SAME_PERSON = select(_accounts.c.user_id).where(_accounts.c.person == _PERSON)
 _MEMBERSHIPS = (select(_groups.id, _groups.title, _groups.platform, _groups.chat_id, _members.id)
                 .join_from(Group.__table__, Member.__table__, _members.group_id == _groups.id)
-                .where(_groups.platform == bindparam("platform"), _members.user_id == bindparam("user_id"),
-                       _members.active).order_by(_groups.id))
+                .where(_members.active,
+                       (_members.user_id == bindparam("user_id"))
+                       | _members.user_id.in_(_SAME_PERSON))
+                .order_by(_groups.id))
+_LINKED_MEMBER = (select(Member).where(Member.group_id == bindparam("group_id"),
+                                       Member.user_id.in_(_SAME_PERSON))
+                  .order_by(Member.active.desc(), Member.id))
+# A chat linked to a group (`link platform`), and a group's further chats.
+_LINKED_GROUP = select(_chats.group_id).where(_chats.platform == bindparam("platform"),
+                                              _chats.chat_id == bindparam("chat_id"))
+_FURTHER_CHATS = (select(_chats.platform, _chats.chat_id).where(_chats.group_id == bindparam("group_id"))
+                  .order_by(_chats.linked_at, _chats.platform))
 
 
 _SETTINGS = select(GroupSetting.key, GroupSetting.value).where(GroupSetting.group_id == bindparam("group_id"))
@@ -62,13 +78,35 @@ class Directory:
     # groups -----------------------------------------------------------------
 
     def find_group(self, session: Session, chat: ChatRef) -> Group | None:
+        """The group a chat belongs to: a chat linked to another group's belongs to that one (its
+        own group row, if it had one before, stays behind with nothing left in it)."""
         cached = self._groups.get((chat.platform, chat.chat_id))
         if cached is not None:
             return session.get(Group, cached)
-        group = session.scalars(
+        linked = session.connection().execute(_LINKED_GROUP, {"platform": chat.platform,
+                                                              "chat_id": chat.chat_id}).scalar()
+        if linked is not None:
+            return session.get(Group, linked)
+        return self.own_group(session, chat)
+
+    @staticmethod
+    def own_group(session: Session, chat: ChatRef) -> Group | None:
+        """The group row first made for this chat, linked elsewhere since or not."""
+        return session.scalars(
             select(Group).where(Group.platform == chat.platform, Group.chat_id == chat.chat_id)
         ).first()
-        return group
+
+    @staticmethod
+    def chats_of(session: Session, group: Group) -> list[ChatRef]:
+        """Every chat of a group: its first, then those linked to it."""
+        further = session.connection().execute(_FURTHER_CHATS, {"group_id": group.id})
+        return [ChatRef(platform=group.platform, chat_id=group.chat_id)] + [
+            ChatRef(platform=platform, chat_id=chat_id) for platform, chat_id in further]
+
+    def forget_chat(self, chat: ChatRef) -> None:
+        """After a link or unlink committed: the chat may belong to another group now."""
+        group_id = self._groups.pop((chat.platform, chat.chat_id), None)
+        self._settings.pop(group_id, None)
 
     def group_id_for_event(self, session: Session, chat: ChatRef, title: str | None, now: datetime,
                            after_commit: Callable[[Callable[[], None]], None]) -> int:
@@ -120,9 +158,7 @@ class Directory:
         cached = self._members.get(key)
         if cached is not None and cached[1] == name and cached[2]:
             return cached[0]
-        member = session.scalars(
-            select(Member).where(Member.group_id == group_id, Member.user_id == user.user_id)
-        ).first()
+        member = self.find_member(session, group_id, user)
         if member is None:
             member = Member(group_id=group_id, user_id=user.user_id, platform=user.platform, display_name=name,
                             joined_at=now)
@@ -138,18 +174,35 @@ class Directory:
     def forget_member(self, group_id: int, user_id: str) -> None:
         self._members.pop((group_id, user_id), None)
 
-    @staticmethod
-    def find_member(session: Session, group_id: int, user_id: str) -> Member | None:
-        return session.scalars(
-            select(Member).where(Member.group_id == group_id, Member.user_id == user_id)
-        ).first()
+    def forget_members(self) -> None:
+        """After accounts were linked: which member row an account speaks as may have changed."""
+        self._members.clear()
 
     @staticmethod
-    def memberships(session: Session, platform: str, user_id: str) -> list[Membership]:
-        """The groups where this user is an active member (to act on one from a private chat)."""
-        rows = session.connection().execute(_MEMBERSHIPS, {"platform": platform, "user_id": user_id})
-        return [Membership(group_id, title, ChatRef(platform=group_platform, chat_id=chat_id), member_id)
-                for group_id, title, group_platform, chat_id, member_id in rows]
+    def find_member(session: Session, group_id: int, user: UserRef) -> Member | None:
+        """The member an account is in a group: its own row, else the row of an account linked to it
+        (`link me`: one person, one member, whichever account they speak from)."""
+        member = session.scalars(
+            select(Member).where(Member.group_id == group_id, Member.user_id == user.user_id)
+        ).first()
+        if member is not None:
+            return member
+        return session.scalars(_LINKED_MEMBER, {"group_id": group_id, "platform": user.platform,
+                                                "user_id": user.user_id}).first()
+
+    def memberships(self, session: Session, platform: str, user_id: str) -> list[Membership]:
+        """The groups where this person is an active member, from any of their linked accounts (to
+        act on one from a private chat). The chat named is the group's chat on this platform when
+        it has one there."""
+        rows = session.connection().execute(_MEMBERSHIPS, {"platform": platform, "user_id": user_id}).all()
+        found = []
+        for group_id, title, group_platform, chat_id, member_id in rows:
+            chat = ChatRef(platform=group_platform, chat_id=chat_id)
+            if group_platform != platform:
+                group = session.get(Group, group_id)
+                chat = next((c for c in self.chats_of(session, group) if c.platform == platform), chat)
+            found.append(Membership(group_id, title, chat, member_id))
+        return found
 
     @staticmethod
     def resolve_mention(session: Session, group_id: int, text: str) -> Member | None:
@@ -180,17 +233,33 @@ class Directory:
 
     # bot messages -----------------------------------------------------------
 
-    @staticmethod
-    def message_id(session: Session, group_id: int, key: str) -> str | None:
-        return session.connection().execute(_MESSAGE_ID, {"group_id": group_id, "key": key}).scalar()
+    def message_id(self, session: Session, chat: ChatRef, key: str) -> str | None:
+        """The platform id of the bot's message `key` in this chat (a card posted in each of a
+        linked group's chats has one id per chat)."""
+        stored = self._message_key(session, chat, key)
+        if stored is None:
+            return None
+        return session.connection().execute(_MESSAGE_ID, {"group_id": stored[0], "key": stored[1]}).scalar()
 
-    @staticmethod
-    def remember_message(session: Session, group_id: int, key: str, message_id: str) -> None:
-        row = session.get(BotMessage, (group_id, key))
+    def remember_message(self, session: Session, chat: ChatRef, key: str, message_id: str) -> None:
+        stored = self._message_key(session, chat, key)
+        if stored is None:
+            return
+        row = session.get(BotMessage, stored)
         if row is None:
-            session.add(BotMessage(group_id=group_id, key=key, message_id=message_id))
+            session.add(BotMessage(group_id=stored[0], key=stored[1], message_id=message_id))
         else:
             row.message_id = message_id
+
+    def _message_key(self, session: Session, chat: ChatRef, key: str) -> tuple[int, str] | None:
+        group = self.find_group(session, chat)
+        if group is None:
+            return None
+        if (group.platform, group.chat_id) == (chat.platform, chat.chat_id):
+            return group.id, key
+        # A linked chat's messages: the key tagged with the chat (short: keys are at most 64 characters).
+        tag = hashlib.sha256(f"{chat.platform}/{chat.chat_id}".encode()).hexdigest()[:10]
+        return group.id, f"{key}@{tag}"
 
     # settings ---------------------------------------------------------------
 

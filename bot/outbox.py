@@ -6,6 +6,11 @@ about a change that was rolled back, and a crash between the commit and the
 send delivers the action after the restart instead of losing it.
 Announcements carry a dedupe key, so the same announcement is never created
 twice; a pending edit of a message replaces the older pending edit of it.
+
+A group linked across platforms (`link platform`) has several chats: what is said to
+the whole group (an announcement, a card and its edits, the scheduler's charts) is
+recorded once per chat here, so no caller has to know; replies to a command and
+quiet acknowledgements stay in the chat the command came from.
 """
 
 from __future__ import annotations
@@ -17,8 +22,21 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, literal, select, update
 from sqlmodel import Session
 
-from bot.actions import Action, Outgoing, dump_action, load_action, platform_of, target_of
-from storage.models import OutboxItem
+from bot.actions import (
+    Acknowledge,
+    Action,
+    DirectMessage,
+    EditMessage,
+    Outgoing,
+    SendMessage,
+    dump_action,
+    load_action,
+    platform_of,
+    target_of,
+)
+from bot.events import ChatRef, platform_kind
+from bot.render.text import with_prefix
+from storage.models import Group, GroupChat, OutboxItem
 
 _TABLE = OutboxItem.__table__
 _PENDING = and_(_TABLE.c.sent_at.is_(None), _TABLE.c.failed_at.is_(None))
@@ -34,19 +52,90 @@ def _row(action: Action, group_id: int | None, now: datetime, key: str | None, s
 
 
 def add(session: Session, action: Action, *, group_id: int | None, now: datetime,
-        key: str | None = None, sealed: bool = False) -> Outgoing:
-    """Record one action; an edit replaces the older pending edit of the same message."""
-    [item] = _insert(session, [action], [_row(action, group_id, now, key, sealed)])
-    return item
+        key: str | None = None, sealed: bool = False, origin: ChatRef | None = None) -> Outgoing:
+    """Record one action (and its copies for the group's other chats); an edit replaces the older
+    pending edit of the same message. Returns the action's own row."""
+    actions, keys = _for_every_chat(session, [action], group_id, origin, key)
+    items = _insert(session, actions, [_row(a, group_id, now, k, sealed) for a, k in zip(actions, keys, strict=True)])
+    return items[0]
 
 
 def add_all(session: Session, actions: Iterable[Action], *, group_id: int | None, now: datetime,
-            sealed: bool = False) -> list[Outgoing]:
+            sealed: bool = False, origin: ChatRef | None = None) -> list[Outgoing]:
     """Record what one event caused, in one statement (a vote: its acknowledgement and the card edit).
-    Sealed actions are blanked once delivered or given up (see `mark_sent`)."""
-    actions = list(actions)
-    rows = [_row(action, group_id, now, None, sealed) for action in actions]
+    `origin`: the chat of the command that caused them, whose replies stay there. Sealed actions are
+    blanked once delivered or given up (see `mark_sent`)."""
+    actions, keys = _for_every_chat(session, list(actions), group_id, origin, None)
+    rows = [_row(action, group_id, now, key, sealed) for action, key in zip(actions, keys, strict=True)]
     return _insert(session, actions, rows) if actions else []
+
+
+# How each platform writes commands (the core's configuration, see `use_prefixes`), for copies of
+# a message in a linked chat on another platform; and the command words hints may name.
+_prefixes: dict[str, str] = {}
+_commands: frozenset[str] = frozenset()
+
+
+def use_prefixes(prefixes: dict[str, str], commands: frozenset[str]) -> None:
+    _prefixes.update(prefixes)
+    global _commands
+    _commands = commands
+
+
+def _prefix_for(platform: str) -> str:
+    return _prefixes.get(platform) or ("/" if platform_kind(platform) == "telegram" else "!")
+
+
+_chats = GroupChat.__table__.c
+_FURTHER_CHATS = select(_chats.platform, _chats.chat_id).where(_chats.group_id == bindparam("group_id"))
+
+
+def _for_every_chat(session: Session, actions: list[Action], group_id: int | None, origin: ChatRef | None,
+                    key: str | None) -> tuple[list[Action], list[str | None]]:
+    """The actions, each followed by its copies for the group's other chats when it is said to the
+    whole group; with their dedupe keys (a copy's is the original's, tagged with its chat)."""
+    keys: list[str | None] = [key] * len(actions)
+    if group_id is None or not actions:
+        return actions, keys
+    further = [ChatRef(platform=p, chat_id=c)
+               for p, c in session.connection().execute(_FURTHER_CHATS, {"group_id": group_id})]
+    if not further:  # the usual case: a group in one chat
+        return actions, keys
+    group = session.get(Group, group_id)
+    chats = [ChatRef(platform=group.platform, chat_id=group.chat_id), *further]
+    mirrored, mirrored_keys = [], []
+    for action in actions:
+        mirrored.append(action)
+        mirrored_keys.append(key)
+        if not _to_whole_group(action, origin) or action.chat not in chats:
+            continue
+        mirrored[-1] = _copy_to(action, action.chat)  # its hints, too, in its own chat's way
+        for chat in chats:
+            if chat != action.chat:
+                mirrored.append(_copy_to(action, chat))
+                mirrored_keys.append(key and f"{key}>{chat.platform}:{chat.chat_id}"[:255])
+    return mirrored, mirrored_keys
+
+
+def _to_whole_group(action: Action, origin: ChatRef | None) -> bool:
+    if isinstance(action, (Acknowledge, DirectMessage)):
+        return False
+    if isinstance(action, SendMessage):
+        return action.reply_to is None or action.track is not None  # an announcement, or a card
+    if isinstance(action, EditMessage):
+        return action.track is not None  # a card's new tally (an id names one chat's message)
+    return origin is None or action.chat != origin  # a picture or file: not when it answers a command
+
+
+def _copy_to(action: Action, chat: ChatRef) -> Action:
+    """The action for one chat of the group: there, command hints use that platform's prefix (a card
+    a Telegram vote edited says `!vote` in Matrix)."""
+    update: dict = {"chat": chat}
+    if isinstance(action, (SendMessage, EditMessage)):
+        update["text"] = with_prefix(action.text, _prefix_for(chat.platform), _commands)
+    if isinstance(action, SendMessage) and chat != action.chat:
+        update["reply_to"] = None
+    return action.model_copy(update=update)
 
 
 def _insert(session: Session, actions: list[Action], rows: list[dict]) -> list[Outgoing]:

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, unquote
 
+from bot.events import platform_kind
 from bot.render.text import MENTION, MENTION_SCHEME, RichText, mentioned
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ def pill(user_id: str) -> str:
 
 def _pill_link(match: re.Match) -> str:
     user, name = mentioned(match)
+    if platform_kind(user.platform) != "matrix":
+        return name  # a member on another platform (a group linked across platforms): the name alone
     return f'<a href="{pill(user.user_id)}">{name}</a>'
 
 
@@ -62,7 +65,8 @@ def message_content(text: RichText, msgtype: str = "m.notice") -> dict[str, Any]
     content: dict[str, Any] = {"msgtype": msgtype, "body": body}
     if formatted is not None:
         content |= {"format": HTML_FORMAT, "formatted_body": formatted}
-    content["m.mentions"] = {"user_ids": sorted({user.user_id for user in text.mentions})}
+    content["m.mentions"] = {"user_ids": sorted({user.user_id for user in text.mentions
+                                                 if platform_kind(user.platform) == "matrix"})}
     return content
 
 

@@ -12,6 +12,7 @@ from bot.commands import (  # noqa: F401
     mediation,
     needs,
     pages,
+    platforms,
     proposals,
     roles,
     settings,

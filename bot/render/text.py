@@ -182,6 +182,20 @@ def join(texts: Iterable[Piece], separator: str = "\n") -> RichText:
     return RichText(html=separator.join(_markup(text) for text in texts))
 
 
+# A command hint (`!vote`, `/help`) in markup: a prefix not glued to a word, a path, a tag or an entity.
+_HINT = re.compile(r"(?<![\w/!:.<&;])[!/]([a-z][a-z-]*)")
+
+
+def with_prefix(text: RichText, prefix: str, commands: Iterable[str]) -> RichText:
+    """The text with each hint of one of `commands` written with `prefix`: a message written for one
+    platform, said in a chat on another (a group linked across platforms)."""
+    known = frozenset(commands)
+
+    def swap(match: re.Match) -> str:
+        return prefix + match[1] if match[1] in known else match[0]
+    return RichText(html=_HINT.sub(swap, text.html))
+
+
 def addressed(user: UserRef, text: RichText) -> RichText:
     """A message said in a group to one member: `@you: …` (a direct message that could not be sent)."""
     return rich(mention(user, "you"), ": ", text)
