@@ -182,13 +182,13 @@ class Directory:
     def find_member(session: Session, group_id: int, user: UserRef) -> Member | None:
         """The member an account is in a group: its own row, else the row of an account linked to it
         (`link me`: one person, one member, whichever account they speak from)."""
-        member = session.scalars(
+        linked = session.scalars(_LINKED_MEMBER, {"group_id": group_id, "platform": user.platform,
+                                                  "user_id": user.user_id}).first()
+        if linked is not None:  # the person's one member row (the others were retired when linked)
+            return linked
+        return session.scalars(
             select(Member).where(Member.group_id == group_id, Member.user_id == user.user_id)
         ).first()
-        if member is not None:
-            return member
-        return session.scalars(_LINKED_MEMBER, {"group_id": group_id, "platform": user.platform,
-                                                "user_id": user.user_id}).first()
 
     def memberships(self, session: Session, platform: str, user_id: str) -> list[Membership]:
         """The groups where this person is an active member, from any of their linked accounts (to

@@ -146,7 +146,7 @@ def _announce(core: Core, session: Session, group: Group, assembly: Assembly, re
 def tell_job(core: Core, session: Session, group: Group, assembly: Assembly, job: str, member: Member,
              now: datetime) -> None:
     settings = core.directory.settings(session, group.id)
-    user = UserRef(platform=group.platform, user_id=member.user_id)
+    user = UserRef(platform=member.platform, user_id=member.user_id)
     # Nothing in it is private (the agenda, the notes any member can read): where the member cannot be
     # written to privately (Telegram, before they open a chat with the bot), it is said in the group.
     with languages.speaking_to(session, core.directory, user):

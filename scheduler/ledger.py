@@ -102,7 +102,7 @@ def _remind(core: Core, session: Session, group: Group, check: LedgerCheck, now:
     prefix, key = core.prefix_for(group.platform), f"ledger:{group.id}:{check.month}:reminder"
     outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(
         chat=core.directory.chat_of(group), text=render.reminder(check, auditor, group.platform, prefix)))
-    user = UserRef(platform=group.platform, user_id=auditor.user_id)
+    user = UserRef(platform=auditor.platform, user_id=auditor.user_id)
     with languages.speaking_to(session, core.directory, user):
         told = DirectMessage(user=user, text=render.private_reminder(check, group.title, prefix))
     outbox.record(session, key=key + ":dm", group_id=group.id, now=now, action=told)

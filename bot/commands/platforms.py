@@ -10,7 +10,6 @@ from bot.commands.base import command
 from bot.commands.proposals import card_choices, card_text, message_key
 from bot.commands.registry import Positional
 from bot.context import Context
-from bot.events import UserRef
 from bot.governance import codes, linking
 from bot.governance import proposals as rules
 from bot.governance.errors import RuleViolation
@@ -75,8 +74,7 @@ def link_me(ctx: Context, code: str | None) -> None:
         ctx.reply(render.account_code(given, ctx.prefix))
         return
     row = codes.redeem(ctx.session, linking.ACCOUNT, code, ctx.now)
-    merged = linking.link_accounts(ctx.session, row, UserRef(platform=ctx.sender.platform,
-                                                              user_id=ctx.sender.user_id), ctx.now)
+    merged = linking.link_accounts(ctx.session, row, ctx.sender, ctx.now)
     titles = [ctx.session.get(Group, group_id).title or f"#{group_id}" for group_id in merged]
     ctx.reply(render.accounts_linked(titles))
     for group_id in merged:

@@ -41,7 +41,7 @@ class People:
         """A mention of `member`, or `nobody` (English, marked with N_) in italics."""
         if member is None:
             return i(_(nobody))
-        return mention(UserRef(platform=self.platform, user_id=member.user_id), member.display_name)
+        return mention(UserRef(platform=member.platform, user_id=member.user_id), member.display_name)
 
 
 def title_of(assembly: Assembly) -> str:
@@ -228,7 +228,7 @@ def jobs_drawn(assembly: Assembly, platform: str, results: list[draws.Drawn], pr
 
 
 def job_taken(assembly: Assembly, job: str, member: Member, platform: str) -> RichText:
-    who = mention(UserRef(platform=platform, user_id=member.user_id), member.display_name)
+    who = mention(UserRef(platform=member.platform, user_id=member.user_id), member.display_name)
     return RichText(html=_("🙋 {member} is the {job} of {assembly}: nobody else could be drawn.").format(
         member=who, job=_(JOB_NAMES[job]), assembly=title_of(assembly)))
 

@@ -163,7 +163,8 @@ def checker_drawn(check: LedgerCheck, drawn: draws.Drawn, platform: str, prefix:
     text = TextBuilder()
     name = month_name(check.month)
     if drawn.auditor is not None:
-        who = mention(UserRef(platform=platform, user_id=drawn.auditor.user_id), drawn.auditor.display_name)
+        auditor = drawn.auditor
+        who = mention(UserRef(platform=auditor.platform, user_id=auditor.user_id), auditor.display_name)
         text.line(_("🎲 <b>Lottery #{lottery}</b>: {name} checks the books of {month}. Read {statement} (or {csv}), "
                     "then answer {ok} or {concern}.").format(lottery=drawn.lottery.number, name=who, month=name,
                                                              **_commands(check, prefix)))
@@ -176,7 +177,7 @@ def checker_drawn(check: LedgerCheck, drawn: draws.Drawn, platform: str, prefix:
 
 
 def reminder(check: LedgerCheck, auditor: Member, platform: str, prefix: str) -> RichText:
-    who = mention(UserRef(platform=platform, user_id=auditor.user_id), auditor.display_name)
+    who = mention(UserRef(platform=auditor.platform, user_id=auditor.user_id), auditor.display_name)
     return (TextBuilder()
             .line(_("⏳ {name}, the books of {month} are still waiting for your check.")
                   .format(name=who, month=month_name(check.month)))
