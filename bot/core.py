@@ -269,7 +269,7 @@ class Core:
                     self._claim(session, event.chat.platform, event.event_id, now)
                 group = self.directory.group_for(session, event.chat, None, now)
                 if isinstance(event, MemberCount):
-                    group.reported_member_count = event.count
+                    self.directory.report_member_count(session, event.chat, group, event.count)
                 elif isinstance(event, MemberJoined):
                     self.directory.member_for(session, group.id, event.user, event.display_name, now,
                                               after_commit.append)

@@ -221,11 +221,23 @@ class Directory:
 
     @staticmethod
     def member_count(session: Session, group: Group) -> int:
-        """Members for quorum shares: the people we know, or the platform's count if larger."""
+        """Members for quorum shares: the people we know (each once, linked accounts being one
+        member), or a platform's own count if larger. Of a group in several chats, the largest
+        chat's count: a head count cannot tell who is in both chats, but there are at least that many."""
         known = session.scalar(
             select(func.count()).select_from(Member).where(Member.group_id == group.id, Member.active)
         )
-        return max(known, group.reported_member_count or 0)
+        linked = session.scalar(select(func.max(GroupChat.reported_member_count)).where(GroupChat.group_id == group.id))
+        return max(known, group.reported_member_count or 0, linked or 0)
+
+    def report_member_count(self, session: Session, chat: ChatRef, group: Group, count: int) -> None:
+        """A platform's head count of one chat of the group."""
+        if (group.platform, group.chat_id) == (chat.platform, chat.chat_id):
+            group.reported_member_count = count
+            return
+        linked = session.get(GroupChat, (chat.platform, chat.chat_id))
+        if linked is not None:
+            linked.reported_member_count = count
 
     @staticmethod
     def active_member_ids(session: Session, group_id: int) -> list[int]:

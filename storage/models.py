@@ -759,6 +759,7 @@ class GroupChat(SQLModel, table=True):
     chat_id: str = Field(primary_key=True, max_length=255)
     group_id: int = Field(foreign_key="groups.id", index=True)
     linked_at: datetime = _when()
+    reported_member_count: int | None = None  # this chat's own head count (Group has the first chat's)
 
 
 class LinkedAccount(SQLModel, table=True):

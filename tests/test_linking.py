@@ -16,7 +16,7 @@ from bot.actions import DirectMessage, EditMessage, SendMessage, load_action
 from bot.app import build_core
 from bot.clock import ManualClock
 from bot.config import DefaultsConfig
-from bot.events import ChatRef, CommandMessage, UserRef
+from bot.events import ChatRef, CommandMessage, MemberCount, UserRef
 from bot.verify import verify
 from scheduler.jobs import run_due_work
 from storage.models import Ballot, GroupChat, LogEntry, OutboxItem, Proposal
@@ -268,3 +268,21 @@ def test_a_code_survives_a_restart_and_the_link_after_it(chats):
     chats.say(TELEGRAM, ANA_TG, "/vote 1 yes")
     chats.say(MATRIX, ANA, "!vote 1 no")
     assert chats.count(Ballot) == 1
+
+
+def test_quorum_counts_each_member_once_whatever_the_head_counts(chats):
+    chats.link()
+    for user in (BOB, DAN):
+        chats.say(MATRIX if user == BOB else TELEGRAM, user, "!proposals")
+
+    def members() -> int:
+        with chats.core.db.transaction() as session:
+            group = chats.core.directory.find_group(session, MATRIX)
+            return chats.core.directory.member_count(session, group)
+    assert members() == 4  # Ana, Bob (Matrix), Carla, Dan (Telegram)
+    # Each platform counts its own chat; one cannot tell who is in both, so the larger stands.
+    chats.core.handle(MemberCount(chat=TELEGRAM, count=30))
+    chats.core.handle(MemberCount(chat=MATRIX, count=12))
+    assert members() == 30
+    chats.core.handle(MemberCount(chat=TELEGRAM, count=9))
+    assert members() == 12

@@ -69,6 +69,7 @@ def upgrade() -> None:
     sa.Column('chat_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('group_id', sa.Integer(), nullable=False),
     sa.Column('linked_at', storage.types.UTCDateTime(), nullable=False),
+    sa.Column('reported_member_count', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], ),
     sa.PrimaryKeyConstraint('platform', 'chat_id')
     )
