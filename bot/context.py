@@ -3,7 +3,7 @@ where, and a list to put its replies in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +44,11 @@ class Context:
     # A command sent privately but acting on a group (`group=`): announcements go there.
     group_chat: ChatRef | None = None
     actions: list[Action] = field(default_factory=list)
+    # What is said in other groups (a federation's): (group id, action, dedupe key or None), recorded
+    # under that group's id, so it reaches every chat of it, and sent with this command's replies.
+    elsewhere: list[tuple[int, Action, str | None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    prefixes: Mapping[str, str] = field(default_factory=dict)  # how each platform writes commands
 
     @property
     def group(self) -> Group:
@@ -113,6 +117,14 @@ class Context:
             raise RuleViolation(_("Which group? Add group=<name or #>: {groups}.").format(
                 groups=_group_list(everywhere)))
         self.group_id, self.member_id, self.group_chat = mine[0].group_id, mine[0].member_id, mine[0].chat
+
+    def say_in(self, group_id: int, action: Action, key: str | None = None) -> None:
+        """Say something in another group (`key`: at most once, ever)."""
+        self.elsewhere.append((group_id, action, key))
+
+    def prefix_for(self, platform: str) -> str:
+        """How commands are written on a platform (a federation's groups may be on another)."""
+        return self.prefix if platform == self.chat.platform else self.prefixes.get(platform, "!")
 
     def usage_of(self, name: str) -> str:
         command = self.registry.find(name)

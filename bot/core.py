@@ -25,7 +25,7 @@ from bot.commands.proposals import card_choices, card_text
 from bot.commands.registry import MAX_COMMAND_LENGTH, CommandError, Invocation, Registry
 from bot.context import Context
 from bot.events import ChatRef, ChoiceMade, CommandMessage, Inbound, MemberCount, MemberJoined, MemberLeft
-from bot.governance import assemblies, roles
+from bot.governance import assemblies, cells, roles
 from bot.governance import proposals as rules
 from bot.governance.proposals import RuleViolation
 from bot.groups import Directory
@@ -157,6 +157,8 @@ class Core:
                 command.handler(ctx, **arguments)
                 outgoing = outbox.add_all(session, ctx.actions, group_id=ctx.group_id, now=now, sealed=ctx.sealed,
                                           origin=event.chat)
+                for group_id, action, key in ctx.elsewhere:
+                    outgoing += outbox.add_to_group(session, action, group_id=group_id, now=now, key=key)
         except Replayed:
             return []
         except CommandError as error:
@@ -177,13 +179,16 @@ class Core:
                  tapped: bool) -> Context:
         ctx = Context(session=session, now=now, chat=event.chat, sender=event.sender,
                       sender_name=event.sender_name, event_id=event.event_id, is_private=event.is_private,
-                      prefix=prefix, registry=self.registry, directory=self.directory, tapped=tapped)
+                      prefix=prefix, registry=self.registry, directory=self.directory, tapped=tapped,
+                      prefixes=self.prefixes)
         if not event.is_private:
             ctx.group_id = self.directory.group_id_for_event(session, event.chat, event.chat_title, now,
                                                              ctx.after_commit.append)
             member = self.directory.member_for(session, ctx.group_id, event.sender, event.sender_name, now,
                                                ctx.after_commit.append)
             ctx.member_id = member if isinstance(member, int) else member.id
+            if not isinstance(member, int):  # a member new (or back): the group may have grown past split_at
+                self._suggest_split(session, session.get(Group, ctx.group_id), now, ctx.say_in)
         return ctx
 
     def _retract(self, event: ChoiceMade, invocation: Invocation) -> list[Outgoing]:
@@ -263,6 +268,7 @@ class Core:
     def _membership(self, event: MemberJoined | MemberLeft | MemberCount) -> list[Outgoing]:
         now = self.clock.now()
         after_commit: list = []
+        outgoing: list[Outgoing] = []
         try:
             with self.db.transaction() as session:
                 if not isinstance(event, MemberCount):
@@ -273,6 +279,9 @@ class Core:
                 elif isinstance(event, MemberJoined):
                     self.directory.member_for(session, group.id, event.user, event.display_name, now,
                                               after_commit.append)
+                    def say(group_id: int, action: Action, key: str | None) -> None:
+                        outgoing.extend(outbox.add_to_group(session, action, group_id=group_id, now=now, key=key))
+                    self._suggest_split(session, group, now, say)
                 else:
                     member = self.directory.find_member(session, group.id, event.user)
                     # Leaving one chat of a linked group, as the person's other account: still a member.
@@ -283,7 +292,13 @@ class Core:
             return []
         for callback in after_commit:
             callback()
-        return []
+        return outgoing
+
+    def _suggest_split(self, session: Session, group: Group, now: datetime, say) -> None:
+        """Past `split_at`, once: suggest splitting into federated cells (`say(group_id, action, key)`)."""
+        suggested = cells.split_suggestion(session, self.directory, group, now, self.prefix_for(group.platform))
+        if suggested is not None:
+            say(group.id, *suggested)
 
     # the outbox: what the delivery layer asks ------------------------------
 

@@ -60,6 +60,16 @@ def add(session: Session, action: Action, *, group_id: int | None, now: datetime
     return items[0]
 
 
+def add_to_group(session: Session, action: Action, *, group_id: int, now: datetime,
+                 key: str | None = None) -> list[Outgoing]:
+    """Say something to a whole group (every chat of it), unless `key` was used before; returns
+    every row recorded."""
+    if key is not None and session.scalar(select(exists().where(_TABLE.c.dedupe_key == key))):
+        return []
+    actions, keys = _for_every_chat(session, [action], group_id, None, key)
+    return _insert(session, actions, [_row(a, group_id, now, k) for a, k in zip(actions, keys, strict=True)])
+
+
 def add_all(session: Session, actions: Iterable[Action], *, group_id: int | None, now: datetime,
             sealed: bool = False, origin: ChatRef | None = None) -> list[Outgoing]:
     """Record what one event caused, in one statement (a vote: its acknowledgement and the card edit).
@@ -181,11 +191,12 @@ def _sqlite_value(value):
     return value
 
 
-def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime) -> bool:
+def record(session: Session, *, key: str, action: Action, group_id: int | None, now: datetime,
+           sealed: bool = False) -> bool:
     """Queue an announcement unless one with this key exists; True if queued."""
     if session.scalar(select(exists().where(_TABLE.c.dedupe_key == key))):
         return False
-    add(session, action, group_id=group_id, now=now, key=key)
+    add(session, action, group_id=group_id, now=now, key=key, sealed=sealed)
     return True
 
 

@@ -35,7 +35,7 @@ from sqlmodel import Session
 from bot import i18n
 from bot.actions import Chart
 from bot.clock import Clock
-from bot.governance import assemblies, audits, ledger, needs, record, reviews, roles, voting
+from bot.governance import assemblies, audits, federation, ledger, needs, record, reviews, roles, voting
 from bot.governance import proposals as rules
 from bot.governance.chain import Head
 from bot.groups import Directory
@@ -454,7 +454,7 @@ def build_page(session: Session, directory: Directory, group_id: int, now: datet
         reviews=[ReviewView(*row) for row in reviewed[:REVIEWS_SHOWN]], more_reviews=len(reviewed) > REVIEWS_SHOWN,
         renewal_at=group.next_renewal_at,
         needs=_needs(session, group_id, now),
-        audits=[_audit(audit, names) for audit in reversed(closed[-AUDITS_SHOWN:])],
+        audits=[_audit(session, audit, names) for audit in reversed(closed[-AUDITS_SHOWN:])],
         open_audit=None if current_audit is None else OpenAuditView(
             current_audit.number, current_audit.started_at, current_audit.closes_at, audits.areas_of(current_audit)),
         next_audit_at=None if current_audit is not None else group.next_audit_at,
@@ -507,7 +507,8 @@ def _roles(connection, group_id: int, names: dict[int, str], now: datetime) -> l
 def _proposals(session: Session, group_id: int, names: dict[int, str]) -> list[ProposalView]:
     found = rules.open_in_group(session, group_id)
     voted = rules.voter_counts(session, found) if found else {}
-    return [ProposalView(p.number, p.title, p.kind, names.get(p.author_id, "?"), p.opened_at, p.closes_at, p.rule,
+    return [ProposalView(p.number, p.title, p.kind, _someone(session, names, p.author_id), p.opened_at, p.closes_at,
+                         p.rule,
                          p.quorum, rules.options_of(p), p.secret, rules.is_ranked(p), voted.get(p.id, 0))
             for p in found]
 
@@ -563,14 +564,25 @@ def _figure(key: str, value) -> str:
     return i18n.number(value)
 
 
-def _audit(audit, names: dict[int, str]) -> AuditView:
+def _someone(session: Session, names: dict[int, str], member_id: int) -> str:
+    """A member's name; one of another group (a shared proposal's author, an outside auditor) with their group's."""
+    if member_id in names:
+        return names[member_id]
+    member = session.get(Member, member_id)
+    if member is None:
+        return "?"
+    return f"{member.display_name} ({federation.group_name(session.get(Group, member.group_id))})"
+
+
+def _audit(session: Session, audit, names: dict[int, str]) -> AuditView:
     figures = audits.figures_of(audit)
     start = figures.get("period_start")
     return AuditView(
         number=audit.number, period_start=datetime.fromisoformat(start) if start else audit.period_start,
         closed_at=audit.closed_at, reported=list(figures.get("reported", {}).items()),
         measured=[(label, _figure(key, figures.get(key))) for key, label in MEASURED if key in figures],
-        challenge=figures.get("challenge"), auditor=names.get(audit.auditor_id) if audit.auditor_id else None)
+        challenge=figures.get("challenge"),
+        auditor=_someone(session, names, audit.auditor_id) if audit.auditor_id else None)
 
 
 def _ledger(session: Session, group_id: int, now: datetime, zone: ZoneInfo, currency: str) -> LedgerView | None:

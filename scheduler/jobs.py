@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import literal, select, type_coerce, union_all
@@ -18,9 +19,10 @@ from sqlmodel import Session
 
 from bot import i18n, languages, outbox
 from bot.actions import DirectMessage, SendImage, SendMessage
+from bot.context import account_of
 from bot.core import Core
 from bot.events import UserRef
-from bot.governance import audits, draws, record, roles, scope
+from bot.governance import audits, draws, federation, record, roles, scope
 from bot.governance import needs as needs_rules
 from bot.governance import proposals as rules
 from bot.governance.outcomes import announcement, conclude, next_step
@@ -61,6 +63,8 @@ def close_due_proposal(core: Core, session: Session, proposal: Proposal, now: da
     for index, action in enumerate(announced):  # the outcome, then its file or chart
         key = f"proposal:{proposal.id}:outcome" + (f":{index}" if index else "")
         outbox.record(session, key=key, group_id=group.id, now=now, action=action)
+    for notice in concluded.notices:  # a federation's groups: a shared question's outcome, a joining group …
+        outbox.record(session, key=notice.key, group_id=notice.group_id, now=now, action=notice.action)
     core.refresh_card_later(session, group, proposal)
     core.directory.forget_settings(group.id)  # a charter decision may have changed one; read them afresh
     log.info("closed proposal %s of group %s: %s", proposal.number, group.id, concluded.decision.outcome)
@@ -130,11 +134,12 @@ def nudge_need(core: Core, session: Session, need: Need, now: datetime) -> None:
     outbox.record(session, key=f"need:{need.id}:nudge", group_id=group.id, now=now, action=SendMessage(
         chat=core.directory.chat_of(group), text=render_needs.nudge(need, now, prefix)))
     if need.anonymous:
-        author = UserRef(platform=group.platform, user_id=session.get(Member, need.author_id).user_id)
+        author = account_of(session.get(Member, need.author_id))
         with languages.speaking_to(session, core.directory, author):
             told = DirectMessage(user=author, text=render_needs.private_update(
                 need, group.title, _("nobody has claimed it yet, so I posted it again.")))
-        outbox.record(session, key=f"need:{need.id}:nudge:dm", group_id=group.id, now=now, action=told)
+        # Sealed: whom it went to says who asked; the row keeps no trace of it once delivered.
+        outbox.record(session, key=f"need:{need.id}:nudge:dm", group_id=group.id, now=now, action=told, sealed=True)
 
 
 def send_digest(core: Core, session: Session, group: Group, now: datetime) -> None:
@@ -163,9 +168,8 @@ def start_due_audit(core: Core, session: Session, group: Group, now: datetime) -
         group.next_audit_at = current.started_at + settings.audit_every
         return
     audit = audits.start(session, group, settings, now, started_by=None)
-    others = len(draws.open_lotteries(session, group.id, now)) > 1
-    text = render_audits.prompt(audit, draws.auditor_lottery(session, audit), core.prefix_for(group.platform),
-                                settings.timezone, now, others)
+    text = render_audits.prompt(audit, core.prefix_for(group.platform), settings.timezone, now,
+                                audits.auditor_draw(session, audit, settings, now))
     outbox.record(session, key=f"audit:{audit.id}:prompt", group_id=group.id, now=now,
                   action=SendMessage(chat=core.directory.chat_of(group), text=text))
     log.info("audit %s of group %s opened", audit.number, group.id)
@@ -191,9 +195,13 @@ def close_audit(core: Core, session: Session, audit: Audit, now: datetime) -> No
     session.flush()
     auditor = session.get(Member, audit.auditor_id) if audit.auditor_id else None
     chat = core.directory.chat_of(group)
-    text = render_audits.report(audit, audits.entries(session, audit), settings.timezone, auditor)
+    outside = audits.outside_group(session, audit)
+    text = render_audits.report(audit, audits.entries(session, audit), settings.timezone, auditor, outside)
     outbox.record(session, key=f"audit:{audit.id}:report", group_id=group.id, now=now,
                   action=SendMessage(chat=chat, text=text))
+    if outside is not None:  # an auditor from another group of the federation is not in this chat
+        _tell_outside_auditor(core, session, audit, auditor, f"audit:{audit.id}:report:auditor",
+                              lambda: render_audits.report_for_auditor(text, federation.group_name(group)))
     drawn = render_audits.chart(audits.closed_audits(session, group.id, render_audits.MAX_CHART_AUDITS), group.title)
     outbox.record(session, key=f"audit:{audit.id}:chart", group_id=group.id, now=now, action=SendImage(
         chat=chat, filename=f"audit-{audit.number}.png", chart=drawn,
@@ -213,7 +221,12 @@ def draw_due_lottery(core: Core, session: Session, lottery: Lottery, now: dateti
         text = draw_announcement(drawn, settings.timezone, prefix)
     elif lottery.purpose == draws.AUDITOR:
         audit = session.get(Audit, lottery.audit_id) if lottery.audit_id else None
-        text = render_audits.auditor_drawn(audit, drawn, group.platform, prefix)
+        outside = audits.outside_group(session, audit) if audit is not None else None
+        text = render_audits.auditor_drawn(audit, drawn, prefix, outside)
+        if outside is not None:
+            _tell_outside_auditor(core, session, audit, drawn.auditor, f"lottery:{lottery.id}:drawn:auditor",
+                                  lambda: render_audits.told_auditor(audit, federation.group_name(group),
+                                                                     settings.timezone))
     elif lottery.purpose in draws.ASSEMBLY_JOBS:
         assembly_jobs.announce_draw(core, session, lottery, drawn, now)  # both jobs at once, when both are drawn
         return
@@ -222,6 +235,16 @@ def draw_due_lottery(core: Core, session: Session, lottery: Lottery, now: dateti
     outbox.record(session, key=f"lottery:{lottery.id}:drawn", group_id=group.id, now=now,
                   action=SendMessage(chat=core.directory.chat_of(group), text=text))
     log.info("lottery %s of group %s drawn", lottery.number, group.id)
+
+
+def _tell_outside_auditor(core: Core, session: Session, audit: Audit, auditor: Member, key: str,
+                          make: Callable[[], RichText]) -> None:
+    """A direct message to an auditor from another group of the federation, on their own platform and
+    in their own language (recorded with the audited group's id: it is that group's business)."""
+    user = account_of(auditor)
+    with languages.speaking_to(session, core.directory, user):
+        told = DirectMessage(user=user, text=make())
+    outbox.record(session, key=key, group_id=audit.group_id, now=core.clock.now(), action=told)
 
 
 # Each kind of due work: the look for its earliest due item (id, due time) at `:now` (a SELECT

@@ -8,7 +8,7 @@ from bot.commands.args import ArgError, ArgType
 from bot.commands.base import command
 from bot.commands.registry import Flag, Positional, tokenize
 from bot.context import Context
-from bot.governance import audits, draws
+from bot.governance import audits
 from bot.governance.proposals import RuleViolation
 from bot.i18n import N_, _, ngettext
 from bot.render.audits import MAX_CHART_AUDITS, chart, csv_file, prompt, report
@@ -61,9 +61,8 @@ def audit(ctx: Context, figure: tuple[str, int, str | None] | None) -> None:
 
 def _start(ctx: Context) -> None:
     started = audits.start(ctx.session, ctx.group, ctx.settings, ctx.now, ctx.member_id)
-    others = len(draws.open_lotteries(ctx.session, ctx.group_id, ctx.now)) > 1
-    ctx.post(prompt(started, draws.auditor_lottery(ctx.session, started), ctx.prefix, ctx.settings.timezone, ctx.now,
-                    others))
+    ctx.post(prompt(started, ctx.prefix, ctx.settings.timezone, ctx.now,
+                    audits.auditor_draw(ctx.session, started, ctx.settings, ctx.now)))
 
 
 def _next_audit(ctx: Context) -> str:
@@ -89,7 +88,8 @@ def audit_report(ctx: Context, csv: bool) -> None:
         return
     latest = closed[-1]
     auditor = ctx.session.get(Member, latest.auditor_id) if latest.auditor_id else None
-    ctx.reply(report(latest, audits.entries(ctx.session, latest), ctx.settings.timezone, auditor))
+    ctx.reply(report(latest, audits.entries(ctx.session, latest), ctx.settings.timezone, auditor,
+                     audits.outside_group(ctx.session, latest)))
     ctx.actions.append(SendImage(chat=ctx.chat, filename=f"audit-{latest.number}.png",
                                  chart=chart(closed, ctx.group.title),
                                  caption=TextBuilder().line(_("<b>Audit #{number}</b> and the ones before it")

@@ -5,6 +5,7 @@ from bot.commands import (  # noqa: F401
     audits,
     ballots,
     charter,
+    federation,
     help,
     language,
     ledger,

@@ -3,7 +3,7 @@ accounts (rules in bot.governance.linking)."""
 
 from __future__ import annotations
 
-from bot import outbox
+from bot import i18n
 from bot.actions import EditMessage, SendMessage
 from bot.commands.args import Word
 from bot.commands.base import command
@@ -17,7 +17,7 @@ from bot.i18n import N_, _
 from bot.render import platforms as render
 from storage.models import Group
 
-CODE = Positional("code", Word("code"), optional=True)
+CODE = Positional("code", Word("link-code"), optional=True, label="link-code")
 
 
 @command("link platform", summary=N_("make this chat and a chat on another platform one group"),
@@ -30,6 +30,7 @@ def link_platform(ctx: Context, code: str | None) -> None:
     if code is None:
         given = codes.issue(ctx.session, linking.PLATFORM, ctx.sender, ctx.now, linking.CODE_LIFETIME,
                             group_id=ctx.group_id)
+        ctx.sealed = True  # the code does not stay in the outbox once delivered
         ctx.tell_privately(render.chat_code(given, ctx.prefix), fallback=render.chat_code_not_sent())
         ctx.reply(render.chat_code_sent(ctx.sender_name))
         return
@@ -85,9 +86,9 @@ def link_me(ctx: Context, code: str | None) -> None:
 
 def _refresh_open_cards(ctx: Context, group: Group) -> None:
     """Two ballots may have become one: the group's open cards show the tally as it is now."""
-    zone = ctx.directory.settings(ctx.session, group.id).timezone
+    settings = ctx.directory.settings(ctx.session, group.id)
     for proposal in rules.open_in_group(ctx.session, group.id):
-        edit = EditMessage(chat=ctx.directory.chat_of(group), track=message_key(proposal),
-                           text=card_text(ctx.session, proposal, ctx.now, zone, ctx.prefix),
-                           choices=card_choices(ctx.session, proposal))
-        outbox.add(ctx.session, edit, group_id=group.id, now=ctx.now)
+        with i18n.speaking(settings.language):
+            text = card_text(ctx.session, proposal, ctx.now, settings.timezone, ctx.prefix_for(group.platform))
+        ctx.say_in(group.id, EditMessage(chat=ctx.directory.chat_of(group), track=message_key(proposal), text=text,
+                                         choices=card_choices(ctx.session, proposal)))

@@ -6,16 +6,17 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot import i18n
-from bot.actions import EditMessage, SendFile
+from bot.actions import EditMessage, SendFile, SendMessage
 from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, QuorumArg, Text, Word
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
-from bot.governance import draws, outcomes, renewals, reviews, secrecy
+from bot.governance import draws, federation, outcomes, renewals, reviews, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
 from bot.i18n import N_, _, ngettext
 from bot.render import exports
+from bot.render import federation as render_federation
 from bot.render.charter import renewal_card, renewal_choices
 from bot.render.proposals import (
     decision_line,
@@ -32,12 +33,13 @@ from bot.render.proposals import (
     when,
 )
 from bot.render.text import RichText, TextBuilder, b, escape, i, join, mention, plain
-from storage.models import Proposal
+from storage.models import Group, Proposal
 
 METHOD = OneOf(rules.PLAIN, rules.RANKED, aliases={"ranked": rules.RANKED, "irv": rules.RANKED, "stv": rules.RANKED,
                                                   "rcv": rules.RANKED, "plurality": rules.PLAIN})
 SECRET = OneOf("yes", "no", aliases={"secret": "yes", "true": "yes", "y": "yes", "open": "no", "false": "no",
                                      "n": "no"})
+SHARE = OneOf("federation", aliases={"fed": "federation", "federated": "federation"})
 MAX_TITLE = 200
 MAX_DETAILS = 2000
 MAX_MENTIONS = 50
@@ -59,17 +61,20 @@ MAX_REVIEWS_SHOWN = 10
         Option("method", METHOD),
         Option("secret", SECRET, aliases=("ballot",)),
         Option("review", Duration(), aliases=("sunset",)),
+        Option("share", SHARE),
     ),
     aliases=("poll",),
     details=N_('Write details after a | . With options="A; B; C" it is a choice poll decided by the most votes; '
                'add method=ranked to let members rank them (counted by instant runoff). secret=yes makes it a '
                'secret ballot: members vote privately and get a receipt. review=6mo (or 1y, 90d; at least a day) '
                'is a sunset clause: if it passes, it comes back that long after as "Keep #n …?", and lapses '
-               'unless the group keeps it.'),
+               'unless the group keeps it. share=federation puts the same question to every group of the '
+               'federation: each decides by its own rule and quorum, then the groups are counted.'),
     gate="propose_role", task="opening proposals",
 )
 def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None, quorum: Quorum | None,
-            options: list[str] | None, method: str | None, secret: str | None, review: timedelta | None) -> None:
+            options: list[str] | None, method: str | None, secret: str | None, review: timedelta | None,
+            share: str | None) -> None:
     title, __, details = title.partition("|")
     title, details = title.strip(), details.strip() or None
     if not title:
@@ -82,6 +87,12 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
             length=i18n.number(len(details)), limit=i18n.number(MAX_DETAILS)))
     if review is not None:
         reviews.check_delay(review)
+    if share is not None:
+        if options is not None or method is not None or rule is not None or quorum is not None:
+            raise rules.RuleViolation(_("A shared proposal is a yes/no question that each group decides by its own "
+                                        "rule and quorum: leave out options=, method=, rule= and quorum=."))
+        _share(ctx, title, details, closes, secret == "yes", review)
+        return
     settings = ctx.settings
     proposal = rules.open_proposal(
         ctx.session, group_id=ctx.group_id, author_id=ctx.member_id, title=title, details=details,
@@ -89,6 +100,38 @@ def propose(ctx: Context, title: str, closes: timedelta | None, rule: str | None
         duration=closes or settings.vote_duration, method=method or rules.PLAIN, secret=secret == "yes",
         electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id), review=review)
     ctx.reply(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))
+
+
+def _share(ctx: Context, title: str, details: str | None, closes: timedelta | None, secret: bool,
+           review: timedelta | None) -> None:
+    """`share=federation`: the same question in every group of the federation, each card posted in its
+    own chat and language; each group decides its copy, then the groups are counted."""
+    question, copies = federation.open_question(
+        ctx.session, origin_group_id=ctx.group_id, author_id=ctx.member_id, title=title, details=details,
+        duration=closes or ctx.settings.vote_duration, secret=secret, review=review, now=ctx.now,
+        settings_of=lambda group_id: ctx.directory.settings(ctx.session, group_id),
+        electorate_of=lambda group_id: ctx.directory.active_member_ids(ctx.session, group_id))
+    own, *others = copies
+    ctx.reply(card(ctx, own), choices=vote_choices(own), track=message_key(own))
+    for copy in others:
+        group = ctx.session.get(Group, copy.group_id)
+        settings = ctx.directory.settings(ctx.session, group.id)
+        with i18n.speaking(settings.language):
+            posted = SendMessage(chat=ctx.directory.chat_of(group), choices=vote_choices(copy), track=message_key(copy),
+                                 text=card_text(ctx.session, copy, ctx.now, settings.timezone, prefix_in(ctx, group)))
+        ctx.say_in(group.id, posted)
+
+
+def prefix_in(ctx: Context, group: Group) -> str:
+    """How commands are written in another group's (first) chat."""
+    return ctx.prefix_for(group.platform)
+
+
+def tell_groups(ctx: Context, notices: list[federation.Notice]) -> None:
+    """What a command's outcome tells a federation's groups (this one's after its own replies). Each is
+    decided once (a question's outcome is settled under a lock), so no dedupe key is needed here."""
+    for notice in notices:
+        ctx.say_in(notice.group_id, notice.action, notice.key)
 
 
 @command(
@@ -256,6 +299,7 @@ def withdraw(ctx: Context, number: int) -> None:
     decision = rules.withdraw(ctx.session, proposal, ctx.member_id, ctx.now)
     ctx.reply(outcome_announcement(proposal, decision, ctx.settings.timezone))
     refresh_card(ctx, proposal)
+    tell_groups(ctx, outcomes.shared_outcome(ctx.session, proposal, ctx.now, ctx.directory))  # counts as not passed
 
 
 @command("close", summary=N_("close your proposal now and count the ballots"), example=N_("close 3"),
@@ -272,6 +316,7 @@ def close_early(ctx: Context, number: int) -> None:
     ctx.actions.extend(outcomes.announcement(ctx.session, proposal, concluded, ctx.group_chat or ctx.chat,
                                              ctx.settings.timezone, ctx.prefix))
     refresh_card(ctx, proposal)
+    tell_groups(ctx, concluded.notices)
 
 
 @command("remind", summary=N_("mention the members who have not voted yet"), example=N_("remind 3"),
@@ -362,7 +407,17 @@ def card_text(session, proposal: Proposal, now: datetime, zone: ZoneInfo, prefix
         counts = rules.counts_template(proposal)
     counts = counts if counts is not None else rules.counts(session, proposal)
     return proposal_card(proposal, rules.author_name(session, proposal), counts, now, zone, prefix,
-                         secret or secrecy.state(session, proposal), open_tie_lottery(session, proposal))
+                         secret or secrecy.state(session, proposal), open_tie_lottery(session, proposal),
+                         shared_lines(session, proposal))
+
+
+def shared_lines(session, proposal: Proposal) -> list[str] | None:
+    """A federation's shared question on its copy's card: where from, how decided, the delegates."""
+    view = federation.shared_view(session, proposal)
+    if view is None:
+        return None
+    return render_federation.shared_lines(proposal, view.federation, view.origin, rules.author_name(session, proposal),
+                                          view.groups, view.question, view.delegates)
 
 
 def card_choices(session, proposal: Proposal) -> tuple:

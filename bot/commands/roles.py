@@ -38,13 +38,17 @@ TERMS = (
     Option("fill", OneOf(*roles.FILLS, aliases={"vote": "election", "lot": "lottery", "sortition": "lottery"})),
     Option("handover", Text("handover note", max_length=roles.MAX_HANDOVER), label='"…"'),
     Option("trainees_required", Count(0, 10), aliases=("trainees",)),
+    Option("delegate", OneOf("yes", "no", aliases={"true": "yes", "y": "yes", "on": "yes", "false": "no", "n": "no",
+                                                   "off": "no"})),
 )
 MIN_VOTE = timedelta(minutes=1)
 
 
 def _terms(values: dict) -> roles.RoleTerms:
-    return roles.RoleTerms(**{key: values[key] for key in
-                              ("term", "seats", "max_terms", "fill", "handover", "trainees_required")})
+    delegate = None if values["delegate"] is None else values["delegate"] == "yes"
+    return roles.RoleTerms(delegate=delegate, **{key: values[key] for key in
+                                                 ("term", "seats", "max_terms", "fill", "handover",
+                                                  "trainees_required")})
 
 
 def _announce(ctx: Context, *lines: str) -> None:
@@ -59,7 +63,9 @@ def _announce(ctx: Context, *lines: str) -> None:
          params=(Positional("name", Word("name")), Option("term", Duration(), required=True), *TERMS[1:],
                  Option("sunset", Duration())),
          details=N_("max_terms is how many terms in a row one person may hold it (default 1: nobody twice in a "
-                    "row). sunset=6mo gives the role its own sunset date: then the group keeps it, or it is retired."))
+                    "row). sunset=6mo gives the role its own sunset date: then the group keeps it, or it is retired. "
+                    "delegate=yes makes it the group's delegate to its federation, carrying the mandate the group "
+                    "sets (mandate <text>); a group has one delegate role."))
 def role_add(ctx: Context, name: str, sunset: timedelta | None, **values) -> None:
     if sunset is not None:
         reviews.check_delay(sunset)

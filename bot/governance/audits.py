@@ -7,7 +7,9 @@ participation, how many people held a role, lapses, renewals, recalls) and
 stores those figures with the audit, so every later chart and CSV shows the
 same numbers. An auditor can be drawn by a lottery nobody can steer
 (bot.governance.draws) among members who hold no role: it opens with the audit
-and is drawn `draw_window` later, after members have added randomness.
+and is drawn `draw_window` later, after members have added randomness. With
+`audit_draw federation` the auditor comes from the federation's other groups
+(outside eyes), or from the group itself when there is nobody there to draw.
 
 The group's due dates (next digest, next audit) live on the group row, so
 "what is due" stays an index lookup; `schedule` (re)computes them.
@@ -18,19 +20,21 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from statistics import fmean
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, bindparam, func, select
 from sqlmodel import Session
 
 from bot import i18n
-from bot.governance import draws, mediation, needs, record, roles, voting
+from bot.governance import draws, federation, mediation, needs, record, roles, voting
 from bot.governance.proposals import RuleViolation
 from bot.governance.scope import Platforms, scoped, scoped_groups, served, served_groups
 from bot.governance.settings import GroupSettings
 from bot.i18n import _
-from storage.models import Audit, AuditEntry, Decision, Group, Mandate, Member, Need, Proposal
+from storage.models import Audit, AuditEntry, Decision, Group, Lottery, Mandate, Member, Need, Proposal
 
+NO_FEDERATION, NOBODY_OUTSIDE = "no federation", "nobody outside"  # why an outside auditor was not drawn
 MAX_COUNT = 1_000_000
 MAX_NOTE = 300
 FIGURES = (  # what the bot measures, in the order reports, charts and CSV files show them
@@ -163,8 +167,45 @@ def start(session: Session, group: Group, settings: GroupSettings, now: datetime
     group.next_audit_at = now + settings.audit_every
     session.flush()
     if settings.audit_draw:  # the auditor is drawn at the end of the window (draws.reveal sets auditor_id)
-        draws.open_auditor(session, audit, now, settings.draw_window)
+        outside = _outside_candidates(session, group.id) if settings.audit_from_federation else []
+        draws.open_auditor(session, audit, now, settings.draw_window, outside or None)
     return audit
+
+
+def _outside_candidates(session: Session, group_id: int) -> list[tuple[int, str]]:
+    others = [group.id for group in federation.other_groups(session, group_id)]
+    return draws.outside_auditor_candidates(session, group_id, others)
+
+
+class AuditorDraw(NamedTuple):
+    """What an audit's prompt says of its auditor's lottery."""
+
+    lottery: Lottery | None  # None: no auditor is drawn
+    others_open: bool  # other lotteries are open in the group (contributions must name this one)
+    outside: bool  # the candidates are the federation's other groups' members
+    own_because: str | None  # `audit_draw federation`, yet drawn in the group: why (NO_FEDERATION …)
+
+
+def auditor_draw(session: Session, audit: Audit, settings: GroupSettings, now: datetime) -> AuditorDraw:
+    lottery = draws.auditor_lottery(session, audit)
+    others_open = len(draws.open_lotteries(session, audit.group_id, now)) > 1
+    outside = lottery is not None and draws.drawn_outside(session, lottery)
+    return AuditorDraw(lottery, others_open, outside, own_auditor_because(session, audit, settings))
+
+
+def outside_group(session: Session, audit: Audit) -> Group | None:
+    """The group of the federation the audit's auditor is from, when it is not the audited group."""
+    auditor = session.get(Member, audit.auditor_id) if audit.auditor_id else None
+    return None if auditor is None or auditor.group_id == audit.group_id else session.get(Group, auditor.group_id)
+
+
+def own_auditor_because(session: Session, audit: Audit, settings: GroupSettings) -> str | None:
+    """Why an audit whose group asked for an auditor from the federation (`audit_draw federation`) draws
+    one among its own members after all: NO_FEDERATION or NOBODY_OUTSIDE (None: drawn as asked)."""
+    lottery = draws.auditor_lottery(session, audit)
+    if not settings.audit_from_federation or lottery is None or draws.drawn_outside(session, lottery):
+        return None
+    return NOBODY_OUTSIDE if federation.other_groups(session, audit.group_id) else NO_FEDERATION
 
 
 def areas_of(audit: Audit) -> list[str]:
@@ -241,7 +282,8 @@ def measure(session: Session, group_id: int, start: datetime, end: datetime) -> 
         "met_within_48h": sum(1 for wait in waits if wait <= needs.OVERDUE_AFTER),
         "median_hours_to_met": round(typical.total_seconds() / 3600, 1) if typical is not None else None,
         "needs_posted": session.scalar(select(func.count()).select_from(Need).where(
-            Need.group_id == group_id, Need.kind == needs.NEED, Need.created_at >= start, Need.created_at < end)),
+            Need.group_id == group_id, Need.kind == needs.NEED, Need.created_at >= start, Need.created_at < end,
+            Need.shared_of.is_(None))),  # a shared need counts where it was posted
         "decisions": len(decisions),
         "participation": round(fmean(shares), 3) if shares else None,
         "role_holders": session.scalar(select(func.count(func.distinct(Mandate.member_id))).where(

@@ -36,7 +36,7 @@ from bot.governance.errors import RuleViolation
 from bot.governance.proposals import OPEN
 from bot.governance.scope import Platforms, scoped, served
 from bot.i18n import _
-from storage.models import Assembly, Audit, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
+from storage.models import Assembly, Audit, Group, LedgerCheck, Lottery, Mandate, Member, Proposal, Role
 
 ROLE, AUDITOR, TIE, LEDGER = "role", "auditor", "tie", "ledger"
 FACILITATION, MINUTES = "facilitation", "minutes"  # an assembly's facilitator and note-taker
@@ -174,9 +174,42 @@ def auditor_candidates(session: Session, group_id: int) -> list[tuple[int, str]]
     return [(member_id, name) for member_id, name, __ in sorted(pool, key=lambda row: row[2])]
 
 
-def open_auditor(session: Session, audit: Audit, now: datetime, window: timedelta) -> Lottery | None:
-    """The auditor of an audit, drawn after `window` (None: nobody could audit)."""
-    candidates = auditor_candidates(session, audit.group_id)
+def outside_auditor_candidates(session: Session, group_id: int, other_group_ids: list[int]) -> list[tuple[int, str]]:
+    """`audit_draw federation`: active members of the federation's other groups who hold no role in
+    their own group and are not members of this one, one ticket per person, in the published order
+    (by platform id). Their names say their group: `bob (North)` (logged: never translated)."""
+    if not other_group_ids:
+        return []
+    holding = select(Mandate.member_id).where(Mandate.group_id.in_(other_group_ids), Mandate.ended_at.is_(None))
+    insiders = set(session.execute(select(Member.platform, Member.user_id)
+                                   .where(Member.group_id == group_id, Member.active)).all())
+    pool = session.execute(select(Member.id, Member.display_name, Member.platform, Member.user_id, Group.title,
+                                  Group.id)
+                           .join(Group, Group.id == Member.group_id)
+                           .where(Member.group_id.in_(other_group_ids), Member.active, Member.id.not_in(holding))
+                           .order_by(Member.user_id, Group.id)).all()
+    seen: set[tuple[str, str]] = set()
+    candidates = []
+    for member_id, name, platform, user_id, title, other_id in pool:
+        if (platform, user_id) in insiders or (platform, user_id) in seen:
+            continue  # outside eyes only; and one ticket for a person in two of those groups
+        seen.add((platform, user_id))
+        candidates.append((member_id, f"{name} ({title or f'#{other_id}'})"))
+    return candidates
+
+
+def drawn_outside(session: Session, lottery: Lottery) -> bool:
+    """Are the lottery's candidates members of other groups (an auditor drawn by `audit_draw federation`)?"""
+    first = next(iter(candidates_of(lottery)), None)
+    member = session.get(Member, first[0]) if first is not None and lottery.purpose == AUDITOR else None
+    return member is not None and member.group_id != lottery.group_id
+
+
+def open_auditor(session: Session, audit: Audit, now: datetime, window: timedelta,
+                 candidates: list[tuple[int, str]] | None = None) -> Lottery | None:
+    """The auditor of an audit, drawn after `window` among `candidates` (by default the group's members
+    who hold no role); None: nobody could audit."""
+    candidates = auditor_candidates(session, audit.group_id) if candidates is None else candidates
     if not candidates:
         return None
     return _open(session, audit.group_id, AUDITOR, candidates, 1, now, now + window, audit_id=audit.id)

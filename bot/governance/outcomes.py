@@ -21,17 +21,18 @@ from sqlmodel import Session
 from bot.actions import Action, SendFile, SendImage, SendMessage
 from bot.charts import describe
 from bot.events import ChatRef
-from bot.governance import charter, record, renewals, reviews, roles, secrecy, setting_changes
+from bot.governance import charter, federation, record, renewals, reviews, roles, secrecy, setting_changes
 from bot.governance import proposals as rules
 from bot.governance.proposals import RuleViolation
 from bot.governance.settings import GroupSettings
 from bot.governance.voting import WITHDRAWN, Outcome
 from bot.i18n import N_, _
+from bot.render import federation as render_federation
 from bot.render.charter import change_lines, settled_lines
 from bot.render.common import checkpoint, when
 from bot.render.proposals import decision_counts, outcome_announcement
 from bot.render.text import b, code, escape, plain
-from storage.models import Decision, Group, Mandate, Member, Proposal, Role
+from storage.models import Decision, Federation, Group, Mandate, Member, Proposal, Role
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Concluded:
     decision: Decision
     outcome: Outcome
     consequences: list[str] = field(default_factory=list)  # escaped HTML lines for the announcement
+    # What other groups of a federation are told (or this one, after its own outcome): the caller
+    # records each in the outbox under its key (bot.governance.federation.Notice).
+    notices: list[federation.Notice] = field(default_factory=list)
 
 
 def conclude(session: Session, proposal: Proposal, now: datetime, members: int, settings: GroupSettings,
@@ -52,21 +56,95 @@ def conclude(session: Session, proposal: Proposal, now: datetime, members: int, 
         return result
     decision, outcome = rules.close(session, proposal, now, members)
     result = Concluded(decision, outcome)
+    _apply(session, proposal, outcome, now, settings, prefix, directory, result)
+    result.notices.extend(shared_outcome(session, proposal, now, directory))
+    return result
+
+
+def _apply(session, proposal, outcome, now, settings, prefix, directory, result: Concluded) -> None:
+    """What passing (or not) this kind of proposal does."""
     if proposal.kind == "decision":
-        return result
+        return
     if proposal.kind == reviews.KIND:
         _review(session, proposal, outcome, now, settings, result.consequences)
-        return result
+        return
     if proposal.kind == charter.KIND:
         _charter(session, proposal, outcome, now, prefix, directory, result.consequences)
-        return result
+        return
+    if proposal.kind in (federation.JOIN, federation.LEAVE):
+        if outcome.carried:
+            settle = _join if proposal.kind == federation.JOIN else _leave
+            settle(session, proposal, now, directory, result)
+        return
     role = session.get(Role, proposal.role_id)
     if role is None or role.retired_at is not None:
         result.consequences.append(_("The role was retired meanwhile; nothing changes."))
-        return result
+        return
+    if proposal.kind == federation.MANDATE:
+        if outcome.carried:
+            federation.settle_mandate(session, proposal, role, now)
+            result.consequences.append(render_federation.mandate_line(role.name, role.mandate))
+        return
+    # A recalled delegate's mandate ends across the federation at once: the other groups hear it.
+    recalled = (roles.mandate_of(session, role, proposal.subject_member_id)
+                if proposal.kind == "recall" and role.delegate else None)
     handler = {"election": _election, "appointment": _appointment, "renewal": _renewal, "recall": _recall}
     handler[proposal.kind](session, proposal, role, outcome, now, settings, prefix, result.consequences)
-    return result
+    if recalled is not None and recalled.ended_at is not None:
+        result.notices.extend(_delegate_recalled(session, recalled, directory))
+
+
+def _tell(session, directory, groups, key: str, write) -> list[federation.Notice]:
+    return federation.tell(groups, key, lambda group_id: directory.settings(session, group_id).language,
+                           directory.chat_of, write)
+
+
+def _join(session, proposal, now, directory, result: Concluded) -> None:
+    joined = federation.settle_join(session, proposal, now)
+    if joined is None:
+        result.consequences.append(render_federation.not_changed_line())
+        return
+    groups = federation.member_groups(session, joined.id)
+    joining = session.get(Group, proposal.group_id)
+    others = [group for group in groups if group.id != joining.id]
+    result.consequences.append(render_federation.joined_line(joined, others))
+    result.notices.extend(_tell(session, directory, others, f"federation:{joined.id}:joined:{proposal.id}",
+                                lambda group: render_federation.joined_notice(joined, joining, len(groups))))
+
+
+def _leave(session, proposal, now, directory, result: Concluded) -> None:
+    left = federation.settle_leave(session, proposal, now)
+    if left is None:
+        return
+    gone, staying = left
+    leaving = session.get(Group, proposal.group_id)
+    result.consequences.append(render_federation.left_line(gone))
+    result.notices.extend(_tell(session, directory, staying, f"federation:{gone.id}:left:{proposal.id}",
+                                lambda group: render_federation.left_notice(gone, leaving, len(staying))))
+
+
+def _delegate_recalled(session, mandate: Mandate, directory) -> list[federation.Notice]:
+    """Every group of the federation (this one too) hears, once, that the delegate's mandate ended."""
+    joined = federation.federation_of(session, mandate.group_id)
+    if joined is None:
+        return []
+    holder, group = session.get(Member, mandate.member_id), session.get(Group, mandate.group_id)
+    return _tell(session, directory, federation.member_groups(session, joined.id), f"delegate:{mandate.id}:recalled",
+                 lambda __: render_federation.delegate_recalled(holder.display_name, group))
+
+
+def shared_outcome(session: Session, proposal: Proposal, now: datetime, directory) -> list[federation.Notice]:
+    """After a copy of a shared question closed or was withdrawn: if it was the last one open, the
+    federation's outcome, announced once in every group that got the question (with its own number)."""
+    settled = federation.settle_question(session, proposal, now)
+    if settled is None:
+        return []
+    question, copies = settled
+    joined = session.get(Federation, question.federation_id)
+    found = federation.delegates(session, joined.id)
+    own = {copy.group.id: copy.proposal for copy in copies}
+    return _tell(session, directory, [copy.group for copy in copies], f"federation-question:{question.id}:outcome",
+                 lambda group: render_federation.question_outcome(question, joined, own[group.id], copies, found))
 
 
 def announcement(session: Session, proposal: Proposal, concluded: Concluded, chat: ChatRef,

@@ -61,9 +61,12 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
                   duration: timedelta, kind: str = "decision", role_id: int | None = None,
                   subject_member_id: int | None = None, candidates: dict | None = None, secret: bool = False,
                   method: str = PLAIN, electorate: list[int] = (), review: timedelta | None = None,
-                  review_of: int | None = None) -> Proposal:
+                  review_of: int | None = None, question_id: int | None = None,
+                  federation_id: int | None = None) -> Proposal:
     """Open a vote; a secret one gets its ballot box and a voter roll of `electorate`. `review`: if it
-    passes, the decision comes back after that long; `review_of`: the proposal (id) a review reconsiders."""
+    passes, the decision comes back after that long; `review_of`: the proposal (id) a review reconsiders;
+    `question_id`: this group's copy of a federation's shared question; `federation_id`: the federation
+    a join or leave is about."""
     if method == RANKED and not options:
         raise RuleViolation(_('A ranked poll needs options to rank: options="A; B; C".'))
     open_count = session.scalar(
@@ -79,7 +82,8 @@ def open_proposal(session: Session, *, group_id: int, author_id: int, title: str
                         opened_at=now, closes_at=now + duration, kind=kind, role_id=role_id,
                         subject_member_id=subject_member_id,
                         candidates=json.dumps(candidates) if candidates else None, secret=secret, method=method,
-                        review_seconds=int(review.total_seconds()) if review else None, review_of=review_of)
+                        review_seconds=int(review.total_seconds()) if review else None, review_of=review_of,
+                        question_id=question_id, federation_id=federation_id)
     session.add(proposal)
     session.flush()
     if secret:

@@ -41,6 +41,7 @@ class RoleTerms:
     fill: str | None = None
     handover: str | None = None
     trainees_required: int | None = None
+    delegate: bool | None = None  # the group's delegate to its federation (one such role per group)
 
 
 # roles ------------------------------------------------------------------------
@@ -78,12 +79,15 @@ def add_role(session: Session, group_id: int, name: str, terms: RoleTerms, membe
         raise RuleViolation(_("The role {role} exists already; change it with role edit.").format(role=existing.name))
     if len(active_roles(session, group_id)) >= MAX_ROLES:
         raise RuleViolation(_("A group can have at most {count} roles.").format(count=MAX_ROLES))
+    if terms.delegate:
+        _one_delegate(session, group_id, None)
     role = existing or Role(group_id=group_id, key=name.lower(), name=name, term_seconds=0, created_at=now)
     role.name, role.retired_at = name, None
     role.term_seconds = int(terms.term.total_seconds())
     role.seats, role.max_terms = terms.seats or 1, terms.max_terms or 1
     role.fill, role.handover = terms.fill or "election", terms.handover
     role.trainees_required = terms.trainees_required or 0
+    role.delegate = bool(terms.delegate)
     session.add(role)
     session.flush()
     _log(session, role, member_id, "added", describe(role), now)
@@ -93,10 +97,12 @@ def add_role(session: Session, group_id: int, name: str, terms: RoleTerms, membe
 def edit_role(session: Session, role: Role, terms: RoleTerms, member_id: int, now: datetime) -> list[str]:
     """Change a role's definition; open mandates keep their end date (the new term applies from the next)."""
     _validate(terms)
+    if terms.delegate and not role.delegate:
+        _one_delegate(session, role.group_id, role.id)
     changes = []
     for field, value in (("term_seconds", terms.term and int(terms.term.total_seconds())), ("seats", terms.seats),
                          ("max_terms", terms.max_terms), ("fill", terms.fill), ("handover", terms.handover),
-                         ("trainees_required", terms.trainees_required)):
+                         ("trainees_required", terms.trainees_required), ("delegate", terms.delegate)):
         if value is not None and getattr(role, field) != value:
             changes.append(field.replace("_seconds", ""))
             setattr(role, field, value)
@@ -123,6 +129,15 @@ def retire_role(session: Session, role: Role, member_id: int, now: datetime) -> 
     return ended
 
 
+def _one_delegate(session: Session, group_id: int, role_id: int | None) -> None:
+    """A group speaks to its federation through one delegate role (its seats may be several)."""
+    other = session.scalars(select(Role).where(Role.group_id == group_id, Role.delegate, Role.retired_at.is_(None),
+                                               Role.id != (role_id or 0))).first()
+    if other is not None:
+        raise RuleViolation(_("{role} is this group's delegate role already; a group has one (give it more seats "
+                              "if needed).").format(role=other.name))
+
+
 def defined_by(session: Session, role: Role) -> int | None:
     """The member who defined the role (None if unknown)."""
     return session.scalar(select(RoleChange.member_id).where(RoleChange.role_id == role.id,
@@ -133,7 +148,8 @@ def describe(role: Role) -> str:
     return (f"term {format_duration(timedelta(seconds=role.term_seconds))}, {role.seats} seat"
             f"{'s' if role.seats != 1 else ''}, max {role.max_terms} term{'s' if role.max_terms != 1 else ''} "
             f"in a row, fill by {role.fill}"
-            + (f", {role.trainees_required} trainees before renewal" if role.trainees_required else ""))
+            + (f", {role.trainees_required} trainees before renewal" if role.trainees_required else "")
+            + (", delegate to the federation" if role.delegate else ""))
 
 
 def term_of(role: Role) -> timedelta:

@@ -13,26 +13,34 @@ from zoneinfo import ZoneInfo
 from bot import i18n
 from bot.actions import Chart
 from bot.charts import describe
-from bot.events import UserRef
+from bot.context import account_of
 from bot.governance import audits, draws
-from bot.i18n import _, ngettext
+from bot.i18n import N_, _, ngettext
 from bot.render.common import relative, when
-from bot.render.needs import short, waited
+from bot.render.needs import from_group, short, waited
 from bot.render.roles import how_to_add, numbered, task_draw_tail
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, mention
-from storage.models import Audit, AuditEntry, Lottery, Member
+from storage.models import Audit, AuditEntry, Group, Member
 
 MAX_NOTES = 3
 MAX_CHART_AUDITS = 20
+# `audit_draw federation`, but the auditor comes from the group itself: why (audits.own_auditor_because).
+OWN_BECAUSE = {
+    audits.NO_FEDERATION: N_("(audit_draw is federation, but this group is in no federation with other groups, "
+                             "so the auditor is drawn among its own members.)"),
+    audits.NOBODY_OUTSIDE: N_("(audit_draw is federation, but no member of the federation's other groups is free to "
+                              "audit, so the auditor is drawn among this group's own members.)"),
+}
 
 
 def day(moment: datetime, zone: ZoneInfo) -> str:
     return i18n.day(moment.astimezone(zone))
 
 
-def prompt(audit: Audit, lottery: Lottery | None, prefix: str, zone: ZoneInfo, now: datetime,
-           others_open: bool = False) -> RichText:
-    """The audit opens; with `lottery`, its auditor is drawn at the end of the lottery's window."""
+def prompt(audit: Audit, prefix: str, zone: ZoneInfo, now: datetime, draw: audits.AuditorDraw) -> RichText:
+    """The audit opens; with a lottery, its auditor is drawn at the end of the lottery's window (among the
+    federation's other groups, or, though the group asked for that, among its own members: say why)."""
+    lottery, others_open, outside, own_because = draw
     areas = audits.areas_of(audit)
     text = TextBuilder()
     text.line(_("🧭 <b>Sovereignty audit #{number}</b> is open until {when}.")
@@ -44,7 +52,19 @@ def prompt(audit: Audit, lottery: Lottery | None, prefix: str, zone: ZoneInfo, n
     text.line(_("{usage} — e.g. {example}").format(usage=code(f"{prefix}audit <area> <count> [note]"),
                                                     example=code(example)))
     text.line(_("Areas: {areas}").format(areas=" · ".join(b(area) for area in areas)))
-    if lottery is not None:
+    if lottery is not None and outside:
+        candidates = draws.candidates_of(lottery)
+        text.line(ngettext("🎲 Outside eyes: the auditor — who checks the figures and reads the report to the group — "
+                           "is drawn {when} ({relative}) by <b>lottery #{number}</b> among the {count} member of the "
+                           "federation's other groups who holds no role there: {candidates} (in order of their "
+                           "platform id).",
+                           "🎲 Outside eyes: the auditor — who checks the figures and reads the report to the group — "
+                           "is drawn {when} ({relative}) by <b>lottery #{number}</b> among the {count} members of the "
+                           "federation's other groups who hold no role there: {candidates} (in order of their "
+                           "platform id).", len(candidates))
+                  .format(when=when(lottery.draws_at, zone), relative=relative(lottery.draws_at, now),
+                          number=lottery.number, count=len(candidates), candidates=numbered(candidates)))
+    elif lottery is not None:
         candidates = draws.candidates_of(lottery)
         text.line(ngettext("🎲 The auditor — who checks the figures and reads the report to the group — is drawn "
                            "{when} ({relative}) by <b>lottery #{number}</b> among the {count} member who hold no "
@@ -54,6 +74,8 @@ def prompt(audit: Audit, lottery: Lottery | None, prefix: str, zone: ZoneInfo, n
                            "role: {candidates} (in order of their platform id).", len(candidates))
                   .format(when=when(lottery.draws_at, zone), relative=relative(lottery.draws_at, now),
                           number=lottery.number, count=len(candidates), candidates=numbered(candidates)))
+        if own_because is not None:
+            text.line(i(_(OWN_BECAUSE[own_because])))
         text.line(_("Commitment: {commitment} (SHA-256 of the secret I reveal at the draw). Until then anyone may "
                     "add randomness: {how}").format(commitment=code(lottery.commitment),
                                                     how=how_to_add(lottery, prefix, others_open)))
@@ -62,11 +84,13 @@ def prompt(audit: Audit, lottery: Lottery | None, prefix: str, zone: ZoneInfo, n
     return text.build()
 
 
-def auditor_drawn(audit: Audit | None, drawn: draws.Drawn, platform: str, prefix: str) -> RichText:
-    """The auditor lottery drawn: who audits, and everything needed to recompute it."""
+def auditor_drawn(audit: Audit | None, drawn: draws.Drawn, prefix: str, outside_group: Group | None = None
+                  ) -> RichText:
+    """The auditor lottery drawn: who audits (`outside_group`: the other group of the federation they are
+    from), and everything needed to recompute it."""
     text = TextBuilder()
     if drawn.auditor is not None:
-        who = mention(UserRef(platform=platform, user_id=drawn.auditor.user_id), drawn.auditor.display_name)
+        who = mention(account_of(drawn.auditor), auditor_name(drawn.auditor, outside_group))
         message = (_("🎲 <b>Lottery #{lottery}</b>: the auditor of audit #{audit} is {name}. They check the figures "
                      "and read the report to the group.") if audit else
                    _("🎲 <b>Lottery #{lottery}</b>: the auditor of the audit is {name}. They check the figures and "
@@ -80,6 +104,29 @@ def auditor_drawn(audit: Audit | None, drawn: draws.Drawn, platform: str, prefix
     for line in task_draw_tail(drawn, "audit", f"{prefix}audit"):
         text.line(line)
     return text.build()
+
+
+def auditor_name(auditor: Member, outside_group: Group | None) -> str:
+    """`bob`, or `bob of North` for an auditor from another group of the federation (raw text)."""
+    return auditor.display_name if outside_group is None else from_group(auditor.display_name, outside_group)
+
+
+def told_auditor(audit: Audit, group_title: str, zone: ZoneInfo) -> RichText:
+    """What an auditor drawn from another group of the federation is told privately."""
+    return (TextBuilder()
+            .line(_("🎲 You were drawn by lot as the auditor of sovereignty audit #{number} of {group}, a group of "
+                    "your federation: outside eyes on what they provide themselves.")
+                  .format(number=audit.number, group=b(group_title)))
+            .line(_("Its members report their figures until {when}. Then I send you the report here, so you can "
+                    "check the figures and read it with them.").format(when=when(audit.closes_at, zone)))
+            .build())
+
+
+def report_for_auditor(report_text: RichText, group_title: str) -> RichText:
+    """The closing report, sent privately to an auditor from another group of the federation."""
+    return (TextBuilder().line(_("📖 The report of the audit you were drawn for, in {group}:")
+                               .format(group=b(group_title)))
+            .line(report_text).build())
 
 
 def reminder(audit: Audit, rows: list[tuple[AuditEntry, str]], prefix: str, zone: ZoneInfo) -> RichText:
@@ -100,7 +147,8 @@ def reminder(audit: Audit, rows: list[tuple[AuditEntry, str]], prefix: str, zone
     return text.build()
 
 
-def report(audit: Audit, rows: list[tuple[AuditEntry, str]], zone: ZoneInfo, auditor: Member | None) -> RichText:
+def report(audit: Audit, rows: list[tuple[AuditEntry, str]], zone: ZoneInfo, auditor: Member | None,
+           outside_group: Group | None = None) -> RichText:
     figures = audits.figures_of(audit)
     start = datetime.fromisoformat(figures["period_start"])
     text = TextBuilder().line(_("📖 <b>Sovereignty audit #{number}</b> — what we did for ourselves, {start} to {end}")
@@ -125,7 +173,7 @@ def report(audit: Audit, rows: list[tuple[AuditEntry, str]], zone: ZoneInfo, aud
     else:
         text.line(i(_("No need is waiting. Which need have we not yet dared to name?")))
     if auditor is not None:
-        text.line(_("Auditor: {name}.").format(name=escape(auditor.display_name)))
+        text.line(_("Auditor: {name}.").format(name=escape(auditor_name(auditor, outside_group))))
     return text.build()
 
 

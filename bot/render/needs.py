@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 from bot import i18n
 from bot.durations import humanize
-from bot.governance import needs
+from bot.governance import federation, needs
 from bot.governance.needs import Listed
 from bot.i18n import _
 from bot.render.text import RichText, TextBuilder, b, code, escape, i
-from storage.models import Need
+from storage.models import Group, Need
 
 ICONS = {needs.NEED: "🆘", needs.OFFER: "🎁"}
 SHORT = 80
@@ -30,6 +30,11 @@ def label(need: Need) -> str:
     return named.format(number=need.number, category=need.category)
 
 
+def from_group(name: str, group: Group) -> str:
+    """`bob of North`: a member named in another group than their own (raw text: escape it)."""
+    return _("{name} of {group}").format(name=name, group=federation.group_name(group))
+
+
 def age(since: datetime, now: datetime) -> str:
     delta = now - since
     return _("just now") if delta < timedelta(minutes=1) else _("{duration} ago").format(duration=humanize(delta))
@@ -39,9 +44,14 @@ def waited(delta: timedelta) -> str:
     return _("under a minute") if delta < timedelta(minutes=1) else humanize(delta)
 
 
-def posted(need: Need, author: str | None, prefix: str) -> RichText:
-    """The announcement in the group; `author` is None for an anonymous need."""
-    text = TextBuilder().line(f"{ICONS[need.kind]} {_posted_by(need, author)}")
+def posted(need: Need, author: str | None, prefix: str, shared_by: str | None = None,
+           shared_with: list[str] | None = None) -> RichText:
+    """The announcement in the group; `author` is None for an anonymous need. `shared_by`: a copy of
+    another group's need (`share=federation`); `shared_with`: the groups the need was shared with."""
+    text = TextBuilder()
+    if shared_by:
+        text.line(_("🤝 Shared by {group}:").format(group=b(shared_by)))
+    text.line(f"{ICONS[need.kind]} {_posted_by(need, author)}")
     text.line(escape(need.text))
     claim = code(f"{prefix}claim {need.number}")
     if need.kind == needs.NEED:
@@ -49,7 +59,15 @@ def posted(need: Need, author: str | None, prefix: str) -> RichText:
     else:
         text.line(_("<i>Want it? </i>{claim}<i> · meets a need? </i>{match}")
                   .format(claim=claim, match=code(f"{prefix}claim <need#> with {need.number}")))
+    if shared_with is not None:
+        text.line(i(_shared_with(shared_with)))
     return text.build()
+
+
+def _shared_with(groups: list[str]) -> str:
+    if not groups:
+        return _("Shared with the federation, whose other groups are none yet.")
+    return _("Shared with the federation's other groups too: {groups}.").format(groups=", ".join(groups))
 
 
 def _posted_by(need: Need, author: str | None) -> str:
@@ -62,12 +80,15 @@ def _posted_by(need: Need, author: str | None) -> str:
     return message.format(need=b(label(need).capitalize()), name=escape(author or ""))
 
 
-def private_receipt(need: Need, group_title: str | None, prefix: str) -> RichText:
+def private_receipt(need: Need, group_title: str | None, prefix: str, shared_with: list[str] | None = None
+                    ) -> RichText:
+    """`shared_with`: the groups of the federation the need went to as well (None: not shared)."""
     receipt = (_("🔒 Posted in {group} as {need} without your name.") if group_title
                else _("🔒 Posted in the group as {need} without your name."))
-    return (TextBuilder()
-            .line(receipt.format(group=b(group_title or ""), need=b(label(need))))
-            .line(_("Nobody will be told it was you; I will write to you here when someone claims it."))
+    text = TextBuilder().line(receipt.format(group=b(group_title or ""), need=b(label(need))))
+    if shared_with is not None:
+        text.line(escape(_shared_with(shared_with)))
+    return (text.line(_("Nobody will be told it was you; I will write to you here when someone claims it."))
             .line(_("<i>When it is sorted: </i>{met}<i> · to withdraw it: </i>{cancel}")
                   .format(met=code(f"{prefix}met {need.number}"), cancel=code(f"{prefix}cancel {need.number}")))
             .build())
@@ -79,6 +100,8 @@ def need_line(entry: Listed, now: datetime) -> str:
     facts = [age(need.created_at, now)]
     if need.urgent:
         facts.insert(0, _("❗ urgent"))
+    if entry.shared_by:
+        facts.append(_("shared by {group}").format(group=escape(entry.shared_by)))
     if entry.author:
         facts.append(_("by {name}").format(name=escape(entry.author)))
     if entry.claimer:

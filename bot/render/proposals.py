@@ -84,9 +84,11 @@ def explained(reason: str) -> str:
 
 
 def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: datetime, zone: ZoneInfo,
-                  prefix: str, secret: SecretState | None = None, tie: Lottery | None = None) -> RichText:
+                  prefix: str, secret: SecretState | None = None, tie: Lottery | None = None,
+                  shared: list[str] | None = None) -> RichText:
     """The message members vote on; edited in place as ballots arrive. While a secret ballot
-    is open it shows only how many have voted (`secret`), never a running tally."""
+    is open it shows only how many have voted (`secret`), never a running tally. `shared`: the
+    lines of a federation's shared question (bot.render.federation.shared_lines)."""
     text = TextBuilder().line("🔒 " if proposal.secret else "📜 ", b(f"#{proposal.number} {proposal.title}"))
     if proposal.details:
         text.line(i(proposal.details))
@@ -103,6 +105,8 @@ def proposal_card(proposal: Proposal, author: str, counts: dict[str, int], now: 
         text.line(_("Tally: {tally}").format(tally=tally_line(counts)))
     text.line(_("Rule: {rule} · quorum {quorum} · by {author}").format(
         rule=_rule_label(proposal), quorum=quorum_label(proposal.quorum), author=escape(author)))
+    for line in shared or ():
+        text.line(line)
     if proposal.review_seconds:
         after = format_duration(timedelta(seconds=proposal.review_seconds))
         text.line(_("🔁 If it passes, it comes back for review {after} later; unless the group keeps it then, "

@@ -34,7 +34,8 @@ def role_header(role: Role) -> str:
     seats = ngettext("{count} seat", "{count} seats", role.seats).format(count=role.seats)
     limit = ngettext("max {count} term in a row", "max {count} terms in a row", role.max_terms).format(
         count=role.max_terms)
-    return f"🔁 {b(role.name)} · {term} · {seats} · {escape(role.fill)} · {limit}"
+    delegate = " · 🤝 " + _("delegate to the federation") if role.delegate else ""
+    return f"🔁 {b(role.name)} · {term} · {seats} · {escape(role.fill)} · {limit}{delegate}"
 
 
 def role_terms(role: Role) -> str:
@@ -48,6 +49,8 @@ def role_terms(role: Role) -> str:
     if role.trainees_required:
         parts.append(ngettext("{count} trainee before renewal", "{count} trainees before renewal",
                               role.trainees_required).format(count=role.trainees_required))
+    if role.delegate:
+        parts.append(_("delegate to the federation"))
     return ", ".join(parts)
 
 
@@ -67,6 +70,9 @@ def calendar_entry(role: Role, holders: list[tuple[Mandate, Member]], volunteers
         past = ", ".join(f"{escape(member.display_name)} ({end_reason(mandate)} "
                          f"{i18n.date(mandate.ended_at.astimezone(zone), year=False)})" for mandate, member in before)
         lines.append("   " + _("before: {mandates}").format(mandates=past))
+    if role.delegate:
+        lines.append("   " + (_("mandate: {mandate}").format(mandate=i(role.mandate)) if role.mandate
+                              else _("no mandate set yet")))
     if role.sunset_at is not None:
         lines.append("   " + _("🌅 sunset {date} ({relative}): the group keeps it then, or it is retired").format(
             date=when(role.sunset_at, zone), relative=relative(role.sunset_at, now)))

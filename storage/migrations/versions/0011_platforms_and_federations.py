@@ -90,49 +90,42 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], ),
     sa.PrimaryKeyConstraint('code_hash')
     )
-    with op.batch_alter_table('members', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=32), server_default='',
-                                      nullable=False))
+    # Plain ADD COLUMNs on SQLite: a batch copy of members, needs, proposals or roles would drop a
+    # table others point at.
+    sqlite = op.get_bind().dialect.name == 'sqlite'
+    op.add_column('members', sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=32), server_default='',
+                                       nullable=False))
     # Until now every member came from their group's own chat.
     op.execute("UPDATE members SET platform = (SELECT platform FROM groups WHERE groups.id = members.group_id)")
-
-    with op.batch_alter_table('needs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('shared_of', sa.Integer(), nullable=True))
-        batch_op.create_index(batch_op.f('ix_needs_shared_of'), ['shared_of'], unique=False)
-        batch_op.create_foreign_key('fk_needs_shared_of', 'needs', ['shared_of'], ['id'])
-
-    with op.batch_alter_table('proposals', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('question_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('federation_id', sa.Integer(), nullable=True))
-        batch_op.create_index(batch_op.f('ix_proposals_question_id'), ['question_id'], unique=False)
-        batch_op.create_foreign_key('fk_proposals_question_id', 'federation_questions', ['question_id'], ['id'])
-        batch_op.create_foreign_key('fk_proposals_federation_id', 'federations', ['federation_id'], ['id'])
-
-    with op.batch_alter_table('roles', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('delegate', sa.Boolean(), server_default=sa.text('false'), nullable=False))
-        batch_op.add_column(sa.Column('mandate', sa.Text(), nullable=True))
-
+    if sqlite:
+        op.execute('ALTER TABLE needs ADD COLUMN shared_of INTEGER REFERENCES needs (id)')
+        op.execute('ALTER TABLE proposals ADD COLUMN question_id INTEGER REFERENCES federation_questions (id)')
+        op.execute('ALTER TABLE proposals ADD COLUMN federation_id INTEGER REFERENCES federations (id)')
+        op.execute('ALTER TABLE roles ADD COLUMN delegate BOOLEAN DEFAULT false NOT NULL')
+    else:
+        op.add_column('needs', sa.Column('shared_of', sa.Integer(), nullable=True))
+        op.create_foreign_key('fk_needs_shared_of', 'needs', 'needs', ['shared_of'], ['id'])
+        op.add_column('proposals', sa.Column('question_id', sa.Integer(), nullable=True))
+        op.add_column('proposals', sa.Column('federation_id', sa.Integer(), nullable=True))
+        op.create_foreign_key('fk_proposals_question_id', 'proposals', 'federation_questions', ['question_id'],
+                              ['id'])
+        op.create_foreign_key('fk_proposals_federation_id', 'proposals', 'federations', ['federation_id'], ['id'])
+        op.add_column('roles', sa.Column('delegate', sa.Boolean(), server_default=sa.text('false'), nullable=False))
+    op.add_column('roles', sa.Column('mandate', sa.Text(), nullable=True))
+    op.create_index('ix_needs_shared_of', 'needs', ['shared_of'], unique=False)
+    op.create_index('ix_proposals_question_id', 'proposals', ['question_id'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('roles', schema=None) as batch_op:
-        batch_op.drop_column('mandate')
-        batch_op.drop_column('delegate')
-
-    with op.batch_alter_table('proposals', schema=None) as batch_op:
-        batch_op.drop_constraint('fk_proposals_federation_id', type_='foreignkey')
-        batch_op.drop_constraint('fk_proposals_question_id', type_='foreignkey')
-        batch_op.drop_index(batch_op.f('ix_proposals_question_id'))
-        batch_op.drop_column('federation_id')
-        batch_op.drop_column('question_id')
-
-    with op.batch_alter_table('needs', schema=None) as batch_op:
-        batch_op.drop_constraint('fk_needs_shared_of', type_='foreignkey')
-        batch_op.drop_index(batch_op.f('ix_needs_shared_of'))
-        batch_op.drop_column('shared_of')
-
-    with op.batch_alter_table('members', schema=None) as batch_op:
-        batch_op.drop_column('platform')
+    op.drop_index('ix_proposals_question_id', table_name='proposals')
+    op.drop_index('ix_needs_shared_of', table_name='needs')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint('fk_proposals_federation_id', 'proposals', type_='foreignkey')
+        op.drop_constraint('fk_proposals_question_id', 'proposals', type_='foreignkey')
+        op.drop_constraint('fk_needs_shared_of', 'needs', type_='foreignkey')
+    for table, column in (('roles', 'mandate'), ('roles', 'delegate'), ('proposals', 'federation_id'),
+                          ('proposals', 'question_id'), ('needs', 'shared_of'), ('members', 'platform')):
+        op.drop_column(table, column)
 
     op.drop_table('link_codes')
     with op.batch_alter_table('group_chats', schema=None) as batch_op:
