@@ -82,7 +82,7 @@ def warn_before_mandate_ends(core: Core, session: Session, mandate: Mandate, now
     if due is None:
         return  # the offsets changed since this was scheduled
     role, holder = session.get(Role, mandate.role_id), session.get(Member, mandate.member_id)
-    user = UserRef(platform=group.platform, user_id=holder.user_id)
+    user = UserRef(platform=holder.platform, user_id=holder.user_id)
     key = f"mandate:{mandate.id}:ends:{mandate.ends_at.isoformat()}:warn:{due.isoformat()}"
     prefix = core.prefix_for(group.platform)
     outbox.record(session, key=key, group_id=group.id, now=now, action=SendMessage(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from bot import charts
 from bot.actions import Action, load_action
@@ -104,3 +104,18 @@ def in_room(output: str, room: str) -> list[str]:
 
 def private_to(output: str, name: str) -> list[str]:
     return [m for m in messages(output) if m.startswith(f"  bot → {name} (private)")]
+
+
+def rows_mentioning(room: Room, needle: str) -> dict[str, int]:
+    """Every table with a text value containing the needle (any case), and how many rows: where a
+    name or words that must stay private are kept."""
+    found: dict[str, int] = {}
+    with room.core.db.engine.connect() as connection:
+        for table in inspect(connection).get_table_names():
+            columns = [c["name"] for c in inspect(connection).get_columns(table)]
+            rows = connection.execute(text(f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} '
+                                           f'FROM "{table}"')).all()
+            hits = sum(1 for row in rows if any(isinstance(value, str) and needle in value.lower() for value in row))
+            if hits:
+                found[table] = hits
+    return found

@@ -4,13 +4,13 @@ drawn among the other groups' members, and the suggestion to split a group that 
 
 import logging
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 
 from bot import transparency
 from bot.governance import federation, record
 from bot.verify import verify
 from storage.models import Group, Need
-from tests.harness import Room, in_room, messages, private_to, recorded
+from tests.harness import Room, in_room, messages, private_to, recorded, rows_mentioning
 
 AUTHOR = "zephyrine"  # the anonymous author: a name that appears nowhere else
 ROOMS = ("room", "north", "south")
@@ -52,20 +52,6 @@ def needs_in(room: Room, group_id: int) -> list[Need]:
         for need in found:
             session.expunge(need)
         return found
-
-
-def rows_mentioning(room: Room, needle: str) -> dict[str, int]:
-    """Every table with a text value containing the needle (any case), and how many rows."""
-    found: dict[str, int] = {}
-    with room.core.db.engine.connect() as connection:
-        for table in inspect(connection).get_table_names():
-            columns = [c["name"] for c in inspect(connection).get_columns(table)]
-            rows = connection.execute(text(f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} '
-                                           f'FROM "{table}"')).all()
-            hits = sum(1 for row in rows if any(isinstance(value, str) and needle in value.lower() for value in row))
-            if hits:
-                found[table] = hits
-    return found
 
 
 def downloads_of(room: Room, ids: dict[str, int]) -> list[str]:

@@ -5,11 +5,11 @@ message, no log line at DEBUG, no export, no row of the database but the mediati
 
 import logging
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, select
 
 from bot.events import ChatRef, CommandMessage, UserRef
 from storage.models import Mediation
-from tests.harness import Room, group_messages, private_to, recorded
+from tests.harness import Room, group_messages, private_to, recorded, rows_mentioning
 
 REQUESTER = "zephyrine"  # a name that appears nowhere else
 SECRET = "the-broken-kettle-grudge"  # what she writes: only the mediators may read it
@@ -55,22 +55,8 @@ async def test_a_mediation_stays_between_the_requester_and_the_mediators(databas
         files = [action.data.decode() for action in recorded(room, "file")] + [csv[0].data.decode()]
         for where in [*public_after, *files, caplog.text]:
             assert REQUESTER not in where.lower() and SECRET not in where
-        assert set(_rows_mentioning(room, SECRET)) == {"mediations"}  # the outbox blanked what it delivered
-        assert set(_rows_mentioning(room, REQUESTER)) <= {"members", "processed_events"}  # she joined the room
-
-
-def _rows_mentioning(room, needle: str) -> dict[str, int]:
-    """Every table with a text value containing the needle (any case), and how many rows."""
-    found: dict[str, int] = {}
-    with room.core.db.engine.connect() as connection:
-        for table in inspect(connection).get_table_names():
-            columns = [c["name"] for c in inspect(connection).get_columns(table)]
-            rows = connection.execute(text(f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} '
-                                           f'FROM "{table}"')).all()
-            hits = sum(1 for row in rows if any(isinstance(value, str) and needle in value.lower() for value in row))
-            if hits:
-                found[table] = hits
-    return found
+        assert set(rows_mentioning(room, SECRET)) == {"mediations"}  # the outbox blanked what it delivered
+        assert set(rows_mentioning(room, REQUESTER)) <= {"members", "processed_events"}  # she joined the room
 
 
 async def test_mediation_refuses_what_it_cannot_do_and_records_nothing(database_url):
