@@ -46,7 +46,8 @@ class Context:
     actions: list[Action] = field(default_factory=list)
     # What is said in other groups (a federation's): (group id, action, dedupe key or None), recorded
     # under that group's id, so it reaches every chat of it, and sent with this command's replies.
-    elsewhere: list[tuple[int, Action, str | None]] = field(default_factory=list)
+    # Group id None: said in the action's own chat only.
+    elsewhere: list[tuple[int | None, Action, str | None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     prefixes: Mapping[str, str] = field(default_factory=dict)  # how each platform writes commands
 
@@ -121,6 +122,10 @@ class Context:
     def say_in(self, group_id: int, action: Action, key: str | None = None) -> None:
         """Say something in another group (`key`: at most once, ever)."""
         self.elsewhere.append((group_id, action, key))
+
+    def say_only_in(self, action: Action) -> None:
+        """Say something in the action's chat alone, even in a group that has several (catching one chat up)."""
+        self.elsewhere.append((None, action, None))
 
     def prefix_for(self, platform: str) -> str:
         """How commands are written on a platform (a federation's groups may be on another)."""

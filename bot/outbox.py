@@ -60,10 +60,10 @@ def add(session: Session, action: Action, *, group_id: int | None, now: datetime
     return items[0]
 
 
-def add_to_group(session: Session, action: Action, *, group_id: int, now: datetime,
+def add_to_group(session: Session, action: Action, *, group_id: int | None, now: datetime,
                  key: str | None = None) -> list[Outgoing]:
-    """Say something to a whole group (every chat of it), unless `key` was used before; returns
-    every row recorded."""
+    """Say something to a whole group (every chat of it; with no group id, the action's chat alone),
+    unless `key` was used before; returns every row recorded."""
     if key is not None and session.scalar(select(exists().where(_TABLE.c.dedupe_key == key))):
         return []
     actions, keys = _for_every_chat(session, [action], group_id, None, key)

@@ -100,6 +100,7 @@ def chats(database_url):
 
 def test_a_linked_group_votes_from_both_chats_and_hears_everything_in_both(chats):
     chats.say(MATRIX, BOB, "!proposals")
+    chats.say(MATRIX, BOB, "!propose Early question closes=3d")
     asked = chats.say(MATRIX, ANA, "!link platform")
     # The code goes to Ana alone; the room only hears that she asked.
     code = code_in(asked)
@@ -110,27 +111,31 @@ def test_a_linked_group_votes_from_both_chats_and_hears_everything_in_both(chats
     assert set(announced) == {MATRIX, TELEGRAM}
     assert "/link me" in announced[TELEGRAM] and "!link me" in announced[MATRIX]  # each chat's own prefix
 
+    # The vote opened before the link reaches the Telegram chat with the link, buttons and all.
+    caught_up = [a for a in linked if isinstance(a, SendMessage) and a.track == "proposal:1"]
+    assert [(a.chat, bool(a.choices)) for a in caught_up] == [(TELEGRAM, True)]
+    assert "/vote 1" in caught_up[0].text.plain()
     opened = chats.say(TELEGRAM, DAN, "/propose Share the tool library closes=2d")
-    cards = {a.chat: a.text.plain() for a in opened if isinstance(a, SendMessage) and a.track == "proposal:1"}
+    cards = {a.chat: a.text.plain() for a in opened if isinstance(a, SendMessage) and a.track == "proposal:2"}
     assert set(cards) == {MATRIX, TELEGRAM}
-    assert "!vote 1" in cards[MATRIX] and "/vote 1" in cards[TELEGRAM]
+    assert "!vote 2" in cards[MATRIX] and "/vote 2" in cards[TELEGRAM]
 
-    chats.say(MATRIX, ANA, "!vote 1 yes")
-    chats.say(TELEGRAM, CARLA, "/vote 1 yes")
-    chats.say(MATRIX, BOB, "!vote 1 no")
-    chats.say(TELEGRAM, DAN, "/vote 1 yes")
+    chats.say(MATRIX, ANA, "!vote 2 yes")
+    chats.say(TELEGRAM, CARLA, "/vote 2 yes")
+    chats.say(MATRIX, BOB, "!vote 2 no")
+    chats.say(TELEGRAM, DAN, "/vote 2 yes")
     for chat in (MATRIX, TELEGRAM):
-        assert "3 yes · 1 no" in chats.latest_card(chat, 1)
-    assert "!vote 1" in chats.latest_card(MATRIX, 1) and "/vote 1" in chats.latest_card(TELEGRAM, 1)
+        assert "3 yes · 1 no" in chats.latest_card(chat, 2)
+    assert "!vote 2" in chats.latest_card(MATRIX, 2) and "/vote 2" in chats.latest_card(TELEGRAM, 2)
 
     chats.clock.advance(timedelta(days=2, minutes=1))
     chats.due()
     chats.due()  # a second look finds nothing more to say
     for chat in (MATRIX, TELEGRAM):
-        outcome = chats.said_in(chat, "#1 Share the tool library")
+        outcome = chats.said_in(chat, "#2 Share the tool library")
         outcome = [text for text in outcome if "passed" in text.lower()]
         assert len(outcome) == 1, outcome
-        assert "3 yes" in chats.latest_card(chat, 1)
+        assert "3 yes" in chats.latest_card(chat, 2)
     # Quorum counted distinct members of both chats: 4 of 4 voted.
     assert chats.count(Ballot) == 4
 
@@ -209,7 +214,9 @@ def test_two_groups_with_records_are_not_merged_one_without_is(chats):
     # An empty Matrix room joins the Telegram group that has a record: its record is kept.
     chats.say(OTHER_MATRIX, BOB, "!proposals")
     code = code_in(chats.say(TELEGRAM, CARLA, "/link platform"))
-    chats.say(OTHER_MATRIX, BOB, f"!link platform {code}")
+    linked = chats.say(OTHER_MATRIX, BOB, f"!link platform {code}")
+    # The Matrix room, new to the group, gets the open vote's card (the Telegram chat has it already).
+    assert [a.chat for a in linked if isinstance(a, SendMessage) and a.track == "proposal:1"] == [OTHER_MATRIX]
     [listing] = chats.texts(chats.say(OTHER_MATRIX, BOB, "!proposals"))
     assert "Fix the stairs" in listing and "Paint the hall" not in listing
     chats.say(OTHER_MATRIX, BOB, "!vote 1 yes")

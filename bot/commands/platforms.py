@@ -35,11 +35,24 @@ def link_platform(ctx: Context, code: str | None) -> None:
         ctx.reply(render.chat_code_sent(ctx.sender_name))
         return
     row = codes.redeem(ctx.session, linking.PLATFORM, code, ctx.now)
+    issuing = ctx.directory.chats_of(ctx.session, ctx.session.get(Group, row.group_id))
     group = linking.link_chats(ctx.session, ctx.directory, row, ctx.chat, ctx.now)
     ctx.group_id = group.id
     ctx.actions.append(SendMessage(chat=ctx.directory.chat_of(group),
                                    text=render.chats_linked(ctx.sender_name, ctx.chat.platform, ctx.prefix)))
+    # The chats new to the group that stays: this one, or (when this chat's record stays) the code's.
+    _catch_up(ctx, group, [ctx.chat] if group.id == row.group_id else issuing)
     _forget_chats(ctx, group)
+
+
+def _catch_up(ctx: Context, group: Group, chats: list) -> None:
+    """The group's open votes, posted in the chats that just joined it (they never had their cards)."""
+    settings = ctx.directory.settings(ctx.session, group.id)
+    for proposal in rules.open_in_group(ctx.session, group.id):
+        for chat in chats:
+            text = card_text(ctx.session, proposal, ctx.now, settings.timezone, ctx.prefix_for(chat.platform))
+            ctx.say_only_in(SendMessage(chat=chat, text=text, choices=card_choices(ctx.session, proposal),
+                                        track=message_key(proposal)))
 
 
 @command("unlink platform", summary=N_("split this group's chats on different platforms again"),
