@@ -55,11 +55,18 @@ from storage.models import (
 CODE_LIFETIME = timedelta(minutes=15)
 PLATFORM, ACCOUNT = "platform", "account"  # the codes' purposes
 
-# What is numbered per group, and how a refusal names it.
+# What is numbered per group, and how a refusal says both have the same numbers (whole sentences,
+# so each translates as one).
 NUMBERED: dict[type[SQLModel], str] = {
-    Proposal: N_("proposals"), Need: N_("needs and offers"), Audit: N_("audits"),
-    LedgerEntry: N_("ledger entries"), CharterClause: N_("charter clauses"), Assembly: N_("assemblies"),
-    AgendaItem: N_("agenda items"), Mediation: N_("mediations"), Lottery: N_("lotteries"),
+    Proposal: N_("both have proposals numbered {numbers}"),
+    Need: N_("both have needs or offers numbered {numbers}"),
+    Audit: N_("both have audits numbered {numbers}"),
+    LedgerEntry: N_("both have ledger entries numbered {numbers}"),
+    CharterClause: N_("both have charter clauses numbered {numbers}"),
+    Assembly: N_("both have assemblies numbered {numbers}"),
+    AgendaItem: N_("both have agenda items numbered {numbers}"),
+    Mediation: N_("both have mediations numbered {numbers}"),
+    Lottery: N_("both have lotteries numbered {numbers}"),
 }
 # A group's own bookkeeping, not its history: the absorbed group's is dropped, not moved.
 _NOT_MOVED = {"groups", "group_settings", "bot_messages", "page_tokens", "outbox", "link_codes", "group_chats"}
@@ -108,20 +115,20 @@ def collisions(session: Session, one: Group, other: Group) -> list[str]:
     reasons = []
     if _has_log(session, one) and _has_log(session, other):
         reasons.append(_("both have a group log, and each log is one chain of its own"))
-    for model, label in NUMBERED.items():
+    for model, sentence in NUMBERED.items():
         shared = sorted(_numbers(session, model.number, model.group_id, one.id)
                         & _numbers(session, model.number, model.group_id, other.id))
         if shared:
-            reasons.append(_("both have {things} {numbers}").format(
-                things=_(label), numbers=", ".join(f"#{n}" for n in shared[:5]) + (" …" if len(shared) > 5 else "")))
+            reasons.append(_(sentence).format(
+                numbers=", ".join(f"#{n}" for n in shared[:5]) + (" …" if len(shared) > 5 else "")))
     roles = sorted(_numbers(session, Role.key, Role.group_id, one.id) & _numbers(session, Role.key, Role.group_id,
                                                                                    other.id))
     if roles:
         reasons.append(_("both have a role called {names}").format(names=", ".join(roles[:5])))
-    for model, column in ((CharterVersion, CharterVersion.version), (LedgerCheck, LedgerCheck.month)):
+    for model, column, sentence in ((CharterVersion, CharterVersion.version, N_("both have charter versions")),
+                                    (LedgerCheck, LedgerCheck.month, N_("both have checked the books of a month"))):
         if _numbers(session, column, model.group_id, one.id) & _numbers(session, column, model.group_id, other.id):
-            reasons.append(_("both have {things}").format(things=_("charter versions") if model is CharterVersion
-                                                          else _("monthly ledger checks")))
+            reasons.append(_(sentence))
     if session.get(FederationGroup, one.id) and session.get(FederationGroup, other.id):
         reasons.append(_("both belong to a federation"))
     return reasons
