@@ -293,3 +293,57 @@ def test_quorum_counts_each_member_once_whatever_the_head_counts(chats):
     assert members() == 30
     chats.core.handle(MemberCount(chat=TELEGRAM, count=9))
     assert members() == 12
+
+
+SOUTH_TG = ChatRef(platform="telegram", chat_id="-1009999")  # a Telegram-only group
+EVE, FAY = "@eve:example.org", "5009"
+NAMES.update({EVE: "Eve", FAY: "Fay"})
+
+
+def test_a_federation_of_three_groups_across_platforms_decides_by_groups(chats):
+    """A Matrix group, a Telegram group, and a group linked across both: a shared question is decided
+    in each group by its own members, then counted by groups; every chat hears the outcome once."""
+    # The linked group (Matrix room + Telegram chat) and its two members, one on each side.
+    chats.link()
+    chats.say(MATRIX, ANA, "!proposals")
+    chats.say(TELEGRAM, CARLA, "/proposals")
+    created = chats.texts(chats.say(OTHER_MATRIX, EVE, "!federation create River valley"))[0]
+    code = re.search(r"federation join (\S+)", created)[1]
+    chats.say(OTHER_MATRIX, BOB, "!proposals")
+    for chat, voter, prefix in ((SOUTH_TG, DAN, "/"), (MATRIX, ANA, "!")):
+        opened = chats.texts(chats.say(chat, voter, f"{prefix}federation join {code}"))[0]
+        number = re.search(r"#(\d+) ", opened)[1]
+        chats.say(chat, voter, f"{prefix}vote {number} yes")
+        if chat == MATRIX:
+            chats.say(TELEGRAM, CARLA, f"/vote {number} yes")
+    chats.clock.advance(timedelta(days=3, minutes=1))
+    chats.due()
+    [listing] = chats.texts(chats.say(SOUTH_TG, DAN, "/federation"))
+    assert listing.count("River valley") >= 1 and "Tenants' union" in listing
+
+    opened = chats.say(OTHER_MATRIX, EVE, "!propose Share the van closes=1d share=federation")
+    cards = {a.chat: a.text.plain() for a in chats.outbox()
+             if isinstance(a, SendMessage) and a.track and "Share the van" in a.text.plain()}
+    assert set(cards) == {OTHER_MATRIX, SOUTH_TG, MATRIX, TELEGRAM}  # the linked group's card in both its chats
+    assert "/vote" in cards[SOUTH_TG] and "/vote" in cards[TELEGRAM] and "!vote" in cards[MATRIX]
+    assert opened
+
+    def number_in(chat, user, prefix) -> str:
+        return re.search(r"#(\d+) Share the van", chats.texts(chats.say(chat, user, f"{prefix}proposals"))[0])[1]
+    # The founding group passes it, the Telegram group rejects it, the linked group passes it from both sides.
+    n = number_in(OTHER_MATRIX, EVE, "!")
+    chats.say(OTHER_MATRIX, EVE, f"!vote {n} yes")
+    chats.say(OTHER_MATRIX, BOB, f"!vote {n} yes")
+    n = number_in(SOUTH_TG, DAN, "/")
+    chats.say(SOUTH_TG, DAN, f"/vote {n} no")
+    n = number_in(MATRIX, ANA, "!")
+    chats.say(MATRIX, ANA, f"!vote {n} yes")
+    chats.say(TELEGRAM, CARLA, f"/vote {n} yes")
+    chats.clock.advance(timedelta(days=1, minutes=1))
+    chats.due()
+    chats.due()
+    for chat in (OTHER_MATRIX, SOUTH_TG, MATRIX, TELEGRAM):
+        told = chats.said_in(chat, "Federation River valley")
+        told = [text for text in told if "Share the van" in text]
+        assert len(told) == 1, (chat, told)
+        assert "— adopted" in told[0] and "2 of 3" in told[0], told[0]
