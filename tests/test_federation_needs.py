@@ -31,12 +31,8 @@ async def federate(room: Room, members: dict[str, tuple[str, ...]]) -> dict[str,
 
 
 async def say(room: Room, line: str, as_: str, room_name: str | None = None) -> str:
-    """`room.say`, and what it recorded for the other groups of the federation delivered too (until the
-    core returns those rows with the command's own, they wait for the delivery's next pull)."""
-    mark = len(room.output)
-    await room.say(line, as_=as_, room=room_name)
-    await room.session.runtime.delivery.pull()
-    return "\n".join(room.output[mark:])
+    """`room.say`: what the command said in the other groups of the federation is out with its replies."""
+    return await room.say(line, as_=as_, room=room_name)
 
 
 def pages_of(room: Room, ids: dict[str, int]) -> list[str]:
