@@ -56,7 +56,8 @@ def _catch_up(ctx: Context, group: Group, chats: list) -> None:
 
 
 @command("unlink platform", summary=N_("split this group's chats on different platforms again"),
-         example=N_("unlink platform"), gate="propose_role", task=N_("linking chats"))
+         example=N_("unlink platform"), gate="propose_role", task=N_("linking chats"),
+         aliases=("unlink",))  # nothing else unlinks: a menu's bare /unlink means this
 def unlink_platform(ctx: Context) -> None:
     group = ctx.group
     chats = ctx.directory.chats_of(ctx.session, group)
