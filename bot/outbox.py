@@ -34,7 +34,7 @@ from bot.actions import (
     platform_of,
     target_of,
 )
-from bot.events import ChatRef, platform_kind
+from bot.events import ChatRef
 from bot.render.text import with_prefix
 from storage.models import Group, GroupChat, OutboxItem
 
@@ -93,7 +93,7 @@ def use_prefixes(prefixes: dict[str, str], commands: frozenset[str]) -> None:
 
 
 def _prefix_for(platform: str) -> str:
-    return _prefixes.get(platform) or ("/" if platform_kind(platform) == "telegram" else "!")
+    return _prefixes.get(platform, "!")  # as Core.prefix_for: the configuration has every platform served
 
 
 _chats = GroupChat.__table__.c

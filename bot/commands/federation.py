@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from bot.commands.args import Text, Word
 from bot.commands.base import command
-from bot.commands.proposals import card, message_key
+from bot.commands.proposals import post_card
 from bot.commands.registry import Positional
 from bot.context import Context
 from bot.governance import federation, roles
 from bot.i18n import N_
 from bot.render import federation as render
-from bot.render.proposals import vote_choices
-from storage.models import Federation, Proposal
+from storage.models import Federation
 
 
 @command("federation", summary=N_("this group's federation: its groups, their delegates and mandates, the rule "
@@ -54,13 +53,13 @@ def fresh_code(ctx: Context) -> None:
          details=N_("Joining is this group's decision: it opens a proposal, decided by the group's own rule and "
                     "quorum. When it passes, every group of the federation is told."))
 def join_federation(ctx: Context, code: str) -> None:
-    _post_card(ctx, federation.open_join(ctx.session, ctx.group_id, ctx.member_id, code, ctx.settings, ctx.now))
+    post_card(ctx, federation.open_join(ctx.session, ctx.group_id, ctx.member_id, code, ctx.settings, ctx.now))
 
 
 @command("federation leave", summary=N_("propose that this group leaves its federation"),
          example=N_("federation leave"))
 def leave(ctx: Context) -> None:
-    _post_card(ctx, federation.open_leave(ctx.session, ctx.group_id, ctx.member_id, ctx.settings, ctx.now))
+    post_card(ctx, federation.open_leave(ctx.session, ctx.group_id, ctx.member_id, ctx.settings, ctx.now))
 
 
 @command("mandate", summary=N_("show the delegate's mandate, or propose a new one for the group to decide"),
@@ -74,7 +73,7 @@ def mandate(ctx: Context, text: str | None) -> None:
         holders = [member.display_name for __, member in roles.holders(ctx.session, role)]
         ctx.reply(render.mandate_shown(role.name, holders, role.mandate, ctx.prefix))
         return
-    _post_card(ctx, federation.open_mandate(ctx.session, ctx.group_id, ctx.member_id, text, ctx.settings, ctx.now))
+    post_card(ctx, federation.open_mandate(ctx.session, ctx.group_id, ctx.member_id, text, ctx.settings, ctx.now))
 
 
 def _code(ctx: Context, joined: Federation):
@@ -86,5 +85,3 @@ def _settings_of(ctx: Context):
     return lambda group_id: ctx.directory.settings(ctx.session, group_id)
 
 
-def _post_card(ctx: Context, proposal: Proposal) -> None:
-    ctx.post(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))

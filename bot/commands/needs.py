@@ -20,7 +20,6 @@ from bot import i18n
 from bot.actions import DirectMessage, SendMessage
 from bot.commands.args import ArgError, ArgType, Number, OneOf, Text, Word
 from bot.commands.base import command
-from bot.commands.proposals import prefix_in
 from bot.commands.registry import Flag, Option, Positional, tokenize
 from bot.context import Context, account_of
 from bot.governance import federation, needs
@@ -89,7 +88,7 @@ def _post(ctx: Context, kind: str, text: str, category: str | None, urgent: bool
                       category=needs.category_of(category), urgent=urgent, anonymous=anonymous, now=ctx.now,
                       nudge_after=ctx.settings.need_nudge_after)
     for copy, other in zip(needs.share(ctx.session, item, others, ctx.now), others, strict=True):
-        _announce_in(ctx, copy, lambda copy, other=other: posted(copy, author, prefix_in(ctx, other),
+        _announce_in(ctx, copy, lambda copy, other=other: posted(copy, author, ctx.prefix_for(other.platform),
                                                                  shared_by=federation.group_name(ctx.group)))
     shared_with = [federation.group_name(other) for other in others] if share else None
     announcement = posted(item, author, ctx.prefix, shared_with=shared_with)

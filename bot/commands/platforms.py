@@ -3,14 +3,13 @@ accounts (rules in bot.governance.linking)."""
 
 from __future__ import annotations
 
-from bot import i18n
 from bot.actions import EditMessage, SendMessage
 from bot.commands.args import Word
 from bot.commands.base import command
-from bot.commands.proposals import card_choices, card_text, message_key
+from bot.commands.proposals import card_choices, card_in, message_key
 from bot.commands.registry import Positional
 from bot.context import Context
-from bot.governance import codes, linking
+from bot.governance import codes, federation, linking
 from bot.governance import proposals as rules
 from bot.governance.errors import RuleViolation
 from bot.i18n import N_, _
@@ -47,12 +46,10 @@ def link_platform(ctx: Context, code: str | None) -> None:
 
 def _catch_up(ctx: Context, group: Group, chats: list) -> None:
     """The group's open votes, posted in the chats that just joined it (they never had their cards)."""
-    settings = ctx.directory.settings(ctx.session, group.id)
     for proposal in rules.open_in_group(ctx.session, group.id):
         for chat in chats:
-            text = card_text(ctx.session, proposal, ctx.now, settings.timezone, ctx.prefix_for(chat.platform))
-            ctx.say_only_in(SendMessage(chat=chat, text=text, choices=card_choices(ctx.session, proposal),
-                                        track=message_key(proposal)))
+            ctx.say_only_in(SendMessage(chat=chat, text=card_in(ctx, group, proposal, chat),
+                                        choices=card_choices(ctx.session, proposal), track=message_key(proposal)))
 
 
 @command("unlink platform", summary=N_("split this group's chats on different platforms again"),
@@ -69,9 +66,14 @@ def unlink_platform(ctx: Context) -> None:
 
 
 def _forget_chats(ctx: Context, group: Group, extra=()) -> None:
+    """Once committed, the chats' groups are read afresh: they may belong to another one now."""
     chats = [*ctx.directory.chats_of(ctx.session, group), *extra]
     directory = ctx.directory
-    ctx.after_commit.append(lambda: [directory.forget_chat(chat) for chat in chats])
+
+    def forget() -> None:
+        for chat in chats:
+            directory.forget_chat(chat)
+    ctx.after_commit.append(forget)
 
 
 @command("link me", summary=N_("make your accounts on two platforms one member (in a private chat with me)"),
@@ -90,19 +92,17 @@ def link_me(ctx: Context, code: str | None) -> None:
         return
     row = codes.redeem(ctx.session, linking.ACCOUNT, code, ctx.now)
     merged = linking.link_accounts(ctx.session, row, ctx.sender, ctx.now)
-    titles = [ctx.session.get(Group, group_id).title or f"#{group_id}" for group_id in merged]
-    ctx.reply(render.accounts_linked(titles))
-    for group_id in merged:
-        _refresh_open_cards(ctx, ctx.session.get(Group, group_id))
+    groups = [ctx.session.get(Group, group_id) for group_id in merged]
+    ctx.reply(render.accounts_linked([federation.group_name(group) for group in groups]))
+    for group in groups:
+        _refresh_open_cards(ctx, group)
     directory = ctx.directory
     ctx.after_commit.append(directory.forget_members)
 
 
 def _refresh_open_cards(ctx: Context, group: Group) -> None:
     """Two ballots may have become one: the group's open cards show the tally as it is now."""
-    settings = ctx.directory.settings(ctx.session, group.id)
     for proposal in rules.open_in_group(ctx.session, group.id):
-        with i18n.speaking(settings.language):
-            text = card_text(ctx.session, proposal, ctx.now, settings.timezone, ctx.prefix_for(group.platform))
-        ctx.say_in(group.id, EditMessage(chat=ctx.directory.chat_of(group), track=message_key(proposal), text=text,
+        ctx.say_in(group.id, EditMessage(chat=ctx.directory.chat_of(group), track=message_key(proposal),
+                                         text=card_in(ctx, group, proposal),
                                          choices=card_choices(ctx.session, proposal)))

@@ -11,6 +11,7 @@ from bot.commands.args import Duration, Number, OneOf, OptionList, Quorum, Quoru
 from bot.commands.base import command
 from bot.commands.registry import Option, Positional
 from bot.context import Context
+from bot.events import ChatRef
 from bot.governance import draws, federation, outcomes, renewals, reviews, secrecy
 from bot.governance import proposals as rules
 from bot.governance.voting import RULE_ALIASES, RULES
@@ -115,16 +116,22 @@ def _share(ctx: Context, title: str, details: str | None, closes: timedelta | No
     ctx.reply(card(ctx, own), choices=vote_choices(own), track=message_key(own))
     for copy in others:
         group = ctx.session.get(Group, copy.group_id)
-        settings = ctx.directory.settings(ctx.session, group.id)
-        with i18n.speaking(settings.language):
-            posted = SendMessage(chat=ctx.directory.chat_of(group), choices=vote_choices(copy), track=message_key(copy),
-                                 text=card_text(ctx.session, copy, ctx.now, settings.timezone, prefix_in(ctx, group)))
-        ctx.say_in(group.id, posted)
+        ctx.say_in(group.id, SendMessage(chat=ctx.directory.chat_of(group), track=message_key(copy),
+                                         text=card_in(ctx, group, copy), choices=card_choices(ctx.session, copy)))
 
 
-def prefix_in(ctx: Context, group: Group) -> str:
-    """How commands are written in another group's (first) chat."""
-    return ctx.prefix_for(group.platform)
+def post_card(ctx: Context, proposal: Proposal) -> None:
+    """A proposal the bot opened (a role's, a federation's), announced to the group with its buttons."""
+    ctx.post(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))
+
+
+def card_in(ctx: Context, group: Group, proposal: Proposal, chat: ChatRef | None = None) -> RichText:
+    """A proposal's card as another group (or one chat of it) shows it: in its language and time zone,
+    with the commands written as its platform writes them."""
+    settings = ctx.directory.settings(ctx.session, group.id)
+    platform = (chat or ctx.directory.chat_of(group)).platform
+    with i18n.speaking(settings.language):
+        return card_text(ctx.session, proposal, ctx.now, settings.timezone, ctx.prefix_for(platform))
 
 
 def tell_groups(ctx: Context, notices: list[federation.Notice]) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.commands.args import Count, Duration, MentionArg, Number, OneOf, Text, Word
 from bot.commands.assemblies import show_task_notes, stand_for_task, step_down_from_job, stop_standing
 from bot.commands.base import command
-from bot.commands.proposals import METHOD, SECRET, card, message_key
+from bot.commands.proposals import METHOD, SECRET, post_card
 from bot.commands.registry import Flag, Option, Positional
 from bot.context import Context
 from bot.governance import draws, renewals, reviews, roles, tasks
@@ -17,7 +17,6 @@ from bot.governance.outcomes import next_step
 from bot.governance.proposals import RuleViolation
 from bot.i18n import N_, _, ngettext
 from bot.render.common import when
-from bot.render.proposals import vote_choices
 from bot.render.roles import (
     calendar_entry,
     draw_announcement,
@@ -28,7 +27,7 @@ from bot.render.roles import (
     stepped_down,
 )
 from bot.render.text import RichText, TextBuilder, b, code, escape, i, plain
-from storage.models import Member, Proposal, Role
+from storage.models import Member, Role
 
 ROLE = Positional("role", Word("role"))
 TERMS = (
@@ -159,7 +158,7 @@ def volunteer(ctx: Context, role: str) -> None:
         if proposal is not None:
             ctx.reply(RichText(html=reply + " " + _("Nobody is appointed silently: if no one objects by the "
                                                     "deadline, the seat is theirs.")))
-            _post_card(ctx, proposal)
+            post_card(ctx, proposal)
             return
     if standing:
         raise RuleViolation(_("You are already standing for {role}.").format(role=found.name))
@@ -239,7 +238,7 @@ def elect(ctx: Context, role: str, method: str | None, secret: str | None) -> No
         candidates={"member_ids": [m.id for m in candidates], "seats": seats},
         method=method or (rules.RANKED if seats > 1 else rules.PLAIN),  # several seats: a fair count, STV
         secret=secret == "yes", electorate=ctx.directory.active_member_ids(ctx.session, ctx.group_id))
-    _post_card(ctx, proposal)
+    post_card(ctx, proposal)
 
 
 @command("renew", summary=N_("open a vote to renew a holder's mandate for one more term"),
@@ -257,7 +256,7 @@ def renew(ctx: Context, role: str, member) -> None:
         details=None,
         rule=ctx.settings.rule, quorum=ctx.settings.quorum, options=None, now=ctx.now, duration=duration,
         kind="renewal", role_id=found.id, subject_member_id=holder.id)
-    _post_card(ctx, proposal)
+    post_card(ctx, proposal)
 
 
 @command("recall", summary=N_("open a vote to end a holder's mandate now"),
@@ -278,7 +277,7 @@ def recall(ctx: Context, role: str, member_and_reason: str | None) -> None:
         details=reason, rule=ctx.settings.rule,
         quorum=ctx.settings.quorum, options=None, now=ctx.now, duration=ctx.settings.vote_duration,
         kind="recall", role_id=found.id, subject_member_id=holder.id)
-    _post_card(ctx, proposal)
+    post_card(ctx, proposal)
 
 
 @command("stepdown", summary=N_("leave a role (or a drawn facilitation or minutes job) now — rotation is healthy"),
@@ -328,11 +327,7 @@ def handover(ctx: Context, role: str) -> None:
 def after_seat_opens(ctx: Context, role: Role) -> None:
     """A seat just opened during a command: volunteers may be appointed right away."""
     for proposal in roles.open_appointments(ctx.session, role, ctx.now, ctx.settings.vote_duration):
-        _post_card(ctx, proposal)
-
-
-def _post_card(ctx: Context, proposal: Proposal) -> None:
-    ctx.post(card(ctx, proposal), choices=vote_choices(proposal), track=message_key(proposal))
+        post_card(ctx, proposal)
 
 
 def _holder(ctx: Context, role: Role, mention, default_self: bool):

@@ -19,8 +19,7 @@ from bot import i18n
 from bot.actions import SendMessage
 from bot.governance import record
 from bot.groups import Directory
-from bot.i18n import _
-from bot.render.text import RichText, TextBuilder, code, i
+from bot.render import federation as render
 from storage.models import Group, LogEntry
 
 SUGGESTED = "group.split_suggested"  # the log entry's kind
@@ -40,29 +39,10 @@ def split_suggestion(session: Session, directory: Directory, group: Group, now: 
         return None
     record.append(session, group.id, SUGGESTED, {"members": members, "split_at": threshold}, now)
     with i18n.speaking(settings.language):
-        text = suggestion(members, threshold, prefix)
+        text = render.split_suggestion(members, threshold, prefix)
     return SendMessage(chat=directory.chat_of(group), text=text), f"split:{group.id}:{threshold}"
 
 
 def _suggested_at(session: Session, group_id: int, threshold: int) -> bool:
     bodies = session.scalars(select(LogEntry.body).where(LogEntry.group_id == group_id, LogEntry.kind == SUGGESTED))
     return any(json.loads(body).get("split_at") == threshold for body in bodies)
-
-
-def suggestion(members: int, threshold: int, prefix: str) -> RichText:
-    """The suggestion, in five short lines: why, then how (create, join, a delegate, shared questions)."""
-    return (TextBuilder()
-            .line(_("🌱 <b>We are {members} now</b>, past the {threshold} this group set (split_at): too many to "
-                    "know each other. Consider splitting into cells that federate:")
-                  .format(members=i18n.number(members), threshold=i18n.number(threshold)))
-            .line(_("1. One cell starts the federation with {create}; each other cell, in its own chat, proposes "
-                    "{join} with the code it gives.").format(create=code(f"{prefix}federation create <name>"),
-                                                             join=code(f"{prefix}federation join <join-code>")))
-            .line(_("2. Each cell makes a delegate role, {role}, and decides its delegate's mandate with {mandate}.")
-                  .format(role=code(f"{prefix}role add delegate term=6mo delegate=yes"),
-                          mandate=code(f"{prefix}mandate <text>")))
-            .line(_("3. A question for all goes to every cell with {share}; each decides it by its own rule.")
-                  .format(share=code(f"{prefix}propose <title> share=federation")))
-            .line(i(_("Not yet? Raise the size with {command}, or turn this off with {off}.")
-                    .format(command=f"{prefix}set split_at <number>", off=f"{prefix}set split_at off")))
-            .build())

@@ -163,7 +163,7 @@ def unlink(session: Session, directory: Directory, chat: ChatRef, now: datetime)
     split = []
     for gone in leaving:
         session.execute(delete(GroupChat).where(GroupChat.platform == gone.platform, GroupChat.chat_id == gone.chat_id))
-        own = directory.own_group(session, gone) or _new_group(session, directory, gone, group, now)
+        own = directory.own_group(session, gone) or _new_group(session, gone, group, now)
         _copy_history(session, directory, group, own, gone.platform)
         head = record.head(session, group.id)
         body = {"platform": gone.platform, "chat": gone.chat_id, "head": head.hash, "seq": head.seq}
@@ -173,7 +173,7 @@ def unlink(session: Session, directory: Directory, chat: ChatRef, now: datetime)
     return split
 
 
-def _new_group(session: Session, directory: Directory, chat: ChatRef, shared: Group, now: datetime) -> Group:
+def _new_group(session: Session, chat: ChatRef, shared: Group, now: datetime) -> Group:
     group = Group(platform=chat.platform, chat_id=chat.chat_id, title=shared.title, created_at=now)
     session.add(group)
     session.flush()

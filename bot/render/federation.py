@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot import i18n
 from bot.governance.federation import ADOPTED, Copy, Delegate, group_name
 from bot.i18n import N_, _, ngettext
 from bot.render.common import when
@@ -172,3 +173,22 @@ def mandate_shown(role_name: str, holders: list[str], mandate: str | None, prefi
 def delegate_recalled(name: str, group: Group) -> RichText:
     return RichText(html=_("⚠️ {name} is no longer {group}'s delegate: recalled by their group. Their mandate has "
                            "ended.").format(name=b(name), group=escape(group_name(group))))
+
+
+def split_suggestion(members: int, threshold: int, prefix: str) -> RichText:
+    """The suggestion, in five short lines: why, then how (create, join, a delegate, shared questions)."""
+    return (TextBuilder()
+            .line(_("🌱 <b>We are {members} now</b>, past the {threshold} this group set (split_at): too many to "
+                    "know each other. Consider splitting into cells that federate:")
+                  .format(members=i18n.number(members), threshold=i18n.number(threshold)))
+            .line(_("1. One cell starts the federation with {create}; each other cell, in its own chat, proposes "
+                    "{join} with the code it gives.").format(create=code(f"{prefix}federation create <name>"),
+                                                             join=code(f"{prefix}federation join <join-code>")))
+            .line(_("2. Each cell makes a delegate role, {role}, and decides its delegate's mandate with {mandate}.")
+                  .format(role=code(f"{prefix}role add delegate term=6mo delegate=yes"),
+                          mandate=code(f"{prefix}mandate <text>")))
+            .line(_("3. A question for all goes to every cell with {share}; each decides it by its own rule.")
+                  .format(share=code(f"{prefix}propose <title> share=federation")))
+            .line(i(_("Not yet? Raise the size with {command}, or turn this off with {off}.")
+                    .format(command=f"{prefix}set split_at <number>", off=f"{prefix}set split_at off")))
+            .build())
