@@ -200,6 +200,14 @@ def story(drive: Drive) -> list[Action]:
     run("bob", "audit")
     run("bob", f'audit food 12 "{HOSTILE}"')
     run("carol", "audit housing 3 <b>roof</b> & walls")
+    # A federation (of this group alone): a shared question with its card, the delegates' lines, and
+    # the federation's outcome at the deadline; a shared need; a code to link another platform's chat.
+    run("alice", f"federation create River {HOSTILE}")
+    run("alice", "role add delegate term=90d delegate=yes")
+    run("alice", f"propose Share the van {HOSTILE} closes=1d share=federation")
+    run("bob", "federation")
+    run("carol", f"need a ride {HOSTILE} share=federation")
+    run("alice", "link platform")
     drive.wait(timedelta(days=10))  # outcomes, draws, nudges, the digest, the audit's reminder and report
     run("alice", "audit report")
     run("alice", "audit report csv")
@@ -363,6 +371,7 @@ def test_every_message_renders_on_every_platform(sqlite_url, platform):
                      "Sovereignty audit #1", "Halfway through", "what we did for ourselves",
                      "Sovereignty audit #2",  # prompt, reminder, report, and the next audit by itself
                      "Settings of this group", "vote_duration", "is on it",
+                     "Shared with the federation", "Federation River", "Your code to link the group",
                      "Usage:", "Example:", "I don't know the command", "Did you mean", "a command can be at most"):
         assert expected in said, f"nothing said {expected!r}"
     # Hostile text came back as typed (plain) and escaped (HTML), never as markup.
